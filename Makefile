@@ -1,0 +1,53 @@
+# CCTelegram suite — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv is installed into .tools/ when the machine has none; nothing else is needed up front.
+UV_ON_PATH := $(shell command -v uv 2>/dev/null)
+UV ?= $(if $(UV_ON_PATH),$(UV_ON_PATH),$(CURDIR)/.tools/bin/uv)
+PYTEST_ARGS ?=
+
+.PHONY: help install run test test-fast lint format typecheck bench asyncapi clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	@echo "installing uv into .tools/ ..."
+	@python3 -m venv $(CURDIR)/.tools && $(CURDIR)/.tools/bin/pip install --quiet uv
+
+.venv/.synced: uv.lock pyproject.toml $(wildcard */*/pyproject.toml) | $(UV)
+	$(UV) sync --all-packages --frozen
+	@touch $@
+
+install: .venv/.synced ## install every package of the workspace (uv sync --all-packages --frozen)
+
+run: install ## start NATS, the five services and the Telegram sandbox (cctelegram up)
+	$(UV) run --frozen cctelegram up
+
+lint: install ## ruff check + format check
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+format: install ## apply ruff formatting and safe fixes
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+typecheck: install ## mypy --strict over libs, services and tools
+	$(UV) run --frozen mypy libs/common/src services/*/src tools/*/src
+
+test: lint typecheck ## lint, type checks and the whole test suite (real nats-server, sandbox, browser)
+	$(UV) run --frozen python tools/ci/ensure_test_deps.py
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+test-fast: install ## the test suite without lint/typecheck
+	$(UV) run --frozen pytest -x $(PYTEST_ARGS)
+
+bench: install ## run every benchmark in bench/ and print the figures
+	@for script in bench/*.py; do echo "== $$script"; $(UV) run --frozen python $$script || exit 1; done
+
+asyncapi: install ## write the AsyncAPI document of the NATS contract to docs/asyncapi.json
+	$(UV) run --frozen python -m cctelegram_common.asyncapi docs/asyncapi.json
+
+clean: ## remove the local data dir and caches
+	rm -rf .cctelegram .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Payload models of every command, event and RPC the services exchange over NATS."""

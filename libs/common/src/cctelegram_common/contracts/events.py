@@ -1,0 +1,66 @@
+"""Notification commands: what callers submit and how the events service reports on it."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from cctelegram_common.contracts.base import Contract, utc_now
+from cctelegram_common.contracts.event_types import EventType
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class SubmitEvent(Contract):
+    """Command: render and deliver one notification. Subject ``cctg.events.submit``.
+
+    Published with ``Nats-Msg-Id`` = ``event_id`` so a retried publish is stored once.
+    """
+
+    event_id: str = Field(description="Unique id of this event; also the JetStream dedup id")
+    type: EventType = Field(description="One of the 48 CCTelegram event types")
+    title: str = Field(min_length=1, max_length=200, description="Short headline (any Unicode)")
+    description: str = Field(
+        default="", max_length=4000, description="Body text (any Unicode, rendered escaped)"
+    )
+    task_id: str | None = Field(default=None, max_length=200, description="Task this is about")
+    source: str = Field(default="claude-code", max_length=100, description="Who sent it")
+    data: dict[str, Any] = Field(
+        default_factory=dict, description="Type-specific fields (status, results, branch_name…)"
+    )
+    severity: Severity | None = Field(default=None, description="Overrides the type's default")
+    client_id: str = Field(description="The authenticated caller (API key's client)")
+    request_id: str | None = Field(default=None, description="Correlates logs and audit")
+    chat_ids: tuple[int, ...] | None = Field(
+        default=None, description="Explicit target chats; default: every allowed user's chat"
+    )
+    submitted_at: datetime = Field(default_factory=utc_now)
+
+
+class EventState(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    PARTIALLY_SENT = "partially_sent"
+    FAILED = "failed"
+    HELD = "held"
+
+
+class EventStatus(Contract):
+    """What happened to one event (value of the ``cctg_event_status`` KV, keyed by id)."""
+
+    event_id: str
+    client_id: str
+    state: EventState = Field(description="queued / sent / partially_sent / failed / held")
+    type: EventType | None = None
+    outbox_ids: tuple[str, ...] = Field(default=(), description="One per rendered message")
+    telegram_message_ids: tuple[int, ...] = Field(default=(), description="Accepted by Telegram")
+    chat_ids: tuple[int, ...] = ()
+    last_error: str | None = None
+    submitted_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utc_now)

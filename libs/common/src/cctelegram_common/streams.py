@@ -1,0 +1,192 @@
+"""JetStream stream and KV bucket definitions, and their idempotent provisioning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nats.js.errors
+from nats.js import JetStreamContext
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from cctelegram_common import subjects
+
+DAY_S = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One stream of the suite: what it holds and for how long."""
+
+    name: str
+    subjects: tuple[str, ...]
+    description: str
+    retention: RetentionPolicy = RetentionPolicy.LIMITS
+    max_age_s: float | None = None
+    duplicate_window_s: float = 120.0
+    allow_msg_ttl: bool = False
+
+    def config(self, replicas: int) -> StreamConfig:
+        return StreamConfig(
+            name=self.name,
+            subjects=list(self.subjects),
+            description=self.description,
+            retention=self.retention,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=self.max_age_s,
+            duplicate_window=self.duplicate_window_s,
+            num_replicas=replicas,
+            allow_msg_ttl=self.allow_msg_ttl or None,
+        )
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    """One KV bucket of the suite."""
+
+    bucket: str
+    description: str
+    history: int = 1
+    ttl_s: float | None = None
+    # Per-key TTLs (heartbeats, leases) need the server's message-TTL feature switched on.
+    per_key_ttl: bool = False
+
+    def config(self, replicas: int) -> KeyValueConfig:
+        return KeyValueConfig(
+            bucket=self.bucket,
+            description=self.description,
+            history=self.history,
+            ttl=self.ttl_s,
+            storage=StorageType.FILE,
+            replicas=replicas,
+            limit_marker_ttl=1.0 if self.per_key_ttl else None,
+        )
+
+
+def stream_specs(
+    responses_max_age_s: float = 30 * DAY_S, audit_max_age_s: float = 90 * DAY_S
+) -> tuple[StreamSpec, ...]:
+    """The streams of the suite (see ARCHITECTURE.md §4)."""
+    return (
+        StreamSpec(
+            subjects.STREAM_EVENTS,
+            (subjects.EVENTS_ALL,),
+            "Submitted notification and approval commands (history, dedup window)",
+            max_age_s=7 * DAY_S,
+            duplicate_window_s=600.0,
+        ),
+        StreamSpec(
+            subjects.STREAM_OUTBOX,
+            (subjects.OUTBOX_ALL,),
+            "Rendered Telegram operations waiting for the notifier (work queue)",
+            retention=RetentionPolicy.WORK_QUEUE,
+            duplicate_window_s=600.0,
+        ),
+        StreamSpec(
+            subjects.STREAM_UPDATES,
+            (subjects.TELEGRAM_UPDATES,),
+            "Inbound Telegram updates, deduplicated by update_id",
+            max_age_s=DAY_S,
+            duplicate_window_s=3600.0,
+        ),
+        StreamSpec(
+            subjects.STREAM_RESPONSES,
+            (subjects.RESPONSES_ALL,),
+            "People's answers: button presses, replies, commands",
+            max_age_s=responses_max_age_s,
+        ),
+        StreamSpec(
+            subjects.STREAM_AUDIT,
+            (subjects.AUDIT_ALL,),
+            "Security and control audit trail",
+            max_age_s=audit_max_age_s,
+        ),
+        StreamSpec(
+            subjects.STREAM_DELIVERIES,
+            (subjects.DELIVERIES_ALL,),
+            "The notifier's delivery reports (sent / failed) per outbox message",
+            max_age_s=7 * DAY_S,
+        ),
+        StreamSpec(
+            subjects.STREAM_DEAD_LETTER,
+            (subjects.DEAD_LETTER_ALL,),
+            "Outbox messages that could not be delivered, with reason and attempts",
+            max_age_s=30 * DAY_S,
+        ),
+    )
+
+
+BUCKETS: tuple[BucketSpec, ...] = (
+    BucketSpec(subjects.KV_KEYS, "API key records (digest, client, role, limits)", history=5),
+    BucketSpec(subjects.KV_APPROVALS, "Approval state, revision-checked", history=5),
+    BucketSpec(
+        subjects.KV_DELIVERIES,
+        "Per outbox message: Telegram message ids and status (idempotency record)",
+        ttl_s=7 * DAY_S,
+    ),
+    BucketSpec(
+        subjects.KV_BRIDGE,
+        "Bridge desired state, instance heartbeats, poller lease and offset",
+        per_key_ttl=True,
+    ),
+    BucketSpec(subjects.KV_EVENT_STATUS, "Per event: queued / sent / failed", ttl_s=7 * DAY_S),
+    BucketSpec(subjects.KV_STATE, "Small domain state: modes, quiet hours, todos", history=3),
+)
+
+
+class ProvisioningError(RuntimeError):
+    """A stream or bucket is missing and this process may not create it."""
+
+
+async def provision(
+    js: JetStreamContext,
+    *,
+    replicas: int = 1,
+    create: bool = True,
+    responses_max_age_s: float = 30 * DAY_S,
+) -> list[str]:
+    """Create (or, with ``create=False``, only check) every stream and bucket. Idempotent.
+
+    Returns the names that were created. Existing streams are left as they are apart from
+    their subject list, so an operator's tuning (max age, replicas) survives restarts.
+    """
+    created: list[str] = []
+    for spec in stream_specs(responses_max_age_s=responses_max_age_s):
+        try:
+            await js.stream_info(spec.name)
+        except nats.js.errors.NotFoundError:
+            if not create:
+                raise ProvisioningError(f"stream {spec.name} is missing") from None
+            await js.add_stream(spec.config(replicas))
+            created.append(spec.name)
+    for bucket in BUCKETS:
+        try:
+            await js.key_value(bucket.bucket)
+        except nats.js.errors.BucketNotFoundError:
+            if not create:
+                raise ProvisioningError(f"KV bucket {bucket.bucket} is missing") from None
+            await js.create_key_value(bucket.config(replicas))
+            created.append(bucket.bucket)
+    return created
+
+
+async def missing(js: JetStreamContext) -> list[str]:
+    """Names of the streams and buckets that do not exist (for readiness checks)."""
+    absent: list[str] = []
+    for spec in stream_specs():
+        try:
+            await js.stream_info(spec.name)
+        except nats.js.errors.NotFoundError:
+            absent.append(spec.name)
+    for bucket in BUCKETS:
+        try:
+            await js.stream_info(f"KV_{bucket.bucket}")
+        except nats.js.errors.NotFoundError:
+            absent.append(bucket.bucket)
+    return absent

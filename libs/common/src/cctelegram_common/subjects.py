@@ -1,0 +1,93 @@
+"""Every NATS subject, stream, consumer and KV bucket name of the suite, in one place.
+
+Grammar: commands ``cctg.<domain>.<verb>``, events ``cctg.<domain>.<past-tense>``,
+RPC ``cctg.<svc>.rpc.<method>``. Services never spell a subject as a string literal.
+"""
+
+from typing import Final
+
+PREFIX: Final = "cctg"
+
+# --- streams -----------------------------------------------------------------------------
+STREAM_EVENTS: Final = "CCTG_EVENTS"
+STREAM_OUTBOX: Final = "CCTG_OUTBOX"
+STREAM_UPDATES: Final = "CCTG_UPDATES"
+STREAM_RESPONSES: Final = "CCTG_RESPONSES"
+STREAM_AUDIT: Final = "CCTG_AUDIT"
+STREAM_DELIVERIES: Final = "CCTG_DELIVERIES"
+STREAM_DEAD_LETTER: Final = "CCTG_DEADLETTER"
+
+# --- commands and events on streams ------------------------------------------------------
+EVENTS_ALL: Final = "cctg.events.>"
+# SubmitEvent: a caller asks for a notification (stored before the tool call returns).
+EVENT_SUBMIT: Final = "cctg.events.submit"
+# SubmitApproval: a caller asks a person to decide.
+APPROVAL_SUBMIT: Final = "cctg.events.approval.submit"
+# CancelApproval: a caller withdraws an open approval.
+APPROVAL_CANCEL: Final = "cctg.events.approval.cancel"
+
+OUTBOX_ALL: Final = "cctg.outbox.>"
+# One subject per target chat so per-chat order is a property of the subject.
+OUTBOX_CHAT_PREFIX: Final = "cctg.outbox.chat"
+
+
+def outbox_subject(chat_id: int) -> str:
+    """The outbox subject for one Telegram chat (negative ids spelled ``m<abs>``)."""
+    token = f"m{-chat_id}" if chat_id < 0 else str(chat_id)
+    return f"{OUTBOX_CHAT_PREFIX}.{token}"
+
+
+TELEGRAM_UPDATES: Final = "cctg.telegram.updates"
+
+DELIVERIES_ALL: Final = "cctg.delivery.>"
+# DeliveryReported: the notifier's account of one outbox message (sent / failed).
+DELIVERY_REPORTED: Final = "cctg.delivery.reported"
+
+DEAD_LETTER_ALL: Final = "cctg.deadletter.>"
+DEAD_LETTER_OUTBOX: Final = "cctg.deadletter.outbox"
+
+RESPONSES_ALL: Final = "cctg.responses.>"
+RESPONSE_RECORDED: Final = "cctg.responses.recorded"
+
+AUDIT_ALL: Final = "cctg.audit.>"
+
+
+def audit_subject(service: str, action: str) -> str:
+    """Where a service writes one audit record (``cctg.audit.<service>.<action>``)."""
+    return f"{PREFIX}.audit.{service}.{action.replace('.', '_')}"
+
+
+# --- core NATS (not stored) ----------------------------------------------------------------
+# Broadcast to every notifier: pause / resume / restart.
+BRIDGE_CONTROL: Final = "cctg.bridge.control"
+# Broadcast to every gateway replica: a key was revoked or changed, drop it from caches.
+AUTH_KEY_CHANGED: Final = "cctg.auth.key.changed"
+
+
+# --- RPC -----------------------------------------------------------------------------------
+def rpc_subject(service: str, method: str) -> str:
+    """``cctg.<service>.rpc.<method>``: request-reply in the service's queue group."""
+    return f"{PREFIX}.{service}.rpc.{method}"
+
+
+AUTH_RPC_VERIFY: Final = rpc_subject("auth", "verify")
+
+# --- KV buckets ----------------------------------------------------------------------------
+KV_KEYS: Final = "cctg_keys"
+KV_APPROVALS: Final = "cctg_approvals"
+KV_DELIVERIES: Final = "cctg_deliveries"
+KV_BRIDGE: Final = "cctg_bridge"
+KV_EVENT_STATUS: Final = "cctg_event_status"
+KV_STATE: Final = "cctg_state"
+
+# --- durable consumers (<service>-<handler>) ----------------------------------------------
+CONSUMER_EVENTS_SUBMIT: Final = "events-submit"
+CONSUMER_EVENTS_APPROVALS: Final = "events-approvals"
+CONSUMER_EVENTS_UPDATES: Final = "events-updates"
+CONSUMER_EVENTS_DELIVERIES: Final = "events-deliveries"
+CONSUMER_NOTIFIER_OUTBOX: Final = "notifier-outbox"
+
+# --- message headers -----------------------------------------------------------------------
+HEADER_MSG_ID: Final = "Nats-Msg-Id"
+HEADER_REQUEST_ID: Final = "X-Request-Id"
+HEADER_CLIENT_ID: Final = "Cctg-Client-Id"

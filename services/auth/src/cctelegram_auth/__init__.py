@@ -1,0 +1,1 @@
+"""CCTelegram auth service: API keys, roles, audit."""

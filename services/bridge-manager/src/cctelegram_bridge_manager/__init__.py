@@ -1,0 +1,1 @@
+"""CCTelegram bridge-manager: status and control of the delivery fleet."""

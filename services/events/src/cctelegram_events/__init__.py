@@ -1,0 +1,1 @@
+"""CCTelegram events service: event types, rendering, approvals, responses."""

@@ -1,0 +1,1 @@
+"""CCTelegram gateway: MCP and REST front door."""

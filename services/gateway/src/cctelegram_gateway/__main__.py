@@ -1,0 +1,12 @@
+"""`python -m cctelegram_gateway` / `cctelegram-gateway`: run the gateway service."""
+
+from cctelegram_common.service import run
+from cctelegram_gateway.app import create_app
+
+
+def main() -> None:
+    run(create_app())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The one tool registry: each tool is defined once; MCP and REST are adapters over it.
+
+A tool is a typed async function ``(ToolContext, InputModel) -> OutputModel`` plus its name,
+description, permission and REST route. Input and output models live in ``libs/common`` or
+next to the tool; their field descriptions become the MCP schemas and the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, get_type_hints
+
+from faststream.nats import NatsBroker
+from pydantic import BaseModel
+
+from cctelegram_common.contracts.auth import Permission, Principal
+
+InputT = TypeVar("InputT", bound=BaseModel)
+OutputT = TypeVar("OutputT", bound=BaseModel)
+
+
+class ToolError(Exception):
+    """A failure the caller should see: MCP ``isError`` / a REST status with this message."""
+
+    def __init__(
+        self, message: str, *, status: int = 400, code: str = "invalid", field: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.field = field
+        self.retry_after_s: float | None = None
+
+
+@dataclass
+class ToolContext:
+    """What a tool handler may use: who calls, the request id, and the NATS connection."""
+
+    principal: Principal
+    request_id: str
+    broker: NatsBroker
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[ToolContext, InputT], Awaitable[OutputT]]
+
+
+@dataclass(frozen=True)
+class ToolSpec(Generic[InputT, OutputT]):
+    name: str
+    description: str
+    input_model: type[InputT]
+    output_model: type[OutputT]
+    permission: Permission
+    handler: Handler[InputT, OutputT]
+    rest_method: str = "POST"
+    rest_path: str = ""
+    read_only: bool = False
+
+    @property
+    def route(self) -> str:
+        return self.rest_path or f"/v1/tools/{self.name}"
+
+
+class ToolRegistry:
+    """Name → ToolSpec, in registration order."""
+
+    def __init__(self) -> None:
+        self._tools: dict[str, ToolSpec[Any, Any]] = {}
+
+    def add(self, spec: ToolSpec[Any, Any]) -> None:
+        if spec.name in self._tools:
+            raise ValueError(f"tool {spec.name} registered twice")
+        self._tools[spec.name] = spec
+
+    def tool(
+        self,
+        name: str,
+        *,
+        description: str,
+        permission: Permission,
+        rest_method: str = "POST",
+        rest_path: str = "",
+        read_only: bool = False,
+    ) -> Callable[[Handler[InputT, OutputT]], Handler[InputT, OutputT]]:
+        """Decorator: input and output models are read from the handler's annotations."""
+
+        def register(handler: Handler[InputT, OutputT]) -> Handler[InputT, OutputT]:
+            hints = get_type_hints(handler)
+            parameter_names = [key for key in hints if key != "return"]
+            input_model = hints[parameter_names[-1]]
+            output_model = hints["return"]
+            self.add(
+                ToolSpec(
+                    name=name,
+                    description=description,
+                    input_model=input_model,
+                    output_model=output_model,
+                    permission=permission,
+                    handler=handler,
+                    rest_method=rest_method,
+                    rest_path=rest_path,
+                    read_only=read_only,
+                )
+            )
+            return handler
+
+        return register
+
+    def get(self, name: str) -> ToolSpec[Any, Any] | None:
+        return self._tools.get(name)
+
+    def __iter__(self) -> Iterator[ToolSpec[Any, Any]]:
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def visible_to(self, principal: Principal) -> list[ToolSpec[Any, Any]]:
+        """The tools this caller may call (MCP lists only these)."""
+        return [spec for spec in self if principal.can(spec.permission)]
+
+
+# The process-wide registry; tool modules under ``cctelegram_gateway.tools`` register here.
+registry = ToolRegistry()

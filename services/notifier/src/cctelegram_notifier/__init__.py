@@ -1,0 +1,1 @@
+"""CCTelegram notifier: the Telegram bridge."""

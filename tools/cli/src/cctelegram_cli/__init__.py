@@ -1,0 +1,1 @@
+"""The cctelegram command: local runtime, stdio proxy, key management, provisioning."""

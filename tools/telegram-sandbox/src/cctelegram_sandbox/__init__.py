@@ -1,0 +1,1 @@
+"""Telegram sandbox: a faithful local Bot API emulator with a chat view."""
