@@ -64,11 +64,40 @@ class ToolSpec(Generic[InputT, OutputT]):
         return self.rest_path or f"/v1/tools/{self.name}"
 
 
+ResourceHandler = Callable[[ToolContext], Awaitable[BaseModel | str]]
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    """An MCP resource (``cctelegram://...``), read-only, with the permission it needs."""
+
+    uri: str
+    name: str
+    description: str
+    permission: Permission
+    handler: ResourceHandler
+    mime_type: str = "application/json"
+
+
 class ToolRegistry:
-    """Name → ToolSpec, in registration order."""
+    """Name → ToolSpec (and URI → ResourceSpec), in registration order."""
 
     def __init__(self) -> None:
         self._tools: dict[str, ToolSpec[Any, Any]] = {}
+        self.resources: dict[str, ResourceSpec] = {}
+
+    def resource(
+        self, uri: str, *, name: str, description: str, permission: Permission
+    ) -> Callable[[ResourceHandler], ResourceHandler]:
+        """Decorator registering a resource handler ``(ToolContext) -> model | str``."""
+
+        def register(handler: ResourceHandler) -> ResourceHandler:
+            if uri in self.resources:
+                raise ValueError(f"resource {uri} registered twice")
+            self.resources[uri] = ResourceSpec(uri, name, description, permission, handler)
+            return handler
+
+        return register
 
     def add(self, spec: ToolSpec[Any, Any]) -> None:
         if spec.name in self._tools:
