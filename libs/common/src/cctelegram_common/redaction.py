@@ -7,10 +7,11 @@ from collections.abc import Iterable
 
 REDACTED = "[redacted]"
 
-# Telegram bot tokens: `<bot id>:<35 chars>`; they sit inside every Bot API URL.
-BOT_TOKEN = re.compile(r"\b\d{5,16}:[A-Za-z0-9_-]{30,}")
+# Telegram bot tokens: `<bot id>:<35 chars>`; they sit inside every Bot API URL, glued to
+# the `bot` prefix, so no word boundary before them.
+BOT_TOKEN = re.compile(r"(?<!\d)\d{5,16}:[A-Za-z0-9_-]{30,}")
 # Our own API keys: cctg_<key id>_<secret>.
-API_KEY = re.compile(r"\bcctg_[A-Za-z0-9]{6,}_[A-Za-z0-9_-]{16,}")
+API_KEY = re.compile(r"cctg_[A-Za-z0-9]{6,}_[A-Za-z0-9_-]{16,}")
 # Credentials inside URLs: scheme://user:password@host
 URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:)[^\s@/]+(?=@)")
 BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
