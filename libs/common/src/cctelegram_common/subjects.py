@@ -91,3 +91,27 @@ CONSUMER_NOTIFIER_OUTBOX: Final = "notifier-outbox"
 HEADER_MSG_ID: Final = "Nats-Msg-Id"
 HEADER_REQUEST_ID: Final = "X-Request-Id"
 HEADER_CLIENT_ID: Final = "Cctg-Client-Id"
+
+# --- bridge: KV keys in KV_BRIDGE and RPC methods of bridge-manager -----------------------
+# DesiredBridgeState JSON, written by bridge-manager with compare-and-set.
+BRIDGE_KEY_DESIRED: Final = "desired"
+# NotifierHeartbeat JSON per instance, with a per-key TTL.
+BRIDGE_KEY_INSTANCE_PREFIX: Final = "instance."
+BRIDGE_KEY_INSTANCES_ALL: Final = "instance.>"
+BRIDGE_KEY_POLLER_LEASE: Final = "poller.lease"
+BRIDGE_KEY_POLLER_OFFSET: Final = "poller.offset"
+
+
+def bridge_instance_key(instance_id: str) -> str:
+    """``instance.<id>``: where one notifier writes its heartbeat."""
+    return f"{BRIDGE_KEY_INSTANCE_PREFIX}{instance_id}"
+
+
+# bridge-manager answers these (the RPC service name is ``bridge``).
+BRIDGE_RPC_SERVICE: Final = "bridge"
+BRIDGE_RPC_STATUS: Final = rpc_subject(BRIDGE_RPC_SERVICE, "status")
+BRIDGE_RPC_CHECK_PROCESS: Final = rpc_subject(BRIDGE_RPC_SERVICE, "check_process")
+BRIDGE_RPC_START: Final = rpc_subject(BRIDGE_RPC_SERVICE, "start")
+BRIDGE_RPC_STOP: Final = rpc_subject(BRIDGE_RPC_SERVICE, "stop")
+BRIDGE_RPC_RESTART: Final = rpc_subject(BRIDGE_RPC_SERVICE, "restart")
+BRIDGE_RPC_ENSURE: Final = rpc_subject(BRIDGE_RPC_SERVICE, "ensure")
