@@ -1,0 +1,17 @@
+"""The AsyncAPI document names every catalogued subject with its payload schema."""
+
+import json
+
+from cctelegram_common.asyncapi import build_document
+from cctelegram_common.catalog import CHANNELS
+from cctelegram_common.contracts.base import Contract
+
+
+def test_every_channel_is_documented_with_its_schema() -> None:
+    document = json.loads(build_document())
+    assert document["asyncapi"] == "3.0.0"
+    schemas = document["components"]["schemas"]
+    for channel in CHANNELS:
+        assert channel.subject in document["channels"]
+        assert channel.payload.__name__ in schemas
+        assert issubclass(channel.payload, Contract)
