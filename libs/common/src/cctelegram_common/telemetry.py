@@ -1,15 +1,74 @@
-"""OpenTelemetry tracing: one provider per process, OTLP export when ``OTEL_*`` says so."""
+"""OpenTelemetry tracing: one provider per process, OTLP export when ``OTEL_*`` says so,
+no secret in any exported span, and instrumentation helpers for HTTP in and out."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
+import httpx
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import Span
+
+from cctelegram_common.redaction import redact
 
 _provider: TracerProvider | None = None
+
+
+def _clean(attributes: Any) -> dict[str, Any]:
+    cleaned: dict[str, Any] = {}
+    for key, value in (attributes or {}).items():
+        if isinstance(value, str):
+            cleaned[key] = redact(value)
+        elif isinstance(value, tuple | list):
+            cleaned[key] = tuple(redact(item) if isinstance(item, str) else item for item in value)
+        else:
+            cleaned[key] = value
+    return cleaned
+
+
+class RedactingSpanExporter(SpanExporter):
+    """Exports copies of spans whose names, attributes and events went through redaction.
+
+    Instrumentations record full URLs, and a Bot API URL carries the bot token; this is the
+    one place every span passes before it leaves the process.
+    """
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([self._redacted(span) for span in spans])
+
+    @staticmethod
+    def _redacted(span: ReadableSpan) -> ReadableSpan:
+        return ReadableSpan(
+            name=redact(span.name),
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=_clean(span.attributes),
+            events=[
+                Event(event.name, _clean(event.attributes), event.timestamp)
+                for event in span.events
+            ],
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
 
 
 def setup_tracing(
@@ -38,7 +97,7 @@ def setup_tracing(
     if enabled and endpoint and os.environ.get("OTEL_TRACES_EXPORTER", "otlp") != "none":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(OTLPSpanExporter())))
     trace.set_tracer_provider(provider)
     _provider = provider
     return provider
@@ -47,3 +106,27 @@ def setup_tracing(
 def shutdown_tracing() -> None:
     if _provider is not None:
         _provider.shutdown()
+
+
+def _name_bot_api_span(span: Span, request: Any) -> None:
+    """``POST`` becomes ``telegram sendMessage``: readable, and without the token."""
+    path = str(getattr(getattr(request, "url", None), "path", "") or "")
+    if "/bot" in path and span.is_recording():
+        span.update_name(f"telegram {path.rsplit('/', 1)[-1]}")
+
+
+def instrument_httpx(client: httpx.AsyncClient) -> None:
+    """Trace every call this client makes (child spans of the current message span)."""
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor.instrument_client(
+        client, tracer_provider=_provider, request_hook=_name_bot_api_span
+    )
+
+
+def asgi_tracing(app: Any, excluded: str = "/health,/health/ready,/metrics") -> Any:
+    """Wrap an ASGI app so each HTTP request is a server span (health and metrics left out)."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    os.environ.setdefault("OTEL_PYTHON_ASGI_EXCLUDED_URLS", excluded)
+    return OpenTelemetryMiddleware(app, tracer_provider=_provider)
