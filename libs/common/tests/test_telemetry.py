@@ -28,3 +28,20 @@ def test_span_attributes_events_and_names_are_redacted() -> None:
     assert exported.attributes["http.request.method"] == "POST"
     assert log_line["trace_id"] == format(context.trace_id, "032x")
     assert log_line["span_id"] == format(context.span_id, "016x")
+
+
+def test_otlp_export_reaches_a_real_receiver_without_the_token() -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from cctelegram_common.testing import OtlpReceiver
+
+    with OtlpReceiver() as receiver:
+        provider = TracerProvider()
+        exporter = OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces")
+        provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(exporter)))
+        with provider.get_tracer("test").start_as_current_span("send") as span:
+            span.set_attribute("url.full", f"http://x/bot{TOKEN}/sendMessage")
+        provider.shutdown()
+        (received,) = receiver.snapshot()
+    assert received.name == "send"
+    assert TOKEN not in str(received.attributes)
