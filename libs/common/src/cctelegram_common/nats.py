@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import structlog
+from faststream import BaseMiddleware
+from faststream.message import StreamMessage
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.nats.prometheus import NatsPrometheusMiddleware
@@ -22,8 +25,31 @@ from pydantic import BaseModel
 from cctelegram_common.contracts.rpc import RpcError, RpcReply
 from cctelegram_common.metrics import registry
 from cctelegram_common.settings import NatsSettings
+from cctelegram_common.subjects import HEADER_REQUEST_ID
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class LogContextMiddleware(BaseMiddleware[Any, Any]):
+    """Every log line written while a message is handled carries its correlation and request
+    ids; messages published meanwhile carry the request id on."""
+
+    async def consume_scope(
+        self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
+    ) -> Any:
+        context: dict[str, Any] = {"correlation_id": msg.correlation_id}
+        request_id = (msg.headers or {}).get(HEADER_REQUEST_ID)
+        if request_id:
+            context["request_id"] = request_id
+        with structlog.contextvars.bound_contextvars(**context):
+            return await call_next(msg)
+
+    async def publish_scope(self, call_next: Callable[[Any], Awaitable[Any]], cmd: Any) -> Any:
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        headers = getattr(cmd, "headers", None)
+        if request_id and isinstance(headers, dict):
+            headers.setdefault(HEADER_REQUEST_ID, request_id)
+        return await call_next(cmd)
 
 
 def _security(settings: NatsSettings) -> NatsSecurity | None:
@@ -46,7 +72,10 @@ def build_broker(
     error_cb: Callable[[Exception], Awaitable[None]] | None = None,
 ) -> NatsBroker:
     """A broker that reconnects forever, traces across messages and counts them."""
-    middlewares: list[Any] = [NatsPrometheusMiddleware(registry=registry, app_name=service)]
+    middlewares: list[Any] = [
+        LogContextMiddleware,
+        NatsPrometheusMiddleware(registry=registry, app_name=service),
+    ]
     if tracer_provider is not None:
         middlewares.insert(0, NatsTelemetryMiddleware(tracer_provider=tracer_provider))
     return NatsBroker(
