@@ -1,11 +1,135 @@
-"""Settings of the notifier service (environment prefix `NOTIFIER_`)."""
+"""Settings of the notifier service (environment prefix `NOTIFIER_`, nested with `__`)."""
 
-from pydantic import Field
+from __future__ import annotations
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
 from cctelegram_common.settings import HttpSettings, ServiceSettings, service_config
 
 
+class RateSettings(BaseModel):
+    """Telegram's flood limits as the scheduler enforces them. Env ``NOTIFIER_RATE__<NAME>``.
+
+    Every rate is multiplied by the top-level ``rate_scale`` (handy for tests and for a
+    paid-broadcast bot); intervals and windows are not scaled.
+    """
+
+    global_per_s: float = Field(default=30.0, gt=0, description="Calls per second, whole bot")
+    private_per_s: float = Field(
+        default=1.0, gt=0, description="Calls per second, one private chat"
+    )
+    group_per_min: float = Field(default=20.0, gt=0, description="Calls per minute, one group")
+    group_per_s: float = Field(
+        default=1.0, gt=0, description="Spacing inside a group's minute: at most this per second"
+    )
+    safety_margin_s: float = Field(
+        default=0.03,
+        ge=0,
+        description="Added to every window: our clock and Telegram's see a call at "
+        "slightly different moments",
+    )
+    retry_after_pad_s: float = Field(
+        default=0.1, ge=0, description="Added to Telegram's retry_after before the next call"
+    )
+    escalate_window_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="429s for two different chats within this window pause the whole bot",
+    )
+
+
+class RetrySettings(BaseModel):
+    """How long one outbox message may be retried. Env ``NOTIFIER_RETRY__<NAME>``."""
+
+    max_attempts: int = Field(default=8, ge=1, description="Calls per message on 5xx/network")
+    max_rate_limited: int = Field(default=30, ge=1, description="429 answers per message")
+    max_total_s: float = Field(default=600.0, gt=0, description="Give up after this long")
+    base_s: float = Field(default=0.5, gt=0, description="First backoff ceiling (full jitter)")
+    cap_s: float = Field(default=30.0, gt=0, description="Largest backoff")
+    breaker_failures: int = Field(default=5, ge=1, description="Failures that open the circuit")
+    breaker_reset_s: float = Field(default=10.0, gt=0, description="Open circuit: trial after")
+
+
+class OutboxSettings(BaseModel):
+    """The durable pull consumer on the outbox. Env ``NOTIFIER_OUTBOX__<NAME>``."""
+
+    enabled: bool = Field(default=True, description="Consume the outbox at all")
+    max_ack_pending: int = Field(
+        default=2000, ge=1, description="Messages handed to this consumer and not yet acked"
+    )
+    fetch_batch: int = Field(default=100, ge=1, le=1000)
+    fetch_timeout_s: float = Field(default=2.0, gt=0, description="One pull request's expiry")
+    ack_wait_s: float = Field(
+        default=30.0, gt=0, description="Unacked this long → redelivered (kept alive while held)"
+    )
+    chat_backlog: int = Field(
+        default=200, ge=1, description="Messages held for one chat; beyond that they wait in NATS"
+    )
+    max_deliveries: int = Field(
+        default=100, ge=1, description="A message redelivered this often is dead-lettered"
+    )
+
+
+class PollingSettings(BaseModel):
+    """getUpdates long polling and the poller lease. Env ``NOTIFIER_POLLING__<NAME>``."""
+
+    enabled: bool = Field(default=True, description="Receive updates by long polling")
+    timeout_s: float = Field(default=25.0, gt=0, le=50, description="getUpdates timeout")
+    limit: int = Field(default=100, ge=1, le=100)
+    allowed_updates: list[str] = Field(
+        default_factory=lambda: ["message", "edited_message", "callback_query", "my_chat_member"]
+    )
+    lease_ttl_s: float = Field(
+        default=30.0, gt=2, description="A dead poller is replaced within this long"
+    )
+    lease_check_s: float = Field(default=1.0, gt=0, description="How often the lease is checked")
+
+
+class WebhookSettings(BaseModel):
+    """Webhook mode: set the URL and the notifier registers it instead of polling.
+
+    Env ``NOTIFIER_WEBHOOK__URL`` / ``NOTIFIER_WEBHOOK__SECRET_TOKEN``. The gateway receives
+    the POSTs at ``/telegram/webhook`` and checks the secret.
+    """
+
+    url: str | None = None
+    secret_token: SecretStr | None = None
+    max_connections: int | None = Field(default=None, ge=1, le=100)
+    drop_pending_updates: bool = False
+
+
+class TelegramHttpSettings(BaseModel):
+    """The HTTP client towards the Bot API. Env ``NOTIFIER_TELEGRAM__<NAME>``."""
+
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    request_timeout_s: float = Field(default=30.0, gt=0, description="Read timeout of one call")
+    max_connections: int = Field(default=100, ge=1)
+
+
 class NotifierSettings(ServiceSettings):
-    model_config = service_config("NOTIFIER_")
+    model_config = SettingsConfigDict(**service_config("NOTIFIER_"), populate_by_name=True)
 
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8093))
+    # Unprefixed: the names users already set for the original CCTelegram bridge.
+    bot_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("bot_token", "TELEGRAM_BOT_TOKEN", "NOTIFIER_BOT_TOKEN"),
+        description="The bot's token; never logged. Without it nothing is sent or polled",
+    )
+    api_base_url: str = Field(
+        default="https://api.telegram.org",
+        validation_alias=AliasChoices(
+            "api_base_url", "TELEGRAM_API_BASE_URL", "NOTIFIER_API_BASE_URL"
+        ),
+        description="Bot API root; calls go to <base>/bot<token>/<method>",
+    )
+    rate_scale: float = Field(default=1.0, gt=0, description="Multiplies every rate limit")
+    rate: RateSettings = Field(default_factory=RateSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    polling: PollingSettings = Field(default_factory=PollingSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    telegram: TelegramHttpSettings = Field(default_factory=TelegramHttpSettings)
+    heartbeat_interval_s: float = Field(default=2.5, gt=0)
+    heartbeat_ttl_s: float = Field(default=12.0, gt=1, description="Per-key TTL of a heartbeat")

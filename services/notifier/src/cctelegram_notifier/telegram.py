@@ -1,0 +1,124 @@
+"""A small Bot API client over httpx whose errors never carry the URL (it holds the token)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+import httpx
+
+from cctelegram_notifier.settings import TelegramHttpSettings
+
+
+class TelegramError(Exception):
+    """Telegram answered ``ok: false`` (any status below 500, and JSON 5xx are transport)."""
+
+    def __init__(
+        self,
+        method: str,
+        error_code: int,
+        description: str,
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(f"{method}: {error_code} {description}")
+        self.method = method
+        self.error_code = error_code
+        self.description = description
+        self.parameters = parameters or {}
+
+    @property
+    def retry_after_s(self) -> float | None:
+        value = self.parameters.get("retry_after")
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
+    def migrate_to_chat_id(self) -> int | None:
+        value = self.parameters.get("migrate_to_chat_id")
+        return int(value) if isinstance(value, int) else None
+
+
+class TelegramUnavailableError(Exception):
+    """No usable answer: timeout, refused or dropped connection, or a 5xx.
+
+    The message names only the method and the kind of failure, never the URL.
+    """
+
+    def __init__(self, method: str, kind: str, status: int | None = None) -> None:
+        super().__init__(f"{method}: {kind}" + (f" (HTTP {status})" if status else ""))
+        self.method = method
+        self.kind = kind
+        self.status = status
+
+
+class BotApi(Protocol):
+    """What the notifier needs from Telegram; the sandbox and fakes satisfy it too."""
+
+    async def call(
+        self, method: str, params: dict[str, Any], *, timeout_s: float | None = None
+    ) -> Any: ...
+
+
+class HttpBotApi:
+    """``<base>/bot<token>/<method>`` with JSON bodies; one pooled client, replaceable."""
+
+    def __init__(self, base_url: str, token: str, settings: TelegramHttpSettings) -> None:
+        self._root = f"{base_url.rstrip('/')}/bot{token}/"
+        self._settings = settings
+        self._client = self._new_client()
+
+    def _new_client(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(
+            max_connections=self._settings.max_connections,
+            max_keepalive_connections=self._settings.max_connections,
+        )
+        timeout = httpx.Timeout(
+            self._settings.request_timeout_s, connect=self._settings.connect_timeout_s
+        )
+        return httpx.AsyncClient(timeout=timeout, limits=limits)
+
+    async def reconnect(self) -> None:
+        """Drop every pooled connection and start a fresh client (the ``restart`` control)."""
+        old, self._client = self._client, self._new_client()
+        await old.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def call(
+        self, method: str, params: dict[str, Any], *, timeout_s: float | None = None
+    ) -> Any:
+        """The ``result`` of one call, or ``TelegramError`` / ``TelegramUnavailableError``."""
+        body = {key: value for key, value in params.items() if value is not None}
+        timeout = (
+            httpx.Timeout(timeout_s, connect=self._settings.connect_timeout_s)
+            if timeout_s is not None
+            else httpx.USE_CLIENT_DEFAULT
+        )
+        try:
+            response = await self._client.post(self._root + method, json=body, timeout=timeout)
+        except httpx.TimeoutException:
+            raise TelegramUnavailableError(method, "timeout") from None
+        except httpx.HTTPError as error:
+            # str(error) may hold the URL; only the class name leaves this function.
+            raise TelegramUnavailableError(method, type(error).__name__) from None
+        return _result(method, response)
+
+
+def _result(method: str, response: httpx.Response) -> Any:
+    try:
+        payload = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        payload = None
+    if not isinstance(payload, dict):
+        # A 502 from a proxy in front of Telegram is HTML; anything unparseable is transient.
+        raise TelegramUnavailableError(method, "unreadable answer", response.status_code)
+    if payload.get("ok") is True:
+        return payload.get("result")
+    code = int(payload.get("error_code") or response.status_code)
+    if code >= 500:
+        raise TelegramUnavailableError(method, "server error", code)
+    description = str(payload.get("description") or "")
+    parameters = payload.get("parameters")
+    raise TelegramError(
+        method, code, description, parameters if isinstance(parameters, dict) else {}
+    )
