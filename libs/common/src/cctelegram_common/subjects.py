@@ -115,3 +115,10 @@ BRIDGE_RPC_START: Final = rpc_subject(BRIDGE_RPC_SERVICE, "start")
 BRIDGE_RPC_STOP: Final = rpc_subject(BRIDGE_RPC_SERVICE, "stop")
 BRIDGE_RPC_RESTART: Final = rpc_subject(BRIDGE_RPC_SERVICE, "restart")
 BRIDGE_RPC_ENSURE: Final = rpc_subject(BRIDGE_RPC_SERVICE, "ensure")
+
+# --- auth: key management RPCs (answered by the auth service) ------------------------------
+AUTH_RPC_SERVICE: Final = "auth"
+AUTH_RPC_CREATE_KEY: Final = rpc_subject(AUTH_RPC_SERVICE, "create_key")
+AUTH_RPC_LIST_KEYS: Final = rpc_subject(AUTH_RPC_SERVICE, "list_keys")
+AUTH_RPC_REVOKE_KEY: Final = rpc_subject(AUTH_RPC_SERVICE, "revoke_key")
+AUTH_RPC_ROTATE_KEY: Final = rpc_subject(AUTH_RPC_SERVICE, "rotate_key")
