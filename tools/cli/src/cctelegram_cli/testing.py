@@ -37,6 +37,8 @@ class RunningSuite:
     sandbox_url: str
     banner: str
     started_in_s: float
+    ports: dict[str, int]
+    nats_url: str
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -99,6 +101,16 @@ def start_suite(data_dir: Path, timeout_s: float = 90, **env_overrides: str) -> 
         sandbox_url=field(r"Sandbox\s+(\S+)"),
         banner=text,
         started_in_s=elapsed,
+        ports={
+            "nats": base,
+            "gateway": base + 1,
+            "sandbox": base + 2,
+            "auth": base + 3,
+            "events": base + 4,
+            "notifier": base + 5,
+            "bridge-manager": base + 6,
+        },
+        nats_url=field(r"NATS\s+(\S+)"),
     )
 
 
