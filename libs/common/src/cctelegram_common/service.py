@@ -62,6 +62,7 @@ class Service:
         self.stopping = asyncio.Event()
         self._on_connected: list[Hook] = []
         self._on_stop: list[Hook] = []
+        self._on_stopping: list[Hook] = []
         self._last_error: str | None = "not connected yet"
         self._streams_missing: list[str] = []
         self._streams_checked_at = 0.0
@@ -71,6 +72,11 @@ class Service:
     def on_connected(self, hook: Hook) -> Hook:
         """Run after NATS is connected and streams exist, before subscribers start."""
         self._on_connected.append(hook)
+        return hook
+
+    def on_stopping(self, hook: Hook) -> Hook:
+        """Run first on stop, while NATS is still connected: finish or hand back own work."""
+        self._on_stopping.append(hook)
         return hook
 
     def on_stop(self, hook: Hook) -> Hook:
@@ -152,6 +158,9 @@ class Service:
             return
         self.stopping.set()
         self.log.info("stopping", grace_s=self.settings.shutdown_grace_s)
+        for hook in self._on_stopping:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(hook(), self.settings.shutdown_grace_s + 5)
         # Subscribers first: FastStream waits for in-flight handlers (graceful_timeout);
         # unacked messages are redelivered to another instance.
         with contextlib.suppress(Exception):
