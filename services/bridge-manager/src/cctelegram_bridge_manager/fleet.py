@@ -28,12 +28,16 @@ WINDOW_S = 60.0
 CAS_ATTEMPTS = 10
 
 
-async def read_heartbeats(kv: KeyValue) -> list[NotifierHeartbeat]:
+async def read_heartbeats(js: JetStreamContext, kv: KeyValue) -> list[NotifierHeartbeat]:
     """Every heartbeat still in the bucket (expired ones are gone or are delete markers)."""
-    try:
-        keys = await kv.keys()
-    except nats.js.errors.NoKeysError:
-        return []
+    # The stream's subject list, not ``kv.keys()``: that watcher can report "no keys" when
+    # it asks for consumer info before the first entry arrives.
+    stream = f"KV_{subjects.KV_BRIDGE}"
+    prefix = f"$KV.{subjects.KV_BRIDGE}."
+    info = await js.stream_info(
+        stream, subjects_filter=f"{prefix}{subjects.BRIDGE_KEY_INSTANCES_ALL}"
+    )
+    keys = [subject.removeprefix(prefix) for subject in (info.state.subjects or {})]
     beats: list[NotifierHeartbeat] = []
     for key in keys:
         if not key.startswith(subjects.BRIDGE_KEY_INSTANCE_PREFIX):

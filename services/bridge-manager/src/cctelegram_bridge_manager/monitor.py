@@ -84,7 +84,7 @@ class FleetMonitor:
         queue: QueueFigures | None = None
         try:
             heartbeats = [
-                self._with_local_process_figures(b) for b in await read_heartbeats(self.kv)
+                self._with_local_process_figures(b) for b in await read_heartbeats(self.js, self.kv)
             ]
         except Exception as error:
             errors.append(f"heartbeats ({type(error).__name__})")
