@@ -116,6 +116,32 @@ BRIDGE_RPC_STOP: Final = rpc_subject(BRIDGE_RPC_SERVICE, "stop")
 BRIDGE_RPC_RESTART: Final = rpc_subject(BRIDGE_RPC_SERVICE, "restart")
 BRIDGE_RPC_ENSURE: Final = rpc_subject(BRIDGE_RPC_SERVICE, "ensure")
 
+
+# --- events: responses, RPC methods, KV keys ------------------------------------------------
+def response_subject(kind: str) -> str:
+    """Where a ResponseRecord is stored: ``cctg.responses.<kind>`` (button, text, command)."""
+    return f"{PREFIX}.responses.{kind}"
+
+
+# The events service answers these (the RPC service name is ``events``).
+EVENTS_RPC_SERVICE: Final = "events"
+EVENTS_RPC_RESPONSES_LIST: Final = rpc_subject(EVENTS_RPC_SERVICE, "responses_list")
+EVENTS_RPC_RESPONSES_PENDING: Final = rpc_subject(EVENTS_RPC_SERVICE, "responses_pending")
+EVENTS_RPC_RESPONSES_CLEAR: Final = rpc_subject(EVENTS_RPC_SERVICE, "responses_clear")
+EVENTS_RPC_APPROVAL_CANCEL: Final = rpc_subject(EVENTS_RPC_SERVICE, "approval_cancel")
+EVENTS_RPC_MODE_SET: Final = rpc_subject(EVENTS_RPC_SERVICE, "mode_set")
+EVENTS_RPC_TODOS_REGISTER: Final = rpc_subject(EVENTS_RPC_SERVICE, "todos_register")
+EVENTS_RPC_TASK_STATUS: Final = rpc_subject(EVENTS_RPC_SERVICE, "task_status")
+EVENTS_RPC_TODO: Final = rpc_subject(EVENTS_RPC_SERVICE, "todo")
+EVENTS_RPC_TEMPLATES: Final = rpc_subject(EVENTS_RPC_SERVICE, "templates")
+
+# Keys in KV_STATE written by the events service.
+STATE_KEY_MODE: Final = "mode"
+STATE_KEY_CALLBACK_SECRET: Final = "events.callback_secret"  # noqa: S105 (a key name)
+# Keys in KV_EVENT_STATUS besides event ids: processed-update markers (the bucket's TTL
+# forgets them after a week, longer than Telegram keeps an update).
+EVENT_STATUS_UPDATE_PREFIX: Final = "update."
+
 # --- auth: key management RPCs (answered by the auth service) ------------------------------
 AUTH_RPC_SERVICE: Final = "auth"
 AUTH_RPC_CREATE_KEY: Final = rpc_subject(AUTH_RPC_SERVICE, "create_key")

@@ -49,6 +49,8 @@ class EventState(StrEnum):
     PARTIALLY_SENT = "partially_sent"
     FAILED = "failed"
     HELD = "held"
+    # Not sent on purpose: the delivery mode (local / mute) filtered it out.
+    SUPPRESSED = "suppressed"
 
 
 class EventStatus(Contract):
@@ -64,3 +66,9 @@ class EventStatus(Contract):
     last_error: str | None = None
     submitted_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utc_now)
+    delivered_outbox_ids: tuple[str, ...] = Field(
+        default=(), description="Outbox messages Telegram accepted"
+    )
+    failed_outbox_ids: tuple[str, ...] = Field(
+        default=(), description="Outbox messages that failed for good"
+    )

@@ -1,0 +1,333 @@
+"""Submitted events → outbox messages and event status; delivery reports → status; digests."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from dataclasses import dataclass
+
+from pydantic import Field
+
+from cctelegram_common.contracts.base import Contract
+from cctelegram_common.contracts.event_types import EventType
+from cctelegram_common.contracts.events import EventState, EventStatus, SubmitEvent
+from cctelegram_common.contracts.outbox import (
+    DeliveryOutcome,
+    DeliveryReported,
+    Operation,
+    OutboxMessage,
+)
+from cctelegram_common.logging import get_logger
+from cctelegram_events import metrics
+from cctelegram_events.modes import Gate, ModeStore, QuietHours, gate
+from cctelegram_events.ports import (
+    CasConflictError,
+    Clock,
+    KvStore,
+    Publisher,
+    key_part,
+    load,
+    publish_outbox,
+)
+from cctelegram_events.rendering import Style, render_message_parts, severity_of
+from cctelegram_events.telegram_html import safe, split_html
+from cctelegram_events.templates import TASK_LIVE, TASK_TERMINAL, template_for
+
+log = get_logger(__name__)
+
+HELD_PREFIX = "held."
+TASK_CARD_PREFIX = "taskcard."
+CAS_ATTEMPTS = 20
+
+
+class HeldEvent(Contract):
+    """Value of ``cctg_state[held.<event_id>]``: waits for the end of quiet hours."""
+
+    event_id: str
+    client_id: str
+    type: EventType
+    title: str
+    chat_ids: tuple[int, ...]
+    held_at: str
+
+
+class TaskCard(Contract):
+    """Value of ``cctg_state[taskcard.<client>.<task>]``: the live status card of a task."""
+
+    event_id: str = Field(description="The event whose message is the card")
+    card_outbox_ids: dict[str, str] = Field(description="chat id → outbox id of the card")
+
+
+@dataclass
+class NotificationService:
+    """Turns ``SubmitEvent`` into outbox messages exactly once per event id."""
+
+    status_kv: KvStore
+    state_kv: KvStore
+    publisher: Publisher
+    modes: ModeStore
+    clock: Clock
+    allowed_users: tuple[int, ...]
+    style: Style = "concise"
+    live_task_cards: bool = True
+    quiet_hours: QuietHours | None = None
+
+    def targets(self, event: SubmitEvent) -> tuple[int, ...]:
+        # A private chat's id is the user's id.
+        return tuple(event.chat_ids) if event.chat_ids else self.allowed_users
+
+    async def submit(self, event: SubmitEvent) -> EventStatus:
+        """Render and route one event. A redelivered or re-submitted id changes nothing."""
+        existing = await load(self.status_kv, event.event_id, EventStatus)
+        if existing is not None:
+            metrics.EVENTS_PROCESSED.labels("duplicate").inc()
+            return existing[0]
+        chats = self.targets(event)
+        if event.type in TASK_TERMINAL:
+            metrics.TASK_COMPLETIONS.labels(event.type.value).inc()
+        mode = (await self.modes.get()).mode
+        decision = gate(event.type, severity_of(event), mode, self.quiet_hours, self.clock())
+        if not chats:
+            return await self._record(
+                event, EventState.FAILED, (), (), "no target chats: TELEGRAM_ALLOWED_USERS is empty"
+            )
+        if decision is Gate.SUPPRESS:
+            metrics.EVENTS_PROCESSED.labels("suppressed").inc()
+            return await self._record(event, EventState.SUPPRESSED, (), chats, f"mode {mode}")
+        if decision is Gate.HOLD:
+            held = HeldEvent(
+                event_id=event.event_id,
+                client_id=event.client_id,
+                type=event.type,
+                title=event.title,
+                chat_ids=chats,
+                held_at=self.clock().isoformat(),
+            )
+            await self.state_kv.put(HELD_PREFIX + event.event_id, held.model_dump_json().encode())
+            metrics.EVENTS_PROCESSED.labels("held").inc()
+            return await self._record(event, EventState.HELD, (), chats, None)
+
+        parts = render_message_parts(event, self.style)
+        messages = await self._live_card_messages(event, parts, chats)
+        if messages is None:
+            messages = [
+                OutboxMessage(
+                    outbox_id=f"{event.event_id}:{chat}:{index}",
+                    operation=Operation.SEND_MESSAGE,
+                    chat_id=chat,
+                    event_id=event.event_id,
+                    text=part,
+                )
+                for chat in chats
+                for index, part in enumerate(parts)
+            ]
+        for message in messages:
+            await publish_outbox(self.publisher, message)
+            metrics.OUTBOX_PUBLISHED.labels(message.operation.value).inc()
+        metrics.EVENTS_PROCESSED.labels("queued").inc()
+        return await self._record(
+            event, EventState.QUEUED, tuple(m.outbox_id for m in messages), chats, None
+        )
+
+    async def _record(
+        self,
+        event: SubmitEvent,
+        state: EventState,
+        outbox_ids: tuple[str, ...],
+        chats: tuple[int, ...],
+        error: str | None,
+    ) -> EventStatus:
+        status = EventStatus(
+            event_id=event.event_id,
+            client_id=event.client_id,
+            state=state,
+            type=event.type,
+            outbox_ids=outbox_ids,
+            chat_ids=chats,
+            last_error=error,
+            submitted_at=event.submitted_at,
+            updated_at=self.clock(),
+        )
+        # Another replica may have recorded it first; the outbox ids are deterministic.
+        with contextlib.suppress(CasConflictError):
+            await self.status_kv.create(event.event_id, status.model_dump_json().encode())
+        return status
+
+    # --- live task cards ---------------------------------------------------------------------
+    async def _live_card_messages(
+        self, event: SubmitEvent, parts: list[str], chats: tuple[int, ...]
+    ) -> list[OutboxMessage] | None:
+        """Edits of the task's status card (plus a fresh message at the end), or None to send
+        the event as ordinary messages."""
+        if not (self.live_task_cards and event.task_id):
+            return None
+        if event.type not in TASK_LIVE and event.type not in TASK_TERMINAL:
+            return None
+        key = f"{TASK_CARD_PREFIX}{key_part(event.client_id)}.{key_part(event.task_id)}"
+        loaded = await load(self.state_kv, key, TaskCard)
+        if loaded is None:
+            if event.type in TASK_TERMINAL:
+                return None
+            card = TaskCard(
+                event_id=event.event_id,
+                card_outbox_ids={str(chat): f"{event.event_id}:{chat}:0" for chat in chats},
+            )
+            await self.state_kv.put(key, card.model_dump_json().encode())
+            return None  # this event's own message becomes the card
+        card, _revision = loaded
+        # The card is one message: its first part, which split_html kept valid on its own.
+        card_text = parts[0]
+        edits = [
+            OutboxMessage(
+                outbox_id=f"{event.event_id}:{chat}:card",
+                operation=Operation.EDIT_MESSAGE_TEXT,
+                chat_id=int(chat),
+                event_id=event.event_id,
+                text=card_text,
+                target_outbox_id=target,
+            )
+            for chat, target in card.card_outbox_ids.items()
+        ]
+        if event.type not in TASK_TERMINAL:
+            metrics.EVENTS_PROCESSED.labels("edited").inc()
+            return edits
+        await self.state_kv.delete(key)
+        fresh = [
+            OutboxMessage(
+                outbox_id=f"{event.event_id}:{chat}:{index}",
+                operation=Operation.SEND_MESSAGE,
+                chat_id=chat,
+                event_id=event.event_id,
+                text=part,
+            )
+            for chat in chats
+            for index, part in enumerate(parts)
+        ]
+        return edits + fresh
+
+    # --- delivery reports --------------------------------------------------------------------
+    async def on_delivery(self, report: DeliveryReported) -> EventStatus | None:
+        """Fold one delivery report into the event's status (compare-and-set, retried)."""
+        if report.event_id is None:
+            return None
+        for _ in range(CAS_ATTEMPTS):
+            loaded = await load(self.status_kv, report.event_id, EventStatus)
+            if loaded is None:
+                return None
+            status, revision = loaded
+            if report.outbox_id not in status.outbox_ids:
+                return status
+            if (
+                report.outbox_id in status.delivered_outbox_ids
+                or report.outbox_id in status.failed_outbox_ids
+            ):
+                return status
+            updated = _apply_report(status, report, self.clock)
+            try:
+                await self.status_kv.update(
+                    report.event_id, updated.model_dump_json().encode(), revision
+                )
+            except CasConflictError:
+                continue
+            metrics.DELIVERY_REPORTS.labels(report.outcome.value).inc()
+            return updated
+        log.warning("delivery_report_cas_exhausted", event_id=report.event_id)
+        return None
+
+    # --- quiet hours digest ------------------------------------------------------------------
+    async def flush_digest(self) -> int:
+        """After quiet hours: one digest message per chat for everything held. Returns how
+        many events it covered. Safe on every replica: the digest's outbox ids derive from
+        the held set, so JetStream keeps one copy."""
+        if self.quiet_hours is not None and self.quiet_hours.active(self.clock()):
+            return 0
+        keys = await self.state_kv.keys(HELD_PREFIX + ">")
+        if not keys:
+            return 0
+        held: list[HeldEvent] = []
+        for key in sorted(keys):
+            loaded = await load(self.state_kv, key, HeldEvent)
+            if loaded is not None:
+                held.append(loaded[0])
+        if not held:
+            return 0
+        digest_id = hashlib.sha256(
+            ",".join(sorted(item.event_id for item in held)).encode()
+        ).hexdigest()[:20]
+        by_chat: dict[int, list[HeldEvent]] = {}
+        for item in held:
+            for chat in item.chat_ids:
+                by_chat.setdefault(chat, []).append(item)
+        for chat, items in by_chat.items():
+            lines = [f"🌙 <b>While quiet hours were on</b> ({len(items)})", ""]
+            lines += [
+                f"{template_for(item.type).emoji} {safe(item.title)}"
+                for item in sorted(items, key=lambda i: i.held_at)
+            ]
+            for index, part in enumerate(split_html("\n".join(lines))):
+                await publish_outbox(
+                    self.publisher,
+                    OutboxMessage(
+                        outbox_id=f"digest-{digest_id}:{chat}:{index}",
+                        operation=Operation.SEND_MESSAGE,
+                        chat_id=chat,
+                        text=part,
+                        extra={"digest_of": [item.event_id for item in items][:100]},
+                    ),
+                )
+        for item in held:
+            await self._mark_digested(item.event_id, digest_id)
+            await self.state_kv.delete(HELD_PREFIX + item.event_id)
+        return len(held)
+
+    async def _mark_digested(self, event_id: str, digest_id: str) -> None:
+        for _ in range(CAS_ATTEMPTS):
+            loaded = await load(self.status_kv, event_id, EventStatus)
+            if loaded is None or loaded[0].state is not EventState.HELD:
+                return
+            status, revision = loaded
+            updated = status.model_copy(
+                update={
+                    "state": EventState.QUEUED,
+                    "last_error": None,
+                    "outbox_ids": tuple(f"digest-{digest_id}:{chat}:0" for chat in status.chat_ids),
+                    "updated_at": self.clock(),
+                }
+            )
+            try:
+                await self.status_kv.update(event_id, updated.model_dump_json().encode(), revision)
+                return
+            except CasConflictError:
+                continue
+
+
+def _apply_report(status: EventStatus, report: DeliveryReported, clock: Clock) -> EventStatus:
+    delivered = status.delivered_outbox_ids
+    failed = status.failed_outbox_ids
+    message_ids = status.telegram_message_ids
+    last_error = status.last_error
+    if report.outcome is DeliveryOutcome.SENT:
+        delivered = (*delivered, report.outbox_id)
+        message_ids = (*message_ids, *report.telegram_message_ids)
+    else:
+        failed = (*failed, report.outbox_id)
+        last_error = report.error or "delivery failed"
+    finished = len(delivered) + len(failed)
+    if finished < len(status.outbox_ids):
+        state = EventState.PARTIALLY_SENT if failed else EventState.QUEUED
+    elif not failed:
+        state = EventState.SENT
+    elif not delivered:
+        state = EventState.FAILED
+    else:
+        state = EventState.PARTIALLY_SENT
+    return status.model_copy(
+        update={
+            "state": state,
+            "delivered_outbox_ids": delivered,
+            "failed_outbox_ids": failed,
+            "telegram_message_ids": message_ids,
+            "last_error": last_error,
+            "updated_at": clock(),
+        }
+    )
