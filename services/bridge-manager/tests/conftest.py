@@ -151,6 +151,11 @@ async def fleet(fresh_nats: Any) -> AsyncIterator[Fleet]:
         await nc.close()
 
 
+@pytest.fixture
+def port_block() -> Callable[[int], int]:
+    return free_port_block
+
+
 def free_port_block(count: int) -> int:
     """A base port with ``count`` free ports after it (best effort, loopback)."""
     for _attempt in range(50):
