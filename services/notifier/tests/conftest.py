@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
+from nats.aio.client import Client
+
+from cctelegram_common import streams, subjects
+from cctelegram_common.natsserver import NatsServer
+from cctelegram_notifier.runtime import NotifierRuntime
+from cctelegram_notifier.settings import NotifierSettings
 
 
 class VirtualClock:
@@ -48,3 +56,66 @@ class VirtualClock:
 @pytest.fixture
 def clock() -> VirtualClock:
     return VirtualClock()
+
+
+# --- integration: a NATS server of this package's own, the sandbox, the notifier runtime --------
+
+
+@pytest.fixture(scope="module")
+def module_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A nats-server for one test module: the outbox is a work queue with one durable
+    consumer, so notifier tests must not share it with the rest of the suite."""
+    with NatsServer(Path(tmp_path_factory.mktemp("notifier-nats"))) as server:
+        yield server
+
+
+@pytest.fixture
+async def nc(module_nats: NatsServer) -> AsyncIterator[Client]:
+    connection = await nats.connect(module_nats.url)
+    js = connection.jetstream()
+    await streams.provision(js)
+    for stream in (
+        subjects.STREAM_OUTBOX,
+        subjects.STREAM_DELIVERIES,
+        subjects.STREAM_DEAD_LETTER,
+        subjects.STREAM_UPDATES,
+        f"KV_{subjects.KV_DELIVERIES}",
+        f"KV_{subjects.KV_BRIDGE}",
+    ):
+        await js.purge_stream(stream)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+def make_settings() -> Any:
+    return notifier_settings
+
+
+def notifier_settings(sandbox: Any, **overrides: Any) -> NotifierSettings:
+    fields: dict[str, Any] = {
+        "bot_token": sandbox.token,
+        "api_base_url": sandbox.url,
+        "rate_scale": 10.0,
+        "polling": {"enabled": False},
+        "retry": {"base_s": 0.05, "cap_s": 0.5, "breaker_reset_s": 0.5},
+        "heartbeat_interval_s": 0.5,
+        **overrides,
+    }
+    return NotifierSettings(**fields)
+
+
+@pytest.fixture
+async def start_notifier(nc: Client) -> AsyncIterator[Any]:
+    """Start NotifierRuntime instances in this process; all stopped at teardown."""
+    runtimes: list[NotifierRuntime] = []
+
+    async def start(settings: NotifierSettings) -> NotifierRuntime:
+        runtime = NotifierRuntime(settings)
+        await runtime.start(nc.jetstream())
+        runtimes.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in runtimes:
+        await runtime.stop()

@@ -1,12 +1,43 @@
-"""Composition root of the notifier service: builds the broker, handlers and HTTP side."""
+"""Composition root of the notifier service: settings, runtime, control subscriber, health."""
 
+from __future__ import annotations
+
+from cctelegram_common import subjects
+from cctelegram_common.contracts.bridge import BridgeControl
+from cctelegram_common.nats import jetstream
+from cctelegram_common.redaction import register_secret
 from cctelegram_common.service import Service
+from cctelegram_notifier.runtime import NotifierRuntime
 from cctelegram_notifier.settings import NotifierSettings
 
 SERVICE_NAME = "notifier"
 
 
 def create_app(settings: NotifierSettings | None = None) -> Service:
-    settings = settings or NotifierSettings()
+    return build_notifier(settings or NotifierSettings())[0]
+
+
+def build_notifier(settings: NotifierSettings) -> tuple[Service, NotifierRuntime]:
+    """The service and its runtime (tests and the bench drive the runtime directly)."""
+    # Before anything can log: the token sits in every Bot API URL.
+    for secret in (settings.bot_token, settings.webhook.secret_token):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
     service = Service(SERVICE_NAME, settings)
-    return service
+    runtime = NotifierRuntime(settings)
+    service.health.add("telegram:token", runtime.check_token)
+    service.health.add("telegram:api", runtime.check_api)
+    service.health.add("telegram:updates", runtime.check_conflict)
+
+    # Core NATS, no queue group: every replica obeys every broadcast.
+    @service.broker.subscriber(subjects.BRIDGE_CONTROL)
+    async def on_bridge_control(control: BridgeControl) -> None:
+        await runtime.apply(control)
+
+    @service.on_connected
+    async def start_runtime() -> None:
+        await runtime.start(jetstream(service.broker))
+
+    # While NATS is still up: finish in-flight sends, nak the rest, release the lease.
+    service.on_stopping(runtime.stop)
+    return service, runtime

@@ -1,0 +1,382 @@
+"""The outbox consumer: one durable pull consumer, one lane per chat (sequential inside,
+parallel across chats), ack only after the delivery record and the report are stored."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import propagate, trace
+from pydantic import ValidationError
+
+from cctelegram_common import subjects
+from cctelegram_common.contracts.base import utc_now
+from cctelegram_common.contracts.outbox import (
+    DeadLetter,
+    DeliveryOutcome,
+    DeliveryRecord,
+    DeliveryReported,
+    OutboxMessage,
+)
+from cctelegram_common.logging import get_logger
+from cctelegram_notifier import metrics
+from cctelegram_notifier.delivery import (
+    DeliveryInterruptedError,
+    DeliveryResult,
+    DeliveryService,
+    FailureReason,
+    Interrupter,
+    TokenRejectedError,
+)
+from cctelegram_notifier.publishing import Publisher, publish_dead_letter, publish_report
+from cctelegram_notifier.settings import OutboxSettings
+from cctelegram_notifier.store import DeliveryStore
+
+log = get_logger(__name__)
+tracer = trace.get_tracer("cctelegram.notifier")
+
+# A chat whose lane is full gets its new messages back after this long (order is kept:
+# nothing newer for that chat is accepted before they return).
+OVERFLOW_RETRY_S = 5.0
+# A message whose bookkeeping failed (NATS briefly away) is handed back this much later.
+BOOKKEEPING_RETRY_S = 1.0
+TOKEN_REJECTED_RETRY_S = 30.0
+
+
+@dataclass
+class Held:
+    """One fetched outbox message this instance is responsible for until it acks or naks."""
+
+    msg: Msg
+    outbox: OutboxMessage | None
+    fetched_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Lane:
+    chat_id: int
+    queue: deque[Held] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+    closed_until: float = 0.0
+
+
+@dataclass
+class Counters:
+    sent: int = 0
+    failed: int = 0
+
+
+class OutboxConsumer:
+    """Fetches outbox messages and delivers each chat's messages in order.
+
+    - per-chat order: one lane (task) per chat handles its messages one after another;
+    - parallel chats: lanes run concurrently; the scheduler decides who may call when;
+    - a slow or rate-limited chat blocks only its lane; past ``chat_backlog`` held messages
+      its newer messages go back to NATS for a while instead of filling ``max_ack_pending``;
+    - held messages are kept alive with ``in_progress`` so AckWait only fires on a crash.
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        delivery: DeliveryService,
+        store: DeliveryStore,
+        publisher: Publisher,
+        settings: OutboxSettings,
+        interrupter: Interrupter,
+        *,
+        on_token_rejected: Callable[[str], None] | None = None,
+    ) -> None:
+        self.js = js
+        self.delivery = delivery
+        self.store = store
+        self.publisher = publisher
+        self.settings = settings
+        self.interrupter = interrupter
+        self.on_token_rejected = on_token_rejected
+        self.lanes: dict[int, Lane] = {}
+        self.counters = Counters()
+        self.subscription: JetStreamContext.PullSubscription | None = None
+        self._fetching = asyncio.Event()  # set = fetch; cleared = paused / token rejected
+        self._capacity = asyncio.Event()
+        self._capacity.set()
+        self._closing = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle -------------------------------------------------------------------------
+    @property
+    def held(self) -> int:
+        return sum(len(lane.queue) for lane in self.lanes.values())
+
+    @property
+    def fetching(self) -> bool:
+        return self._fetching.is_set()
+
+    def consumer_config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            name=subjects.CONSUMER_NOTIFIER_OUTBOX,
+            durable_name=subjects.CONSUMER_NOTIFIER_OUTBOX,
+            description="notifier: outbox → Telegram",
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.settings.ack_wait_s,
+            # Dead-lettering is ours (with reason and attempts); never let NATS stop delivering.
+            max_deliver=-1,
+            max_ack_pending=self.settings.max_ack_pending,
+            filter_subject=subjects.OUTBOX_ALL,
+        )
+
+    async def subscribe(self) -> None:
+        """Create or update the durable consumer, then bind a pull subscription to it."""
+        try:
+            await self.js.add_consumer(subjects.STREAM_OUTBOX, self.consumer_config())
+        except nats.js.errors.APIError as error:
+            # An operator's consumer with other immutable settings: use it as it is.
+            log.warning("outbox_consumer_kept", error=str(error)[:200])
+        self.subscription = await self.js.pull_subscribe_bind(
+            consumer=subjects.CONSUMER_NOTIFIER_OUTBOX, stream=subjects.STREAM_OUTBOX
+        )
+
+    async def start(self, *, fetching: bool) -> None:
+        await self.subscribe()
+        if fetching:
+            self._fetching.set()
+        self._tasks = [
+            asyncio.create_task(self._fetch_loop(), name="outbox-fetch"),
+            asyncio.create_task(self._keep_alive_loop(), name="outbox-keepalive"),
+        ]
+
+    async def pause(self) -> None:
+        """Fetch nothing more; finish the calls already made; hand the rest back to NATS."""
+        self._fetching.clear()
+        await self.drain()
+
+    def resume(self) -> None:
+        if not self._closing:
+            self._fetching.set()
+
+    async def drain(self) -> None:
+        """Interrupt every wait, let in-flight Bot API calls finish, nak what is left."""
+        self.interrupter.event.set()
+        try:
+            tasks = [lane.task for lane in self.lanes.values() if lane.task is not None]
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            self.interrupter.event.clear()
+
+    async def stop(self) -> None:
+        self._closing = True
+        await self.pause()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.subscription is not None:
+            with contextlib.suppress(Exception):
+                await self.subscription.unsubscribe()
+
+    # --- fetching --------------------------------------------------------------------------
+    async def _fetch_loop(self) -> None:
+        failures = 0
+        while not self._closing:
+            await self._fetching.wait()
+            free = self.settings.max_ack_pending - self.held
+            if free <= 0:
+                self._capacity.clear()
+                await self._capacity.wait()
+                continue
+            assert self.subscription is not None
+            try:
+                messages = await self.subscription.fetch(
+                    min(free, self.settings.fetch_batch), timeout=self.settings.fetch_timeout_s
+                )
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except Exception as error:
+                failures += 1
+                log.warning("outbox_fetch_failed", error=type(error).__name__, failures=failures)
+                await asyncio.sleep(min(5.0, 0.5 * failures))
+                if failures % 5 == 0:
+                    # The consumer may be gone (a fresh server): create and bind it again.
+                    with contextlib.suppress(Exception):
+                        await self.subscribe()
+                continue
+            failures = 0
+            for msg in messages:
+                await self._dispatch(msg)
+
+    async def _dispatch(self, msg: Msg) -> None:
+        if not self._fetching.is_set():
+            await _nak(msg)  # paused while the fetch was out: give it straight back
+            return
+        try:
+            outbox: OutboxMessage | None = OutboxMessage.model_validate_json(msg.data)
+        except ValidationError as error:
+            log.error("outbox_invalid_payload", subject=msg.subject, errors=error.error_count())
+            outbox = None
+        chat_id = outbox.chat_id if outbox is not None else 0
+        lane = self.lanes.get(chat_id)
+        if lane is None:
+            lane = self.lanes[chat_id] = Lane(chat_id)
+        now = time.monotonic()
+        if len(lane.queue) >= self.settings.chat_backlog or now < lane.closed_until:
+            # Keep order: until these come back, nothing newer for this chat is taken either.
+            lane.closed_until = max(lane.closed_until, now + OVERFLOW_RETRY_S + 0.5)
+            await _nak(msg, OVERFLOW_RETRY_S)
+            return
+        lane.queue.append(Held(msg, outbox))
+        metrics.OUTBOX_IN_FLIGHT.set(self.held)
+        if lane.task is None or lane.task.done():
+            lane.task = asyncio.create_task(self._run_lane(lane), name=f"lane-{chat_id}")
+
+    # --- one chat --------------------------------------------------------------------------
+    async def _run_lane(self, lane: Lane) -> None:
+        try:
+            while lane.queue:
+                held = lane.queue[0]
+                try:
+                    await self._handle(held)
+                except DeliveryInterruptedError:
+                    await self._hand_back(lane)
+                    return
+                except TokenRejectedError as error:
+                    log.error("telegram_token_rejected", error=str(error))
+                    await self._hand_back(lane, TOKEN_REJECTED_RETRY_S)
+                    if self.on_token_rejected is not None:
+                        self.on_token_rejected(str(error))
+                    return
+                except Exception as error:
+                    # NATS away while recording or reporting: the next delivery finds the
+                    # record (if written) and only reports and acks.
+                    log.warning(
+                        "outbox_bookkeeping_failed", chat_id=lane.chat_id, error=repr(error)
+                    )
+                    await self._hand_back(lane, BOOKKEEPING_RETRY_S)
+                    return
+                lane.queue.popleft()
+                metrics.OUTBOX_IN_FLIGHT.set(self.held)
+        finally:
+            if not lane.queue and self.lanes.get(lane.chat_id) is lane:
+                del self.lanes[lane.chat_id]
+            metrics.OUTBOX_IN_FLIGHT.set(self.held)
+            self._capacity.set()
+
+    async def _hand_back(self, lane: Lane, delay_s: float | None = None) -> None:
+        while lane.queue:
+            await _nak(lane.queue.popleft().msg, delay_s)
+
+    async def _handle(self, held: Held) -> None:
+        msg, outbox = held.msg, held.outbox
+        if outbox is None:
+            # Not an OutboxMessage at all: retrying cannot help and a DeadLetter cannot hold it.
+            metrics.DEAD_LETTERS.labels(FailureReason.INVALID_PAYLOAD.value).inc()
+            await msg.term()
+            return
+        context = propagate.extract(dict(msg.headers or {}))
+        with tracer.start_as_current_span(
+            "telegram deliver",
+            context=context,
+            attributes={
+                "cctg.outbox_id": outbox.outbox_id,
+                "cctg.chat_id": outbox.chat_id,
+                "cctg.operation": outbox.operation.value,
+            },
+        ):
+            deliveries = msg.metadata.num_delivered if msg.metadata else 1
+            if deliveries > self.settings.max_deliveries:
+                result = DeliveryResult(
+                    DeliveryOutcome.FAILED,
+                    outbox.chat_id,
+                    attempts=deliveries,
+                    reason=FailureReason.REDELIVERED_TOO_OFTEN,
+                    error=f"handed out {deliveries} times",
+                )
+            else:
+                result = await self.delivery.deliver(outbox)
+            await self._finish(msg, outbox, result)
+
+    async def _finish(self, msg: Msg, outbox: OutboxMessage, result: DeliveryResult) -> None:
+        """Record, report, then ack: a crash before the ack only causes a skipped redelivery."""
+        if result.outcome is DeliveryOutcome.SENT and not result.already_recorded:
+            await self.store.put_record(
+                DeliveryRecord(
+                    outbox_id=outbox.outbox_id,
+                    chat_id=result.chat_id,
+                    telegram_message_ids=result.telegram_message_ids,
+                )
+            )
+        if result.outcome is DeliveryOutcome.FAILED:
+            reason = result.reason.value if result.reason else "failed"
+            metrics.DEAD_LETTERS.labels(reason).inc()
+            log.warning(
+                "outbox_dead_letter",
+                outbox_id=outbox.outbox_id,
+                chat_id=outbox.chat_id,
+                reason=result.dead_letter_reason,
+                attempts=result.attempts,
+            )
+            await publish_dead_letter(
+                self.publisher,
+                DeadLetter(
+                    outbox_message=outbox,
+                    reason=result.dead_letter_reason,
+                    error_code=result.error_code,
+                    attempts=result.attempts,
+                ),
+            )
+        await publish_report(
+            self.publisher,
+            DeliveryReported(
+                outbox_id=outbox.outbox_id,
+                event_id=outbox.event_id,
+                approval_id=outbox.approval_id,
+                chat_id=outbox.chat_id,
+                operation=outbox.operation,
+                outcome=result.outcome,
+                telegram_message_ids=result.telegram_message_ids,
+                error=result.dead_letter_reason if result.reason else None,
+                error_code=result.error_code,
+                attempts=max(result.attempts, 1),
+                migrated_to_chat_id=result.migrated_to_chat_id,
+                submitted_at=outbox.created_at,
+            ),
+        )
+        await msg.ack()
+        if result.already_recorded:
+            metrics.DUPLICATES_SKIPPED.inc()
+            return
+        if result.outcome is DeliveryOutcome.SENT:
+            self.counters.sent += 1
+            metrics.DELIVERY_LATENCY.observe(
+                max(0.0, (utc_now() - outbox.created_at).total_seconds())
+            )
+        else:
+            self.counters.failed += 1
+
+    # --- keeping held messages alive -------------------------------------------------------
+    async def _keep_alive_loop(self) -> None:
+        period = max(0.5, self.settings.ack_wait_s / 3)
+        while not self._closing:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for lane in list(self.lanes.values()):
+                for held in list(lane.queue):
+                    if now - held.fetched_at >= period and not held.msg.is_acked:
+                        with contextlib.suppress(Exception):
+                            await held.msg.in_progress()
+
+
+async def _nak(msg: Msg, delay_s: float | None = None) -> None:
+    with contextlib.suppress(Exception):
+        await msg.nak(delay=delay_s)

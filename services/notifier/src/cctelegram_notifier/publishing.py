@@ -1,0 +1,99 @@
+"""JetStream publishes of the notifier (reports, dead letters, updates) and KV writes with a
+per-key TTL, which nats-py's KeyValue API does not offer for plain puts."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from nats.js import JetStreamContext
+from opentelemetry import propagate
+
+from cctelegram_common import subjects
+from cctelegram_common.contracts.base import Contract
+from cctelegram_common.contracts.outbox import DeadLetter, DeliveryReported
+from cctelegram_common.contracts.updates import InboundUpdate
+
+PUBLISH_TIMEOUT_S = 5.0
+
+
+class Publisher(Protocol):
+    async def publish(self, subject: str, payload: Contract, *, msg_id: str, stream: str) -> None:
+        """Store ``payload`` on ``stream``; returns after the PubAck (dedup by ``msg_id``)."""
+
+
+class JetStreamPublisher:
+    """``Publisher`` over a JetStream context; carries the current trace in the headers."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
+
+    async def publish(self, subject: str, payload: Contract, *, msg_id: str, stream: str) -> None:
+        headers = {subjects.HEADER_MSG_ID: msg_id}
+        propagate.inject(headers)
+        await self.js.publish(
+            subject,
+            payload.model_dump_json().encode(),
+            headers=headers,
+            stream=stream,
+            timeout=PUBLISH_TIMEOUT_S,
+        )
+
+
+async def publish_report(publisher: Publisher, report: DeliveryReported) -> None:
+    await publisher.publish(
+        subjects.DELIVERY_REPORTED,
+        report,
+        msg_id=f"delivery-{report.outbox_id}",
+        stream=subjects.STREAM_DELIVERIES,
+    )
+
+
+async def publish_dead_letter(publisher: Publisher, dead: DeadLetter) -> None:
+    await publisher.publish(
+        subjects.DEAD_LETTER_OUTBOX,
+        dead,
+        msg_id=f"dead-{dead.outbox_message.outbox_id}",
+        stream=subjects.STREAM_DEAD_LETTER,
+    )
+
+
+def update_msg_id(update_id: int) -> str:
+    """``Nats-Msg-Id`` of an inbound update: a re-polled update is stored once."""
+    return f"tg-update-{update_id}"
+
+
+async def publish_update(publisher: Publisher, update: InboundUpdate) -> None:
+    await publisher.publish(
+        subjects.TELEGRAM_UPDATES,
+        update,
+        msg_id=update_msg_id(update.update_id),
+        stream=subjects.STREAM_UPDATES,
+    )
+
+
+def kv_subject(bucket: str, key: str) -> str:
+    return f"$KV.{bucket}.{key}"
+
+
+async def kv_put_with_ttl(
+    js: JetStreamContext,
+    bucket: str,
+    key: str,
+    value: bytes,
+    ttl_s: float,
+    *,
+    expected_revision: int | None = None,
+) -> int:
+    """Put ``key`` with a per-key TTL (whole seconds, at least 1); with ``expected_revision``
+    it is a compare-and-set (``0`` = only if absent). Returns the new revision."""
+    headers: dict[str, str] | None = None
+    if expected_revision is not None:
+        headers = {"Nats-Expected-Last-Subject-Sequence": str(expected_revision)}
+    ack = await js.publish(
+        kv_subject(bucket, key),
+        value,
+        headers=headers,
+        msg_ttl=max(1, round(ttl_s)),
+        timeout=PUBLISH_TIMEOUT_S,
+    )
+    return int(ack.seq)
