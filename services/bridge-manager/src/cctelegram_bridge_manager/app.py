@@ -108,10 +108,14 @@ def create_app(settings: BridgeManagerSettings | None = None) -> Service:
 
     service.health.add("fleet", fleet_check)
 
-    @service.on_stop
-    async def close() -> None:
+    @service.on_stopping
+    async def stop_children() -> None:
+        # First, while NATS is up: the notifiers finish their in-flight sends and ack them.
         if supervisor is not None:
             await supervisor.close()
+
+    @service.on_stop
+    async def close() -> None:
         for task in tasks:
             task.cancel()
         for task in tasks:
