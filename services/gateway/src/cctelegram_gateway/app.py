@@ -1,12 +1,146 @@
-"""Composition root of the gateway service: builds the broker, handlers and HTTP side."""
+"""Composition root of the gateway: verifier, limiter, auditor, MCP and REST over the registry,
+all behind the front-door middleware, served by the common ``Service`` runtime."""
 
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from faststream.nats.annotations import NatsMessage
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from cctelegram_common import __version__, subjects
+from cctelegram_common.audit import publish_audit
+from cctelegram_common.contracts.audit import AuditRecord
+from cctelegram_common.contracts.auth import KeyChanged, VerifyRequest, VerifyResponse
+from cctelegram_common.http import HttpMetricsMiddleware
+from cctelegram_common.nats import rpc_call
 from cctelegram_common.service import Service
+from cctelegram_gateway import tools
+from cctelegram_gateway.auditing import Auditor
+from cctelegram_gateway.calls import ToolRunner
+from cctelegram_gateway.integrations import add_integration_routes
+from cctelegram_gateway.mcp_server import build_mcp_app, build_server
+from cctelegram_gateway.middleware import GatewayMiddleware
+from cctelegram_gateway.ratelimit import RateLimiter
+from cctelegram_gateway.registry import ToolRegistry, registry
+from cctelegram_gateway.rest import add_tool_routes, install_error_handlers
 from cctelegram_gateway.settings import GatewaySettings
+from cctelegram_gateway.verifier import Verifier
 
 SERVICE_NAME = "gateway"
+# The SDK logs every stateless request at INFO ("Terminating session: None"): noise and CPU.
+logging.getLogger("mcp").setLevel(logging.WARNING)
 
 
-def create_app(settings: GatewaySettings | None = None) -> Service:
+class GatewayService(Service):
+    """A ``Service`` that also carries its ASGI app (``serve()`` uses it by default)."""
+
+    asgi: ASGIApp
+    fastapi: FastAPI
+    verifier: Verifier
+    limiter: RateLimiter
+    auditor: Auditor
+
+    async def serve(self, app: ASGIApp | None = None) -> None:
+        await super().serve(app or self.asgi)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[GatewayService]:
+        """Connected to NATS and with MCP running, in this event loop: for in-process tests."""
+        await self.connect_forever()
+        async with self.fastapi.router.lifespan_context(self.fastapi):
+            try:
+                yield self
+            finally:
+                await self.stop()
+
+
+def create_app(
+    settings: GatewaySettings | None = None, tool_registry: ToolRegistry | None = None
+) -> GatewayService:
     settings = settings or GatewaySettings()
-    service = Service(SERVICE_NAME, settings)
+    if tool_registry is None:
+        tools.load_all()
+        tool_registry = registry
+    service = GatewayService(SERVICE_NAME, settings)
+    broker = service.broker
+
+    async def ask_auth(presented: str, request_id: str | None) -> VerifyResponse:
+        return await rpc_call(
+            broker,
+            subjects.AUTH_RPC_VERIFY,
+            VerifyRequest(api_key=presented, request_id=request_id),
+            VerifyResponse,
+            timeout_s=settings.verify_timeout_s,
+        )
+
+    async def audit(record: AuditRecord) -> bool:
+        return await publish_audit(broker, record)
+
+    verifier = Verifier(
+        ask_auth,
+        ttl_s=settings.verify_cache_ttl_s,
+        negative_ttl_s=settings.verify_negative_cache_ttl_s,
+    )
+    limiter = RateLimiter(settings.agent_default_rate_limit_per_minute)
+    auditor = Auditor(audit)
+    runner = ToolRunner(broker=broker, limiter=limiter, auditor=auditor)
+
+    # No queue group: every replica hears every change and drops the key from its cache.
+    @broker.subscriber(subjects.AUTH_KEY_CHANGED)
+    async def on_key_changed(_body: Any, message: NatsMessage) -> None:
+        change = KeyChanged.model_validate_json(message.body)
+        verifier.forget(change.key_id)
+
+    @service.on_connected
+    async def forget_everything() -> None:
+        # Changes broadcast while this replica was disconnected were missed.
+        verifier.clear()
+
+    @service.on_stop
+    async def finish_audit() -> None:
+        await auditor.drain()
+
+    server = build_server(tool_registry, runner, settings.server_name)
+    mcp_endpoint, session_manager = build_mcp_app(server, settings.max_body_bytes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with session_manager.run():  # a mounted MCP app's own lifespan never runs
+            yield
+
+    api = FastAPI(
+        title="CCTelegram gateway",
+        version=__version__,
+        description="REST twins of the MCP tools. Authenticate with "
+        "`Authorization: Bearer cctg_<id>_<secret>`.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    install_error_handlers(api)
+    add_tool_routes(api, tool_registry, runner)
+    add_integration_routes(api, runner, settings.telegram_webhook_secret)
+    api.router.routes.extend(service.routes())
+    api.router.routes.append(Route("/mcp", endpoint=mcp_endpoint, methods=["POST"]))
+
+    front_door = GatewayMiddleware(
+        api,
+        verifier=verifier,
+        auditor=auditor,
+        allowed_hosts=settings.allowed_hosts,
+        allowed_origins=settings.allowed_origins,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    service.asgi = HttpMetricsMiddleware(front_door)
+    service.fastapi = api
+    service.verifier = verifier
+    service.limiter = limiter
+    service.auditor = auditor
     return service

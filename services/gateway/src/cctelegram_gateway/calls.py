@@ -1,0 +1,162 @@
+"""One tool call, whichever surface it came in on: permission, rate limit, validation, run.
+
+MCP and REST both call ``ToolRunner.call``; they differ only in how they present the
+outcome (``isError`` results vs HTTP statuses).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from faststream.nats import NatsBroker
+from pydantic import BaseModel, ValidationError
+
+from cctelegram_common.contracts.audit import AuditOutcome
+from cctelegram_common.contracts.auth import Permission, Principal
+from cctelegram_common.logging import get_logger
+from cctelegram_gateway.auditing import Auditor
+from cctelegram_gateway.ratelimit import RateLimiter
+from cctelegram_gateway.registry import ResourceSpec, ToolContext, ToolError, ToolSpec
+
+log = get_logger(__name__)
+
+
+class CallRefusedError(Exception):
+    """The call was not run. ``status``/``code`` say why; the message is for the caller."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.retry_after_s = retry_after_s
+
+
+def describe_validation_error(error: ValidationError) -> tuple[str | None, str]:
+    """(field, "field: rule") of the first problem, in words a model or a person can fix."""
+    first = error.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in first["loc"]) or None
+    rule = first["msg"]
+    return field, f"{field}: {rule}" if field else rule
+
+
+def forbidden(principal: Principal, permission: Permission, what: str) -> CallRefusedError:
+    return CallRefusedError(
+        403,
+        "forbidden",
+        f"permission '{permission.value}' is required for {what}; "
+        f"this key's role '{principal.role.value}' does not have it",
+        field=None,
+    )
+
+
+@dataclass
+class ToolRunner:
+    broker: NatsBroker
+    limiter: RateLimiter
+    auditor: Auditor
+
+    def authorize(self, principal: Principal, permission: Permission, what: str, rid: str) -> None:
+        if principal.can(permission):
+            return
+        self.auditor.record(
+            "permission.denied",
+            AuditOutcome.DENIED,
+            client_id=principal.client_id,
+            key_id=principal.key_id,
+            request_id=rid,
+            target=what,
+            reason=f"needs {permission.value}",
+        )
+        raise forbidden(principal, permission, what)
+
+    def spend(self, principal: Principal, what: str, rid: str) -> None:
+        retry_after_s = self.limiter.take(principal)
+        if retry_after_s is None:
+            return
+        retry_after_s = round(max(retry_after_s, 0.001), 3)
+        self.auditor.record(
+            "rate_limited",
+            AuditOutcome.DENIED,
+            client_id=principal.client_id,
+            key_id=principal.key_id,
+            request_id=rid,
+            target=what,
+            coalesce=True,
+        )
+        raise CallRefusedError(
+            429,
+            "rate_limited",
+            f"rate limit of {self.limiter.limit_of(principal)} calls/minute reached; "
+            f"retry in {retry_after_s:.3f} s",
+            retry_after_s=retry_after_s,
+        )
+
+    def parse(self, spec: ToolSpec[Any, Any], arguments: object) -> BaseModel:
+        try:
+            parsed: BaseModel = spec.input_model.model_validate(
+                arguments if arguments is not None else {}
+            )
+        except ValidationError as error:
+            field, message = describe_validation_error(error)
+            raise CallRefusedError(422, "invalid", message, field=field) from None
+        return parsed
+
+    def context(self, principal: Principal, request_id: str) -> ToolContext:
+        return ToolContext(principal=principal, request_id=request_id, broker=self.broker)
+
+    async def call(
+        self,
+        spec: ToolSpec[Any, Any],
+        principal: Principal,
+        request_id: str,
+        arguments: object = None,
+        parsed: BaseModel | None = None,
+    ) -> BaseModel:
+        """Run one tool. Raises ``CallRefusedError`` or ``ToolError`` for the caller to see;
+        anything else is logged here and surfaces as a generic internal error."""
+        what = f"tool '{spec.name}'"
+        self.authorize(principal, spec.permission, what, request_id)
+        self.spend(principal, spec.name, request_id)
+        arguments_model = parsed if parsed is not None else self.parse(spec, arguments)
+        try:
+            result: BaseModel = await spec.handler(
+                self.context(principal, request_id), arguments_model
+            )
+        except (ToolError, CallRefusedError):
+            raise
+        except Exception as error:
+            log.exception(
+                "tool_failed", tool=spec.name, request_id=request_id, error=type(error).__name__
+            )
+            raise CallRefusedError(
+                500, "internal", f"internal error (request id {request_id})"
+            ) from None
+        return result
+
+    async def read(self, spec: ResourceSpec, principal: Principal, request_id: str) -> str:
+        what = f"resource '{spec.uri}'"
+        self.authorize(principal, spec.permission, what, request_id)
+        self.spend(principal, spec.uri, request_id)
+        try:
+            content = await spec.handler(self.context(principal, request_id))
+        except (ToolError, CallRefusedError):
+            raise
+        except Exception as error:
+            log.exception(
+                "resource_failed", uri=spec.uri, request_id=request_id, error=type(error).__name__
+            )
+            raise CallRefusedError(
+                500, "internal", f"internal error (request id {request_id})"
+            ) from None
+        return content if isinstance(content, str) else content.model_dump_json()
