@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from cctelegram_common import subjects
 from cctelegram_common.health import CheckResult
+from cctelegram_common.logging import get_logger
 from cctelegram_common.nats import jetstream
 from cctelegram_common.service import Service
 from cctelegram_events import handlers
+from cctelegram_events.approvals import ApprovalService
+from cctelegram_events.bridge_client import RpcBridgeClient
+from cctelegram_events.callbacks import CallbackSigner, shared_secret
 from cctelegram_events.modes import ModeStore, QuietHours
 from cctelegram_events.notifications import NotificationService
 from cctelegram_events.ports import BrokerPublisher, NatsKv, system_clock
+from cctelegram_events.responses import ResponseLog, StreamResponseReader
 from cctelegram_events.runtime import Runtime, RuntimeHolder
 from cctelegram_events.settings import EventsSettings
+from cctelegram_events.tasks import TaskService
+from cctelegram_events.updates import UpdateInterpreter
 
 SERVICE_NAME = "events"
+log = get_logger(__name__)
 
 
 def quiet_hours_of(settings: EventsSettings) -> QuietHours | None:
@@ -22,31 +33,100 @@ def quiet_hours_of(settings: EventsSettings) -> QuietHours | None:
     return QuietHours(settings.quiet_hours_start, settings.quiet_hours_end, settings.timezone)
 
 
+async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
+    """Open the KV buckets and assemble the domain services over them."""
+    js = jetstream(service.broker)
+    status_kv = NatsKv(await js.key_value(subjects.KV_EVENT_STATUS))
+    state_kv = NatsKv(await js.key_value(subjects.KV_STATE))
+    approvals_kv = NatsKv(await js.key_value(subjects.KV_APPROVALS))
+    publisher = BrokerPublisher(service.broker)
+    clock = system_clock
+    modes = ModeStore(state_kv, clock)
+    signer = CallbackSigner(await shared_secret(state_kv, settings.resolved_callback_secret()))
+    responses = ResponseLog(publisher, StreamResponseReader(js), state_kv, clock)
+    notifications = NotificationService(
+        status_kv=status_kv,
+        state_kv=state_kv,
+        publisher=publisher,
+        modes=modes,
+        clock=clock,
+        allowed_users=settings.allowed_users,
+        style=settings.style,
+        live_task_cards=settings.live_task_cards,
+        quiet_hours=quiet_hours_of(settings),
+    )
+    approvals = ApprovalService(
+        approvals_kv=approvals_kv,
+        status_kv=status_kv,
+        state_kv=state_kv,
+        publisher=publisher,
+        signer=signer,
+        responses=responses,
+        clock=clock,
+        allowed_users=settings.allowed_users,
+        timezone=settings.timezone,
+    )
+    tasks = TaskService(state_kv, clock, settings.task_root_allowlist)
+    updates = UpdateInterpreter(
+        approvals=approvals,
+        responses=responses,
+        tasks=tasks,
+        modes=modes,
+        bridge=RpcBridgeClient(service.broker),
+        status_kv=status_kv,
+        publisher=publisher,
+        clock=clock,
+        allowed_users=settings.allowed_users,
+    )
+    return Runtime(
+        notifications=notifications,
+        modes=modes,
+        approvals=approvals,
+        responses=responses,
+        tasks=tasks,
+        updates=updates,
+    )
+
+
+async def housekeeping(runtime: Runtime, interval_s: float, stopping: asyncio.Event) -> None:
+    """Expire approvals and send quiet-hours digests. Every replica runs this; compare-and-set
+    and deterministic outbox ids keep the effects single."""
+    while not stopping.is_set():
+        try:
+            await runtime.approvals.expire_due()
+            await runtime.notifications.flush_digest()
+        except Exception as error:  # keep the loop alive through NATS hiccups
+            log.warning("housekeeping_failed", error=type(error).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), interval_s)
+
+
 def create_app(settings: EventsSettings | None = None) -> Service:
     settings = settings or EventsSettings()
     service = Service(SERVICE_NAME, settings)
     holder = RuntimeHolder()
     handlers.register(service.broker, holder)
+    background: list[asyncio.Task[None]] = []
 
     @service.on_connected
-    async def build_runtime() -> None:
-        js = jetstream(service.broker)
-        status_kv = NatsKv(await js.key_value(subjects.KV_EVENT_STATUS))
-        state_kv = NatsKv(await js.key_value(subjects.KV_STATE))
-        publisher = BrokerPublisher(service.broker)
-        modes = ModeStore(state_kv, system_clock)
-        notifications = NotificationService(
-            status_kv=status_kv,
-            state_kv=state_kv,
-            publisher=publisher,
-            modes=modes,
-            clock=system_clock,
-            allowed_users=settings.allowed_users,
-            style=settings.style,
-            live_task_cards=settings.live_task_cards,
-            quiet_hours=quiet_hours_of(settings),
+    async def start_domain() -> None:
+        if holder.ready:
+            return  # a reconnect after a failed start: the runtime is already built
+        runtime = await build_runtime(service, settings)
+        holder.set(runtime)
+        background.append(
+            asyncio.create_task(
+                housekeeping(runtime, settings.expiry_interval_s, service.stopping),
+                name="events-housekeeping",
+            )
         )
-        holder.set(Runtime(notifications=notifications, modes=modes))
+
+    @service.on_stop
+    async def stop_domain() -> None:
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def runtime_ready() -> CheckResult:
         if holder.ready:

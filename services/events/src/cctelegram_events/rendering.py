@@ -181,10 +181,10 @@ def approval_status_line(record: ApprovalRecord, timezone: str) -> str:
         who = f" by @{safe(record.decided_by_username)}"
     elif record.decided_by_user_id is not None:
         who = f" by user {record.decided_by_user_id}"
-    if record.status is ApprovalStatus.DECIDED:
-        head = f"☑️ {safe(record.chosen_option or '')}"
-    elif record.status is ApprovalStatus.EXPIRED and record.chosen_option:
-        head = f"⌛ Expired — applied <b>{safe(record.chosen_option)}</b>"
+    if record.auto_applied:
+        head = f"⌛ No answer in time — applied <b>{safe(record.chosen_option or '')}</b>"
+    elif record.status is ApprovalStatus.DECIDED:
+        head = f"☑️ <b>{safe(record.chosen_option or '')}</b>"
     else:
         head = _STATUS_LINE.get(record.status, record.status.value)
     line = f"{head}{who}" + (f" · {when}" if when else "")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cctelegram_events.approvals import ApprovalService
 from cctelegram_events.modes import ModeStore
 from cctelegram_events.notifications import NotificationService
+from cctelegram_events.responses import ResponseLog
+from cctelegram_events.tasks import TaskService
+from cctelegram_events.updates import UpdateInterpreter
 
 
 @dataclass
@@ -14,6 +18,10 @@ class Runtime:
 
     notifications: NotificationService
     modes: ModeStore
+    approvals: ApprovalService
+    responses: ResponseLog
+    tasks: TaskService
+    updates: UpdateInterpreter
 
 
 class RuntimeHolder:

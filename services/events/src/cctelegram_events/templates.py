@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from cctelegram_common.contracts.event_types import CATEGORY_OF, EventType, describe
 from cctelegram_common.contracts.events import Severity
+from cctelegram_common.contracts.tools import TemplateCatalogue, TemplateInfo
 
 T = EventType
 S = Severity
@@ -129,21 +130,20 @@ def template_for(event_type: EventType) -> Template:
     return TEMPLATES[event_type]
 
 
-def catalogue() -> list[dict[str, object]]:
+def catalogue() -> TemplateCatalogue:
     """Every template as data (the ``cctelegram://event-templates`` resource)."""
-    rows: list[dict[str, object]] = []
     named = {event_type: name for name, event_type in NAMED_TEMPLATES.items()}
-    for event_type, template in TEMPLATES.items():
-        rows.append(
-            {
-                "type": event_type.value,
-                "name": named.get(event_type),
-                "category": CATEGORY_OF[event_type],
-                "description": describe(event_type),
-                "emoji": template.emoji,
-                "label": template.label,
-                "default_severity": template.severity.value,
-                "fields": list(template.fields),
-            }
+    rows = [
+        TemplateInfo(
+            type=event_type,
+            name=named.get(event_type),
+            category=CATEGORY_OF[event_type],
+            description=describe(event_type),
+            emoji=template.emoji,
+            label=template.label,
+            default_severity=template.severity,
+            fields=list(template.fields),
         )
-    return rows
+        for event_type, template in TEMPLATES.items()
+    ]
+    return TemplateCatalogue(count=len(rows), templates=rows)

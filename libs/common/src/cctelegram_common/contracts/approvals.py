@@ -29,7 +29,10 @@ class SubmitApproval(Contract):
     in ``cctg_approvals`` (key = ``approval_id``) once, whatever the redeliveries.
     """
 
-    approval_id: str = Field(description="32 hex characters; KV key and the card's event id")
+    approval_id: str = Field(
+        pattern=r"^[0-9a-f]{32}$",
+        description="32 hex characters; KV key, the card's event id, part of callback_data",
+    )
     client_id: str = Field(description="The authenticated caller who owns the approval")
     title: str = Field(min_length=1, max_length=200, description="Headline (any Unicode)")
     description: str = Field(default="", max_length=2000, description="What is to be decided")
@@ -72,6 +75,9 @@ class ApprovalRecord(Contract):
     decided_by_username: str | None = None
     decided_at: datetime | None = None
     comment: str | None = Field(default=None, description="A text reply to the card")
+    auto_applied: bool = Field(
+        default=False, description="Nobody answered in time; on_timeout chose the option"
+    )
     cancel_reason: str | None = None
     on_timeout: str = ON_TIMEOUT_EXPIRE
     details: str | None = None

@@ -248,3 +248,30 @@ class TodoInput(Contract):
 
 class NoInput(Contract):
     """This tool takes no arguments."""
+
+
+# --- resources ---------------------------------------------------------------------------------
+
+
+class TemplateInfo(Contract):
+    """One event type's template (``cctelegram://event-templates``)."""
+
+    type: EventType
+    name: str | None = Field(default=None, description="The original's template name, if any")
+    category: str
+    description: str
+    emoji: str
+    label: str
+    default_severity: Severity
+    fields: list[str] = Field(description="The data keys the template shows, in order")
+
+
+class TemplateCatalogue(Contract):
+    """RPC ``cctg.events.rpc.templates``: every template the events service renders with."""
+
+    count: int
+    templates: list[TemplateInfo]
+
+
+class TemplatesRequest(Contract):
+    """RPC ``cctg.events.rpc.templates`` takes nothing."""

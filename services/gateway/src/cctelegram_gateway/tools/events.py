@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import TypeVar
 
 import nats.js.errors
 from nats.js.kv import KeyValue
@@ -24,7 +25,7 @@ from cctelegram_common.contracts.tools import (
     SendResult,
     SendTaskCompletionInput,
 )
-from cctelegram_common.nats import jetstream
+from cctelegram_common.nats import RpcFailedError, jetstream, rpc_call
 from cctelegram_gateway.registry import ToolContext, ToolError, registry
 
 # Ids derived from (client, idempotency key) live in this namespace, so the same key of the
@@ -85,6 +86,31 @@ async def bucket(ctx: ToolContext, name: str) -> KeyValue:
             ) from None
         _BUCKETS[cache_key] = handle
     return handle
+
+
+_RPC_STATUS = {"not_found": 404, "forbidden": 403, "conflict": 409, "unavailable": 503}
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+async def call_events(
+    ctx: ToolContext,
+    subject: str,
+    request: BaseModel,
+    response_model: type[ModelT],
+    *,
+    field: str | None = None,
+    timeout_s: float = 10.0,
+) -> ModelT:
+    """An RPC to the events service; its refusals become caller-facing tool errors."""
+    try:
+        return await rpc_call(ctx.broker, subject, request, response_model, timeout_s=timeout_s)
+    except RpcFailedError as error:
+        raise ToolError(
+            error.error.message,
+            status=_RPC_STATUS.get(error.error.code, 400),
+            code=error.error.code,
+            field=error.error.field or (field if error.error.code == "not_found" else None),
+        ) from None
 
 
 async def submit(ctx: ToolContext, event: SubmitEvent, what: str) -> SendResult:

@@ -1,0 +1,557 @@
+"""Approvals: create the card, decide by button or reply, expire, cancel — compare-and-set only.
+
+State lives in ``cctg_approvals`` (key = approval id). Every change reads the record with its
+revision and writes with ``update(last=revision)``; a conflict means someone else changed it,
+so the record is read again and the rule applied again. Only ``pending`` can change, so
+exactly one decision wins however many presses, replicas and redeliveries race.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cctelegram_common.contracts.approvals import (
+    ON_TIMEOUT_EXPIRE,
+    ApprovalRecord,
+    ApprovalStatus,
+    CancelApprovalRequest,
+    SubmitApproval,
+)
+from cctelegram_common.contracts.event_types import EventType
+from cctelegram_common.contracts.events import EventState, EventStatus
+from cctelegram_common.contracts.outbox import (
+    DeliveryOutcome,
+    DeliveryReported,
+    InlineButton,
+    Operation,
+    OutboxMessage,
+)
+from cctelegram_common.contracts.responses import ResponseKind, ResponseRecord
+from cctelegram_common.logging import get_logger
+from cctelegram_events import metrics
+from cctelegram_events.callbacks import CallbackSigner
+from cctelegram_events.ports import (
+    CasConflictError,
+    Clock,
+    KvStore,
+    Publisher,
+    load,
+    publish_outbox,
+)
+from cctelegram_events.rendering import render_approval_card, render_closed_card
+from cctelegram_events.responses import APPROVE_ACTION, DENY_ACTION, ResponseLog
+
+log = get_logger(__name__)
+
+MSGREF_PREFIX = "msgref."
+CAS_ATTEMPTS = 50
+
+NO_LONGER_OPEN = "This request is no longer open"
+NOT_AN_APPROVER = "Sorry, only the listed approvers can answer this request."
+INVALID_BUTTON = "This button is not valid."
+
+_APPROVE_WORDS = frozenset(
+    {"approve", "approved", "yes", "ok", "okay", "allow", "accept", "confirm", "proceed", "go"}
+)
+_DENY_WORDS = frozenset(
+    {"deny", "denied", "reject", "no", "decline", "block", "stop", "abort", "refuse"}
+)
+_FIRST_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+# A transition rule: the new record, or None to leave the record as it is.
+_Change = Callable[[ApprovalRecord], ApprovalRecord | None]
+
+
+class ApprovalError(Exception):
+    """A caller-facing refusal (``code`` as in RpcError: not_found, conflict, invalid)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who pressed or replied (Telegram's ``from``)."""
+
+    user_id: int
+    username: str | None = None
+    first_name: str | None = None
+
+    @property
+    def display(self) -> str | None:
+        return self.username or self.first_name
+
+
+def classify_option(label: str) -> ApprovalStatus:
+    """approved / rejected for approve- and deny-like labels, else ``decided``."""
+    match = _FIRST_WORD.search(label.lower())
+    word = match.group(0) if match else ""
+    if word in _APPROVE_WORDS:
+        return ApprovalStatus.APPROVED
+    if word in _DENY_WORDS:
+        return ApprovalStatus.REJECTED
+    return ApprovalStatus.DECIDED
+
+
+def action_for(label: str) -> str:
+    """The response ``action``: approve / deny, or the custom label itself."""
+    status = classify_option(label)
+    if status is ApprovalStatus.APPROVED:
+        return APPROVE_ACTION
+    if status is ApprovalStatus.REJECTED:
+        return DENY_ACTION
+    return label
+
+
+def match_option(text: str, options: tuple[str, ...]) -> int | None:
+    """The option a text reply names ("approve", "Approve — looks fine"), or None."""
+    lowered = text.strip().lower()
+    for index, option in sorted(enumerate(options), key=lambda pair: -len(pair[1])):
+        name = option.strip().lower()
+        if lowered == name or (
+            lowered.startswith(name) and not lowered[len(name) : len(name) + 1].isalnum()
+        ):
+            return index
+    return None
+
+
+def decide(
+    record: ApprovalRecord,
+    option_index: int,
+    now: datetime,
+    person: Person | None,
+    comment: str | None = None,
+    auto: bool = False,
+) -> ApprovalRecord:
+    """The record after ``option_index`` was chosen (by a person, or by on_timeout)."""
+    label = record.options[option_index]
+    return record.model_copy(
+        update={
+            "status": classify_option(label),
+            "chosen_option": label,
+            "chosen_index": option_index,
+            "decided_by_user_id": person.user_id if person else None,
+            "decided_by_username": person.display if person else None,
+            "decided_at": now,
+            "comment": comment if comment is not None else record.comment,
+            "auto_applied": auto,
+        }
+    )
+
+
+def keyboard_for(
+    record: ApprovalRecord, signer: CallbackSigner
+) -> tuple[tuple[InlineButton, ...], ...]:
+    """One button per option; short labels two to a row."""
+    buttons = [
+        InlineButton(
+            text=option if len(option) <= 64 else option[:63] + "…",
+            callback_data=signer.sign(record.approval_id, index),
+        )
+        for index, option in enumerate(record.options)
+    ]
+    per_row = 2 if all(len(option) <= 20 for option in record.options) else 1
+    return tuple(tuple(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row))
+
+
+@dataclass
+class ApprovalService:
+    approvals_kv: KvStore
+    status_kv: KvStore
+    state_kv: KvStore
+    publisher: Publisher
+    signer: CallbackSigner
+    responses: ResponseLog
+    clock: Clock
+    allowed_users: tuple[int, ...]
+    timezone: str = "UTC"
+    # Approvals this replica has seen closed: they never reopen, so the expiry scan skips them.
+    _known_closed: set[str] = field(default_factory=set)
+
+    # --- creation ----------------------------------------------------------------------------
+    async def submit(self, command: SubmitApproval) -> ApprovalRecord:
+        """Create the record and queue the cards, once per approval id."""
+        existing = await load(self.approvals_kv, command.approval_id, ApprovalRecord)
+        if existing is not None:
+            return existing[0]
+        wanted = command.approvers if command.approvers is not None else self.allowed_users
+        # Cards go to approvers' private chats: never to someone who is not an allowed user.
+        approvers = tuple(dict.fromkeys(a for a in wanted if a in self.allowed_users))
+        on_timeout = command.on_timeout
+        if on_timeout != ON_TIMEOUT_EXPIRE and on_timeout not in command.options:
+            on_timeout = ON_TIMEOUT_EXPIRE
+        card_text = render_approval_card(
+            command.title, command.description, command.options, command.details, command.source
+        )
+        record = ApprovalRecord(
+            approval_id=command.approval_id,
+            client_id=command.client_id,
+            title=command.title,
+            description=command.description,
+            options=command.options,
+            approvers=approvers,
+            on_timeout=on_timeout,
+            details=command.details,
+            allow_text_reply=command.allow_text_reply,
+            task_id=command.task_id,
+            source=command.source,
+            chat_ids=approvers,
+            card_outbox_ids=tuple(f"{command.approval_id}:{chat}:0" for chat in approvers),
+            card_text=card_text,
+            created_at=command.submitted_at,
+            expires_at=command.expires_at,
+        )
+        if not approvers:
+            record = record.model_copy(
+                update={
+                    "status": ApprovalStatus.CANCELLED,
+                    "cancel_reason": "none of the approvers is an allowed Telegram user",
+                    "decided_at": self.clock(),
+                }
+            )
+        keyboard = keyboard_for(record, self.signer)
+        for chat, outbox_id in zip(record.chat_ids, record.card_outbox_ids, strict=True):
+            await publish_outbox(
+                self.publisher,
+                OutboxMessage(
+                    outbox_id=outbox_id,
+                    operation=Operation.SEND_MESSAGE,
+                    chat_id=chat,
+                    event_id=record.approval_id,
+                    approval_id=record.approval_id,
+                    text=card_text,
+                    keyboard=keyboard,
+                ),
+            )
+            metrics.OUTBOX_PUBLISHED.labels(Operation.SEND_MESSAGE.value).inc()
+        status = EventStatus(
+            event_id=record.approval_id,
+            client_id=record.client_id,
+            state=EventState.QUEUED if approvers else EventState.FAILED,
+            type=EventType.APPROVAL_REQUEST,
+            outbox_ids=record.card_outbox_ids,
+            chat_ids=record.chat_ids,
+            last_error=record.cancel_reason,
+            submitted_at=command.submitted_at,
+            updated_at=self.clock(),
+        )
+        with contextlib.suppress(CasConflictError):
+            await self.status_kv.create(record.approval_id, status.model_dump_json().encode())
+        try:
+            await self.approvals_kv.create(record.approval_id, record.model_dump_json().encode())
+        except CasConflictError:
+            stored = await load(self.approvals_kv, command.approval_id, ApprovalRecord)
+            return stored[0] if stored else record
+        metrics.APPROVAL_REQUESTS.inc()
+        return record
+
+    async def on_card_delivered(self, report: DeliveryReported) -> None:
+        """Remember which Telegram message is which card, so replies find their approval."""
+        approval_id = report.approval_id or report.event_id
+        if (
+            approval_id is None
+            or report.outcome is not DeliveryOutcome.SENT
+            or report.operation is not Operation.SEND_MESSAGE
+        ):
+            return
+        loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
+        if loaded is None or report.outbox_id not in loaded[0].card_outbox_ids:
+            return
+        for message_id in report.telegram_message_ids:
+            await self.state_kv.put(
+                f"{MSGREF_PREFIX}{report.chat_id}.{message_id}", approval_id.encode()
+            )
+
+    async def approval_for_message(self, chat_id: int, message_id: int) -> str | None:
+        entry = await self.state_kv.get(f"{MSGREF_PREFIX}{chat_id}.{message_id}")
+        return entry.value.decode() if entry else None
+
+    # --- transitions -------------------------------------------------------------------------
+    async def _transition(
+        self, approval_id: str, change: _Change
+    ) -> tuple[ApprovalRecord | None, ApprovalRecord | None]:
+        """Apply ``change`` with compare-and-set. Returns (record as last read, new record or
+        None when the change did not apply)."""
+        for _ in range(CAS_ATTEMPTS):
+            loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
+            if loaded is None:
+                return None, None
+            record, revision = loaded
+            updated = change(record)
+            if updated is None:
+                if not record.is_open:
+                    self._known_closed.add(approval_id)
+                return record, None
+            try:
+                await self.approvals_kv.update(
+                    approval_id, updated.model_dump_json().encode(), revision
+                )
+            except CasConflictError:
+                continue
+            if not updated.is_open:
+                self._known_closed.add(approval_id)
+            return record, updated
+        raise ApprovalError("conflict", "too many concurrent changes; try again")
+
+    async def _edit_cards(self, record: ApprovalRecord, suffix: str) -> None:
+        text = render_closed_card(record, self.timezone)
+        for chat, card_outbox_id in zip(record.chat_ids, record.card_outbox_ids, strict=True):
+            await publish_outbox(
+                self.publisher,
+                OutboxMessage(
+                    outbox_id=f"{record.approval_id}:{chat}:{suffix}",
+                    operation=Operation.EDIT_MESSAGE_TEXT,
+                    chat_id=chat,
+                    event_id=record.approval_id,
+                    approval_id=record.approval_id,
+                    text=text,
+                    keyboard=None,
+                    target_outbox_id=card_outbox_id,
+                ),
+            )
+            metrics.OUTBOX_PUBLISHED.labels(Operation.EDIT_MESSAGE_TEXT.value).inc()
+
+    def _closed(self, record: ApprovalRecord) -> None:
+        metrics.APPROVAL_DECISIONS.labels(record.status.value).inc()
+        if record.decided_at is not None and record.decided_by_user_id is not None:
+            elapsed = (record.decided_at - record.created_at).total_seconds()
+            metrics.APPROVAL_DECISION_SECONDS.observe(max(0.0, elapsed))
+
+    async def _answer(self, callback_query_id: str, chat_id: int, text: str) -> None:
+        await publish_outbox(
+            self.publisher,
+            OutboxMessage(
+                outbox_id=f"cbq-{callback_query_id}",
+                operation=Operation.ANSWER_CALLBACK_QUERY,
+                chat_id=chat_id,
+                callback_query_id=callback_query_id,
+                text=text[:200],
+            ),
+        )
+        metrics.OUTBOX_PUBLISHED.labels(Operation.ANSWER_CALLBACK_QUERY.value).inc()
+
+    async def press(
+        self,
+        *,
+        update_id: int,
+        callback_query_id: str,
+        chat_id: int,
+        person: Person,
+        data: str,
+    ) -> str:
+        """A button press: answer it, and decide the approval if this press wins."""
+        parsed = self.signer.verify(data)
+        if parsed is None:
+            metrics.CALLBACK_REJECTED.labels("forged").inc()
+            await self._answer(callback_query_id, chat_id, INVALID_BUTTON)
+            return INVALID_BUTTON
+        approval_id, option_index = parsed
+        loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
+        if loaded is None or option_index >= len(loaded[0].options):
+            metrics.CALLBACK_REJECTED.labels("unknown").inc()
+            await self._answer(callback_query_id, chat_id, NO_LONGER_OPEN)
+            return NO_LONGER_OPEN
+        current = loaded[0]
+        if person.user_id not in current.approvers:
+            metrics.CALLBACK_REJECTED.labels("not_approver").inc()
+            await self._answer(callback_query_id, chat_id, NOT_AN_APPROVER)
+            return NOT_AN_APPROVER
+        now = self.clock()
+
+        def choose(record: ApprovalRecord) -> ApprovalRecord | None:
+            if not record.is_open:
+                return None
+            return decide(record, option_index, now, person)
+
+        _before, after = await self._transition(approval_id, choose)
+        label = current.options[option_index]
+        accepted = after is not None
+        await self.responses.record(
+            ResponseRecord(
+                response_id=f"resp-{update_id}",
+                kind=ResponseKind.BUTTON,
+                update_id=update_id,
+                user_id=person.user_id,
+                username=person.display,
+                chat_id=chat_id,
+                client_id=current.client_id,
+                approval_id=approval_id,
+                event_id=approval_id,
+                task_id=current.task_id,
+                action=action_for(label),
+                option_index=option_index,
+                accepted=accepted,
+                recorded_at=now,
+            )
+        )
+        if after is None:
+            metrics.CALLBACK_REJECTED.labels("closed").inc()
+            await self._answer(callback_query_id, chat_id, NO_LONGER_OPEN)
+            return NO_LONGER_OPEN
+        answer = f"✅ Recorded: {label}"
+        await self._answer(callback_query_id, chat_id, answer)
+        await self._edit_cards(after, "closed")
+        self._closed(after)
+        return answer
+
+    async def text_reply(
+        self,
+        *,
+        update_id: int,
+        chat_id: int,
+        message_id: int,
+        approval_id: str,
+        person: Person,
+        text: str,
+    ) -> bool:
+        """A text reply to a card: decides when it names an option, else a comment.
+        Returns False when the card does not take text replies from this person."""
+        loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
+        if loaded is None:
+            return False
+        current = loaded[0]
+        if not current.allow_text_reply or person.user_id not in current.approvers:
+            return False
+        now = self.clock()
+        comment = text.strip()[:1000]
+        option_index = match_option(text, current.options)
+
+        def apply(record: ApprovalRecord) -> ApprovalRecord | None:
+            if record.is_open and option_index is not None:
+                return decide(record, option_index, now, person, comment=comment)
+            if record.is_open:
+                return record.model_copy(update={"comment": comment})
+            if record.comment is None and record.decided_by_user_id == person.user_id:
+                return record.model_copy(update={"comment": comment})
+            return None
+
+        before, after = await self._transition(approval_id, apply)
+        decided_now = (
+            after is not None and before is not None and before.is_open and not after.is_open
+        )
+        if decided_now and after is not None:
+            reply = f"✅ Recorded: {after.chosen_option}"
+            action = action_for(after.chosen_option or "")
+        elif after is not None and after.is_open:
+            choices = " / ".join(current.options)
+            reply = f"💬 Noted. Press a button or reply with one of: {choices}"
+            action = "comment"
+        elif after is not None:
+            reply = "💬 Comment added."
+            action = "comment"
+        else:
+            reply = NO_LONGER_OPEN
+            action = "comment"
+        await self.responses.record(
+            ResponseRecord(
+                response_id=f"resp-{update_id}",
+                kind=ResponseKind.TEXT,
+                update_id=update_id,
+                user_id=person.user_id,
+                username=person.display,
+                chat_id=chat_id,
+                client_id=current.client_id,
+                approval_id=approval_id,
+                event_id=approval_id,
+                task_id=current.task_id,
+                action=action,
+                option_index=option_index if decided_now else None,
+                text=comment,
+                accepted=after is not None,
+                recorded_at=now,
+            )
+        )
+        await publish_outbox(
+            self.publisher,
+            OutboxMessage(
+                outbox_id=f"reply-{update_id}:{chat_id}:0",
+                operation=Operation.SEND_MESSAGE,
+                chat_id=chat_id,
+                text=reply[:4000],
+                parse_mode=None,
+                reply_to_message_id=message_id,
+            ),
+        )
+        if decided_now and after is not None:
+            await self._edit_cards(after, "closed")
+            self._closed(after)
+        elif after is not None and not after.is_open:
+            await self._edit_cards(after, f"comment-{update_id}")
+        return True
+
+    async def cancel(self, request: CancelApprovalRequest) -> ApprovalRecord:
+        loaded = await load(self.approvals_kv, request.approval_id, ApprovalRecord)
+        if loaded is None or not (request.read_all or loaded[0].client_id == request.client_id):
+            raise ApprovalError("not_found", f"no approval {request.approval_id}")
+        now = self.clock()
+        reason = request.reason or "Cancelled by the requester"
+
+        def withdraw(record: ApprovalRecord) -> ApprovalRecord | None:
+            if not record.is_open:
+                return None
+            return record.model_copy(
+                update={
+                    "status": ApprovalStatus.CANCELLED,
+                    "cancel_reason": reason,
+                    "decided_at": now,
+                }
+            )
+
+        before, after = await self._transition(request.approval_id, withdraw)
+        if after is None:
+            status = before.status.value if before else "gone"
+            raise ApprovalError("conflict", f"approval is already {status}")
+        await self._edit_cards(after, "closed")
+        self._closed(after)
+        return after
+
+    async def expire_due(self) -> int:
+        """Apply ``on_timeout`` to every open approval past its expiry. Safe on every
+        replica at once: the compare-and-set lets one of them do each."""
+        now = self.clock()
+        expired = 0
+        for approval_id in await self.approvals_kv.keys(">"):
+            if approval_id in self._known_closed:
+                continue
+            loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
+            if loaded is None:
+                continue
+            if not loaded[0].is_open:
+                self._known_closed.add(approval_id)
+                continue
+            if loaded[0].expires_at > now:
+                continue
+
+            def timeout(record: ApprovalRecord) -> ApprovalRecord | None:
+                if not record.is_open or record.expires_at > now:
+                    return None
+                if record.on_timeout in record.options:
+                    index = record.options.index(record.on_timeout)
+                    return decide(record, index, now, None, auto=True)
+                return record.model_copy(
+                    update={"status": ApprovalStatus.EXPIRED, "decided_at": now}
+                )
+
+            _before, after = await self._transition(approval_id, timeout)
+            if after is not None:
+                expired += 1
+                await self._edit_cards(after, "closed")
+                self._closed(after)
+        return expired
+
+    async def open_for(self, user_id: int) -> list[ApprovalRecord]:
+        """Open approvals this person may decide (for /pending), oldest first."""
+        found: list[ApprovalRecord] = []
+        for approval_id in await self.approvals_kv.keys(">"):
+            if approval_id in self._known_closed:
+                continue
+            loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
+            if loaded and loaded[0].is_open and user_id in loaded[0].approvers:
+                found.append(loaded[0])
+        return sorted(found, key=lambda record: record.created_at)

@@ -1,0 +1,223 @@
+"""Approval tools: send_approval_request, wait_for_approval, get_approval, cancel_approval.
+
+Waiting watches the approval's entry in the ``cctg_approvals`` KV, so it works on any
+gateway replica and after a restart: the state lives in NATS, not in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import nats.errors
+import nats.js.errors
+
+from cctelegram_common import subjects
+from cctelegram_common.contracts.approvals import (
+    ON_TIMEOUT_EXPIRE,
+    ApprovalRecord,
+    CancelApprovalRequest,
+    SubmitApproval,
+)
+from cctelegram_common.contracts.auth import Permission
+from cctelegram_common.contracts.base import utc_now
+from cctelegram_common.contracts.tools import (
+    ApprovalIdInput,
+    ApprovalView,
+    CancelApprovalInput,
+    SendApprovalRequestInput,
+    SendApprovalResult,
+    WaitForApprovalInput,
+    WaitForApprovalResult,
+)
+from cctelegram_gateway.registry import ToolContext, ToolError, registry
+from cctelegram_gateway.tools.events import (
+    bucket,
+    call_events,
+    derive_id,
+    may_read,
+    publish_command,
+)
+
+# How long a just-sent approval may take to appear (the events service creates it).
+APPEAR_GRACE_S = 5.0
+_KV_REMOVED = ("DEL", "PURGE")
+
+
+def view(record: ApprovalRecord) -> ApprovalView:
+    return ApprovalView(
+        approval_id=record.approval_id,
+        status=record.status,
+        title=record.title,
+        options=list(record.options),
+        chosen_option=record.chosen_option,
+        chosen_index=record.chosen_index,
+        decided_by_user_id=record.decided_by_user_id,
+        decided_by_username=record.decided_by_username,
+        decided_at=record.decided_at,
+        comment=record.comment,
+        cancel_reason=record.cancel_reason,
+        expires_at=record.expires_at,
+        created_at=record.created_at,
+        task_id=record.task_id,
+    )
+
+
+def _not_found(approval_id: str) -> ToolError:
+    return ToolError(
+        f"no approval {approval_id}", status=404, code="not_found", field="approval_id"
+    )
+
+
+async def watch_approval(
+    ctx: ToolContext, approval_id: str, timeout_s: float, until_closed: bool = True
+) -> ApprovalRecord:
+    """The approval once it is closed (or, with ``until_closed=False``, once it exists), or
+    as it stands when ``timeout_s`` runs out."""
+    store = await bucket(ctx, subjects.KV_APPROVALS)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    appear_deadline = loop.time() + min(timeout_s, APPEAR_GRACE_S)
+    try:
+        watcher = await store.watch(approval_id)
+    except nats.js.errors.InvalidKeyError:
+        raise _not_found(approval_id) from None
+    latest: ApprovalRecord | None = None
+    try:
+        while True:
+            until = deadline if latest is not None else min(deadline, appear_deadline)
+            remaining = until - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                entry = await watcher.updates(timeout=remaining)  # type: ignore[no-untyped-call]
+            except nats.errors.TimeoutError:
+                continue
+            if entry is None or entry.value is None or entry.operation in _KV_REMOVED:
+                continue  # the "no more history" marker, or a purge
+            record = ApprovalRecord.model_validate_json(entry.value)
+            if not may_read(ctx, record.client_id):
+                raise _not_found(approval_id)
+            latest = record
+            if not record.is_open or not until_closed:
+                return record
+    finally:
+        await watcher.stop()  # type: ignore[no-untyped-call]
+    if latest is None:
+        raise _not_found(approval_id)
+    return latest
+
+
+@registry.tool(
+    "send_approval_request",
+    description="Ask the approvers on Telegram to decide; one button per option. Returns the "
+    "approval_id at once (wait_seconds=0) or waits for the decision up to wait_seconds.",
+    permission=Permission.APPROVALS_REQUEST,
+)
+async def send_approval_request(
+    ctx: ToolContext, params: SendApprovalRequestInput
+) -> SendApprovalResult:
+    options = [option.strip() for option in params.options]
+    for index, option in enumerate(options):
+        if not option or len(option) > 100:
+            raise ToolError(
+                f"option {index + 1} must be 1-100 characters", field=f"options.{index}"
+            )
+    if len(set(options)) != len(options):
+        raise ToolError("options must be different from each other", field="options")
+    if params.on_timeout != ON_TIMEOUT_EXPIRE and params.on_timeout not in options:
+        raise ToolError("on_timeout must be 'expire' or one of the options", field="on_timeout")
+    approval_id = derive_id(ctx.principal.client_id, params.idempotency_key, "approval")
+    now = utc_now()
+    command = SubmitApproval(
+        approval_id=approval_id,
+        client_id=ctx.principal.client_id,
+        title=params.title,
+        description=params.description,
+        options=tuple(options),
+        approvers=tuple(params.approvers) if params.approvers is not None else None,
+        expires_at=now + timedelta(minutes=params.expires_in_minutes),
+        on_timeout=params.on_timeout,
+        details=params.details,
+        allow_text_reply=params.allow_text_reply,
+        task_id=params.task_id,
+        source=params.source,
+        request_id=ctx.request_id,
+        submitted_at=now,
+    )
+    await publish_command(ctx, subjects.APPROVAL_SUBMIT, command, approval_id)
+    result = SendApprovalResult(
+        success=True,
+        event_id=approval_id,
+        approval_id=approval_id,
+        message="Approval request sent; call wait_for_approval to block until it is decided",
+    )
+    if params.wait_seconds <= 0:
+        return result
+    record = await watch_approval(ctx, approval_id, params.wait_seconds)
+    return result.model_copy(
+        update={
+            "status": record.status,
+            "approval": view(record),
+            "message": "Decided" if not record.is_open else "Still pending; wait again",
+        }
+    )
+
+
+@registry.tool(
+    "wait_for_approval",
+    description="Block until the approval is decided, expired or cancelled, or timeout_seconds "
+    "(default 50, max 120) pass; then status is still 'pending' and you can call again.",
+    permission=Permission.APPROVALS_READ,
+    read_only=True,
+)
+async def wait_for_approval(
+    ctx: ToolContext, params: WaitForApprovalInput
+) -> WaitForApprovalResult:
+    record = await watch_approval(ctx, params.approval_id, params.timeout_seconds)
+    return WaitForApprovalResult(
+        approval=view(record), status=record.status, timed_out=record.is_open
+    )
+
+
+@registry.tool(
+    "get_approval",
+    description="The current state of one of your approvals (no waiting).",
+    permission=Permission.APPROVALS_READ,
+    read_only=True,
+)
+async def get_approval(ctx: ToolContext, params: ApprovalIdInput) -> ApprovalView:
+    store = await bucket(ctx, subjects.KV_APPROVALS)
+    try:
+        entry = await store.get(params.approval_id)
+    except (
+        nats.js.errors.KeyNotFoundError,
+        nats.js.errors.KeyDeletedError,
+        nats.js.errors.InvalidKeyError,
+    ):
+        # Just sent? The events service may still be creating it.
+        return view(await watch_approval(ctx, params.approval_id, 2.0, until_closed=False))
+    if entry.value is None:
+        raise _not_found(params.approval_id)
+    record = ApprovalRecord.model_validate_json(entry.value)
+    if not may_read(ctx, record.client_id):
+        raise _not_found(params.approval_id)
+    return view(record)
+
+
+@registry.tool(
+    "cancel_approval",
+    description="Withdraw one of your open approvals; its card says so and loses its buttons.",
+    permission=Permission.APPROVALS_REQUEST,
+)
+async def cancel_approval(ctx: ToolContext, params: CancelApprovalInput) -> ApprovalView:
+    request = CancelApprovalRequest(
+        approval_id=params.approval_id,
+        client_id=ctx.principal.client_id,
+        read_all=ctx.principal.can(Permission.READ_ALL),
+        reason=params.reason,
+    )
+    record = await call_events(
+        ctx, subjects.EVENTS_RPC_APPROVAL_CANCEL, request, ApprovalRecord, field="approval_id"
+    )
+    return view(record)
