@@ -591,3 +591,35 @@ async def test_legacy_test_routes(bot: BotCaller, client: httpx.AsyncClient) -> 
     assert len((await client.get("/_test/chats/42/messages")).json()) == 2
     assert (await client.post("/_test/fail", json={"status": 500})).status_code == 201
     assert len((await client.get("/_test/calls")).json()) == 1
+
+
+async def test_updates_expire_after_a_day(bot: BotCaller, clock: ManualClock) -> None:
+    await private_chat(bot)
+    await bot.control("POST", "/chats/42/messages", text="old")
+    clock.advance(24 * 3600 + 1)
+    await bot.control("POST", "/chats/42/messages", text="new")
+    assert [update["message"]["text"] for update in await bot.ok("getUpdates")] == ["new"]
+
+
+async def test_a_press_on_an_old_message_carries_an_inaccessible_message(
+    bot: BotCaller, clock: ManualClock
+) -> None:
+    await private_chat(bot)
+    sent = await bot.ok("sendMessage", chat_id=42, text="old", reply_markup=KEYBOARD)
+    clock.advance(49 * 3600)
+    await bot.control("POST", f"/chats/42/messages/{sent['message_id']}/press", text="Approve")
+    [update] = await bot.ok("getUpdates")
+    assert update["callback_query"]["message"] == {
+        "chat": {"id": 42, "type": "private", "first_name": "Ann"},
+        "message_id": sent["message_id"],
+        "date": 0,
+    }
+
+
+async def test_faults_match_by_chat(bot: BotCaller, clock: ManualClock) -> None:
+    await private_chat(bot, 42)
+    await private_chat(bot, 43)
+    await bot.control("POST", "/faults", chat_id=43, status=403, description="Forbidden: nope")
+    await bot.ok("sendMessage", chat_id=42, text="unaffected")
+    assert await bot.error("sendMessage", chat_id=43, text="x") == (403, "Forbidden: nope")
+    assert (await bot.control("GET", "/faults")).json() == []
