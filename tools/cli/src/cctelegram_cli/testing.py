@@ -48,6 +48,9 @@ class RunningSuite:
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
+        finally:
+            if self.process.stdout is not None:
+                self.process.stdout.close()
 
 
 def start_suite(data_dir: Path, timeout_s: float = 90, **env_overrides: str) -> RunningSuite:
@@ -85,6 +88,8 @@ def start_suite(data_dir: Path, timeout_s: float = 90, **env_overrides: str) -> 
     text = "".join(lines)
     if "Ctrl-C stops everything" not in text:
         process.kill()
+        process.wait(10)
+        process.stdout.close()
         raise AssertionError(f"`cctelegram up` did not print its block:\n{text[-4000:]}")
     elapsed = time.monotonic() - started
 
