@@ -90,7 +90,7 @@ class Fleet:
                 outbox_id=outbox_id,
                 operation=Operation.SEND_MESSAGE,
                 chat_id=chat_id,
-                text=f"message {number}",
+                text=outbox_id,
                 parse_mode=None,
             )
             await self.js.publish(
