@@ -96,7 +96,8 @@ async def housekeeping(runtime: Runtime, interval_s: float, stopping: asyncio.Ev
             await runtime.approvals.expire_due()
             await runtime.notifications.flush_digest()
         except Exception as error:  # keep the loop alive through NATS hiccups
-            log.warning("housekeeping_failed", error=type(error).__name__)
+            if not stopping.is_set():
+                log.warning("housekeeping_failed", error=type(error).__name__)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), interval_s)
 

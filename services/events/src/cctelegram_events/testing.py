@@ -7,16 +7,20 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from pydantic import BaseModel
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.outbox import OutboxMessage
+from cctelegram_common.contracts.responses import ResponseRecord
 from cctelegram_common.service import Service
 from cctelegram_events.app import create_app
+from cctelegram_events.ports import CasConflictError, KvEntry
 from cctelegram_events.settings import EventsSettings
 
 
@@ -79,3 +83,88 @@ async def running_events(nats_url: str, **overrides: Any) -> AsyncIterator[Event
     finally:
         await nc.drain()
         await service.stop()
+
+
+# --- in-memory fakes for unit tests --------------------------------------------------------
+
+
+class FakeKv:
+    """``KvStore`` in memory with the same revision / compare-and-set rules as JetStream KV."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, KvEntry] = {}
+        self._revision = 0
+
+    def _next(self) -> int:
+        self._revision += 1
+        return self._revision
+
+    async def get(self, key: str) -> KvEntry | None:
+        return self.entries.get(key)
+
+    async def create(self, key: str, value: bytes) -> int:
+        if key in self.entries:
+            raise CasConflictError(key)
+        return await self.put(key, value)
+
+    async def update(self, key: str, value: bytes, revision: int) -> int:
+        current = self.entries.get(key)
+        if current is None or current.revision != revision:
+            raise CasConflictError(key)
+        return await self.put(key, value)
+
+    async def put(self, key: str, value: bytes) -> int:
+        revision = self._next()
+        self.entries[key] = KvEntry(key, value, revision)
+        return revision
+
+    async def delete(self, key: str) -> None:
+        self.entries.pop(key, None)
+
+    async def keys(self, pattern: str = ">") -> list[str]:
+        if pattern == ">":
+            return list(self.entries)
+        prefix = pattern.removesuffix(">")
+        return [key for key in self.entries if key.startswith(prefix)]
+
+
+@dataclass
+class RecordingPublisher:
+    """``Publisher`` that keeps what was published, deduplicating by msg id like JetStream."""
+
+    published: list[tuple[str, BaseModel]] = field(default_factory=list)
+    seen_ids: set[str] = field(default_factory=set)
+
+    async def publish(self, subject: str, payload: BaseModel, *, msg_id: str, stream: str) -> None:
+        if msg_id in self.seen_ids:
+            return
+        self.seen_ids.add(msg_id)
+        self.published.append((subject, payload))
+
+    def outbox(self) -> list[OutboxMessage]:
+        return [p for _, p in self.published if isinstance(p, OutboxMessage)]
+
+
+@dataclass
+class MemoryResponseReader:
+    """``ResponseReader`` over what a RecordingPublisher stored on the responses stream."""
+
+    publisher: RecordingPublisher
+
+    async def since(self, start: datetime) -> list[ResponseRecord]:
+        return [
+            payload
+            for _, payload in self.publisher.published
+            if isinstance(payload, ResponseRecord) and payload.recorded_at >= start
+        ]
+
+
+@dataclass
+class ManualClock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
