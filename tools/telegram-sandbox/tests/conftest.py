@@ -47,10 +47,14 @@ async def client(app: SandboxApp) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Path:
-    """Debian's chromium, installed with apt when missing (never a downloaded browser)."""
+def chromium() -> dict[str, object]:
+    """Launch options for Debian's chromium, installed with apt when missing.
+
+    Never a browser downloaded by Playwright: those downloads do not work here.
+    """
+    launch_options: dict[str, object] = {"executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS}
     if CHROMIUM.exists():
-        return CHROMIUM
+        return launch_options
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         pytest.skip("chromium is missing and cannot be installed (needs root and apt-get)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
@@ -68,7 +72,7 @@ def chromium() -> Path:
         pytest.skip(f"could not install chromium with apt-get: {error}")
     if not CHROMIUM.exists():
         pytest.skip("apt-get installed chromium but /usr/bin/chromium is missing")
-    return CHROMIUM
+    return launch_options
 
 
 class BotCaller:

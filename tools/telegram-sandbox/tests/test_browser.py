@@ -6,22 +6,13 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from cctelegram_sandbox.testing import run_sandbox
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = Path("/tmp/cctelegram-sandbox-browser.png")
 
 
@@ -33,7 +24,7 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
 
 
 @pytest.mark.browser
-def test_open_chat_press_button_and_the_bot_gets_the_press(chromium: Path) -> None:
+def test_open_chat_press_button_and_the_bot_gets_the_press(chromium: dict[str, Any]) -> None:
     with run_sandbox(flood_control=False) as sandbox:
         sandbox.create_chat(type="private", user={"id": 42, "first_name": "Ann"})
         sandbox.create_chat(type="group", title="Ops team")
@@ -64,7 +55,7 @@ def test_open_chat_press_button_and_the_bot_gets_the_press(chromium: Path) -> No
         )
         assert sent["ok"] is True
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(**chromium)
             try:
                 page = browser.new_page(viewport={"width": 1100, "height": 700})
                 dialogs: list[str] = []

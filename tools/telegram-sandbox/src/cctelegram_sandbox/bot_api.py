@@ -103,15 +103,10 @@ def _place(sandbox: Sandbox, chat: Chat, params: Params) -> tuple[int | None, St
     return thread_id, reply_to
 
 
-async def send_message(sandbox: Sandbox, params: Params) -> Any:
-    chat = sandbox.writable_chat(params.raw("chat_id"))
-    raw_text = params.text("text")
-    if not raw_text:
-        raise bad_request(TEXT_EMPTY)
-    parse_mode = params.text("parse_mode")
-    text, entities = format_text(raw_text, parse_mode, params.json("entities"))
-    if not text:
-        raise bad_request(TEXT_EMPTY)
+def _deliver(
+    sandbox: Sandbox, chat: Chat, params: Params, *, parse_mode: str | None, **content: Any
+) -> Any:
+    """The part every send shares: keyboard, topic and reply, flood control, storing."""
     reply_markup = parse_reply_markup(params.raw("reply_markup"))
     thread_id, reply_to = _place(sandbox, chat, params)
     sandbox.flood.acquire(chat.id, paid_broadcast=params.flag("allow_paid_broadcast"))
@@ -119,15 +114,48 @@ async def send_message(sandbox: Sandbox, params: Params) -> Any:
         chat,
         from_bot=True,
         sender=sandbox.bot_user(),
-        text=text,
-        entities=entities,
         reply_markup=reply_markup,
         thread_id=thread_id,
         reply_to=reply_to,
         parse_mode=parse_mode or None,
-        source_text=raw_text,
+        **content,
     )
     return message.to_api()
+
+
+async def send_message(sandbox: Sandbox, params: Params) -> Any:
+    chat = sandbox.writable_chat(params.raw("chat_id"))
+    raw_text, parse_mode, text, entities = _message_text(params)
+    return _deliver(
+        sandbox, chat, params, parse_mode=parse_mode, text=text, entities=entities,
+        source_text=raw_text,
+    )  # fmt: skip
+
+
+def _caption(params: Params) -> tuple[str, str | None, str, list[JsonDict]]:
+    """The caption as sent, its parse mode, and the caption + entities Telegram stores."""
+    raw_caption = params.text("caption") or ""
+    parse_mode = params.text("parse_mode")
+    caption, caption_entities = format_text(
+        raw_caption,
+        parse_mode,
+        params.json("caption_entities"),
+        max_utf16=MAX_CAPTION_UTF16,
+        too_long="message caption is too long",
+    )
+    return raw_caption, parse_mode, caption, caption_entities
+
+
+def _message_text(params: Params) -> tuple[str, str | None, str, list[JsonDict]]:
+    """The text as sent, its parse mode, and the text + entities Telegram stores."""
+    raw_text = params.text("text")
+    if not raw_text:
+        raise bad_request(TEXT_EMPTY)
+    parse_mode = params.text("parse_mode")
+    text, entities = format_text(raw_text, parse_mode, params.json("entities"))
+    if not text:
+        raise bad_request(TEXT_EMPTY)
+    return raw_text, parse_mode, text, entities
 
 
 async def _read_file(sandbox: Sandbox, params: Params, kind: str, limit_bytes: int) -> StoredFile:
@@ -162,32 +190,11 @@ async def _read_file(sandbox: Sandbox, params: Params, kind: str, limit_bytes: i
 async def _send_file(sandbox: Sandbox, params: Params, kind: str, limit_bytes: int) -> Any:
     chat = sandbox.writable_chat(params.raw("chat_id"))
     stored = await _read_file(sandbox, params, kind, limit_bytes)
-    raw_caption = params.text("caption") or ""
-    parse_mode = params.text("parse_mode")
-    caption, caption_entities = format_text(
-        raw_caption,
-        parse_mode,
-        params.json("caption_entities"),
-        max_utf16=MAX_CAPTION_UTF16,
-        too_long="message caption is too long",
-    )
-    reply_markup = parse_reply_markup(params.raw("reply_markup"))
-    thread_id, reply_to = _place(sandbox, chat, params)
-    sandbox.flood.acquire(chat.id, paid_broadcast=params.flag("allow_paid_broadcast"))
-    message = sandbox.store_message(
-        chat,
-        from_bot=True,
-        sender=sandbox.bot_user(),
-        caption=caption or None,
-        caption_entities=caption_entities,
-        file=stored,
-        reply_markup=reply_markup,
-        thread_id=thread_id,
-        reply_to=reply_to,
-        parse_mode=parse_mode or None,
-        source_text=raw_caption or None,
-    )
-    return message.to_api()
+    raw_caption, parse_mode, caption, caption_entities = _caption(params)
+    return _deliver(
+        sandbox, chat, params, parse_mode=parse_mode, caption=caption or None,
+        caption_entities=caption_entities, file=stored, source_text=raw_caption or None,
+    )  # fmt: skip
 
 
 async def send_document(sandbox: Sandbox, params: Params) -> Any:
@@ -198,16 +205,21 @@ async def send_photo(sandbox: Sandbox, params: Params) -> Any:
     return await _send_file(sandbox, params, "photo", MAX_PHOTO_BYTES)
 
 
-def _message_to_edit(sandbox: Sandbox, params: Params) -> StoredMessage:
-    if params.raw("inline_message_id") not in (None, ""):
-        raise bad_request("MESSAGE_ID_INVALID")
-    chat = sandbox.writable_chat(params.raw("chat_id"))
+def _target_message(sandbox: Sandbox, chat: Chat, params: Params, not_found: str) -> StoredMessage:
     message_id = params.integer("message_id")
     if not message_id:
         raise bad_request(MESSAGE_ID_EMPTY)
     message = sandbox.live_message(chat, message_id)
     if message is None:
-        raise bad_request(EDIT_NOT_FOUND)
+        raise bad_request(not_found)
+    return message
+
+
+def _message_to_edit(sandbox: Sandbox, params: Params) -> StoredMessage:
+    if params.raw("inline_message_id") not in (None, ""):
+        raise bad_request("MESSAGE_ID_INVALID")
+    chat = sandbox.writable_chat(params.raw("chat_id"))
+    message = _target_message(sandbox, chat, params, EDIT_NOT_FOUND)
     if not message.from_bot or message.service:
         raise bad_request(CANT_EDIT)
     return message
@@ -232,15 +244,11 @@ _COMPARED = frozenset({"text", "entities", "caption", "caption_entities", "reply
 
 async def edit_message_text(sandbox: Sandbox, params: Params) -> Any:
     message = _message_to_edit(sandbox, params)
-    raw_text = params.text("text")
-    if not raw_text:
+    if not params.text("text"):
         raise bad_request(TEXT_EMPTY)
     if message.text is None:
         raise bad_request(NO_TEXT_TO_EDIT)
-    parse_mode = params.text("parse_mode")
-    text, entities = format_text(raw_text, parse_mode, params.json("entities"))
-    if not text:
-        raise bad_request(TEXT_EMPTY)
+    raw_text, parse_mode, text, entities = _message_text(params)
     reply_markup = parse_reply_markup(params.raw("reply_markup"))
     return _apply_edit(
         sandbox,
@@ -259,15 +267,7 @@ async def edit_message_caption(sandbox: Sandbox, params: Params) -> Any:
     message = _message_to_edit(sandbox, params)
     if message.file is None:
         raise bad_request(NO_CAPTION_TO_EDIT)
-    raw_caption = params.text("caption") or ""
-    parse_mode = params.text("parse_mode")
-    caption, caption_entities = format_text(
-        raw_caption,
-        parse_mode,
-        params.json("caption_entities"),
-        max_utf16=MAX_CAPTION_UTF16,
-        too_long="message caption is too long",
-    )
+    raw_caption, parse_mode, caption, caption_entities = _caption(params)
     reply_markup = parse_reply_markup(params.raw("reply_markup"))
     return _apply_edit(
         sandbox,
@@ -290,12 +290,7 @@ async def edit_message_reply_markup(sandbox: Sandbox, params: Params) -> Any:
 
 async def delete_message(sandbox: Sandbox, params: Params) -> Any:
     chat = sandbox.resolve_chat_id(params.raw("chat_id"))
-    message_id = params.integer("message_id")
-    if not message_id:
-        raise bad_request(MESSAGE_ID_EMPTY)
-    message = sandbox.live_message(chat, message_id)
-    if message is None:
-        raise bad_request(DELETE_NOT_FOUND)
+    message = _target_message(sandbox, chat, params, DELETE_NOT_FOUND)
     if sandbox.clock.time() - message.date >= MESSAGE_ACCESS_WINDOW_S or message.service:
         raise bad_request(CANT_DELETE)
     message.deleted = True

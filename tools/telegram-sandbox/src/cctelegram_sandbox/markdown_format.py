@@ -32,6 +32,25 @@ def escape_markdown_v2(text: str) -> str:
     return MARKDOWN_V2_ESCAPE.sub(r"\\\1", text)
 
 
+def _pre_opening(text: str, i: int) -> tuple[str, int]:
+    """After a ``` fence: the optional language and where the code starts (TDLib's rules)."""
+    n = len(text)
+    language = ""
+    language_end = i
+    while language_end < n and text[language_end] not in _SPACES and text[language_end] != "`":
+        language_end += 1
+    if i != language_end and language_end < n and text[language_end] != "`":
+        language = text[i:language_end]
+        i = language_end
+    # One line break right after the opening fence is not part of the code.
+    if i < n and text[i] in "\r\n":
+        if i + 1 < n and text[i + 1] in "\r\n" and text[i] != text[i + 1]:
+            i += 2
+        else:
+            i += 1
+    return language, i
+
+
 def _byte_offset(text: str, index: int) -> int:
     return len(text[:index].encode("utf-8"))
 
@@ -176,7 +195,6 @@ class _MarkdownV2Parser:
 
     def _begin_entity(self, i: int) -> int:
         text = self.text
-        n = len(text)
         character = text[i]
         source_index = i
         language = ""
@@ -200,23 +218,7 @@ class _MarkdownV2Parser:
         elif character == "`":
             if text.startswith("```", i):
                 kind = "pre"
-                i += 3
-                language_end = i
-                while (
-                    language_end < n
-                    and text[language_end] not in _SPACES
-                    and (text[language_end] != "`")
-                ):
-                    language_end += 1
-                if i != language_end and language_end < n and text[language_end] != "`":
-                    language = text[i:language_end]
-                    i = language_end
-                # One line break right after the opening fence is not part of the code.
-                if i < n and text[i] in "\r\n":
-                    if i + 1 < n and text[i + 1] in "\r\n" and text[i] != text[i + 1]:
-                        i += 2
-                    else:
-                        i += 1
+                language, i = _pre_opening(text, i + 3)
                 self.stack.append(
                     _Open(kind, self.utf16_pos, source_index, len(self.pieces), language)
                 )
@@ -328,23 +330,8 @@ def parse_markdown(text: str) -> tuple[str, list[Entity]]:
         is_pre = False
         language = ""
         if character == "`" and text.startswith("``", i):
-            i += 2
             is_pre = True
-            language_end = i
-            while (
-                language_end < n
-                and text[language_end] not in _SPACES
-                and (text[language_end] != "`")
-            ):
-                language_end += 1
-            if i != language_end and language_end < n and text[language_end] != "`":
-                language = text[i:language_end]
-                i = language_end
-            if i < n and text[i] in "\r\n":
-                if i + 1 < n and text[i + 1] in "\r\n" and text[i] != text[i + 1]:
-                    i += 2
-                else:
-                    i += 1
+            language, i = _pre_opening(text, i + 2)
         entity_offset = utf16_pos
         content_start = i
         while i < n and (text[i] != end_character or (is_pre and not text.startswith("``", i + 1))):
