@@ -245,7 +245,3 @@ class EnsureBridgeResult(Contract):
     action: EnsureAction
     pid: int | None = None
     instances: tuple[str, ...] = ()
-
-
-class BridgeToolInput(Contract):
-    """The bridge tools take no arguments."""

@@ -11,10 +11,10 @@ from cctelegram_common.contracts.bridge import (
     BridgeControlResult,
     BridgeStatus,
     BridgeStatusRequest,
-    BridgeToolInput,
     EnsureBridgeResult,
     ProcessCheck,
 )
+from cctelegram_common.contracts.tools import NoInput
 from cctelegram_common.nats import ModelT, RpcFailedError, rpc_call
 from cctelegram_gateway.registry import ToolContext, ToolError, registry
 
@@ -65,7 +65,7 @@ async def _control(ctx: ToolContext, subject: str, answer: type[ModelT]) -> Mode
     permission=Permission.BRIDGE_READ,
     read_only=True,
 )
-async def get_bridge_status(ctx: ToolContext, _params: BridgeToolInput) -> BridgeStatus:
+async def get_bridge_status(ctx: ToolContext, _params: NoInput) -> BridgeStatus:
     return await _ask(ctx, subjects.BRIDGE_RPC_STATUS, BridgeStatus)
 
 
@@ -75,7 +75,7 @@ async def get_bridge_status(ctx: ToolContext, _params: BridgeToolInput) -> Bridg
     permission=Permission.BRIDGE_READ,
     read_only=True,
 )
-async def check_bridge_process(ctx: ToolContext, _params: BridgeToolInput) -> ProcessCheck:
+async def check_bridge_process(ctx: ToolContext, _params: NoInput) -> ProcessCheck:
     return await _ask(ctx, subjects.BRIDGE_RPC_CHECK_PROCESS, ProcessCheck)
 
 
@@ -84,7 +84,7 @@ async def check_bridge_process(ctx: ToolContext, _params: BridgeToolInput) -> Pr
     description="Resume delivery to Telegram (and start the notifier processes when supervised).",
     permission=Permission.BRIDGE_CONTROL,
 )
-async def start_bridge(ctx: ToolContext, _params: BridgeToolInput) -> BridgeControlResult:
+async def start_bridge(ctx: ToolContext, _params: NoInput) -> BridgeControlResult:
     return await _control(ctx, subjects.BRIDGE_RPC_START, BridgeControlResult)
 
 
@@ -96,7 +96,7 @@ async def start_bridge(ctx: ToolContext, _params: BridgeToolInput) -> BridgeCont
     ),
     permission=Permission.BRIDGE_CONTROL,
 )
-async def stop_bridge(ctx: ToolContext, _params: BridgeToolInput) -> BridgeControlResult:
+async def stop_bridge(ctx: ToolContext, _params: NoInput) -> BridgeControlResult:
     return await _control(ctx, subjects.BRIDGE_RPC_STOP, BridgeControlResult)
 
 
@@ -108,7 +108,7 @@ async def stop_bridge(ctx: ToolContext, _params: BridgeToolInput) -> BridgeContr
     ),
     permission=Permission.BRIDGE_CONTROL,
 )
-async def restart_bridge(ctx: ToolContext, _params: BridgeToolInput) -> BridgeControlResult:
+async def restart_bridge(ctx: ToolContext, _params: NoInput) -> BridgeControlResult:
     return await _control(ctx, subjects.BRIDGE_RPC_RESTART, BridgeControlResult)
 
 
@@ -120,7 +120,7 @@ async def restart_bridge(ctx: ToolContext, _params: BridgeToolInput) -> BridgeCo
     ),
     permission=Permission.BRIDGE_CONTROL,
 )
-async def ensure_bridge_running(ctx: ToolContext, _params: BridgeToolInput) -> EnsureBridgeResult:
+async def ensure_bridge_running(ctx: ToolContext, _params: NoInput) -> EnsureBridgeResult:
     return await _control(ctx, subjects.BRIDGE_RPC_ENSURE, EnsureBridgeResult)
 
 
