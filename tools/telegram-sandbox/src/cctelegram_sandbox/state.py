@@ -95,6 +95,7 @@ class Sandbox:
         self.feed = ChangeFeed()
         self.updates = UpdateQueue(self.clock)
         self.webhook: WebhookDelivery | None = None
+        self._bot_user: User | None = None
         self._reset_world()
 
     def _reset_world(self) -> None:
@@ -139,12 +140,16 @@ class Sandbox:
     # -- the bot ---------------------------------------------------------------------------
 
     def bot_user(self) -> User:
-        return User(
-            id=self.bot_id or 1,
-            first_name=self.config.bot_first_name,
-            is_bot=True,
-            username=self.config.bot_username,
-        )
+        bot_id = self.bot_id or 1
+        cached = self._bot_user
+        if cached is None or cached.id != bot_id:
+            cached = self._bot_user = User(
+                id=bot_id,
+                first_name=self.config.bot_first_name,
+                is_bot=True,
+                username=self.config.bot_username,
+            )
+        return cached
 
     def get_me(self) -> JsonDict:
         me = self.bot_user().to_api()
