@@ -115,6 +115,10 @@ async def test_malformed_bodies_are_telegram_400s(client: httpx.AsyncClient, tok
     )
     assert bad_json.status_code == 400
     assert bad_json.json()["description"] == "Bad Request: can't parse JSON object"
+    not_json = await client.post(
+        url, content=b'{"chat_id": 42, "text": NaN}', headers={"content-type": "application/json"}
+    )
+    assert not_json.json()["description"] == "Bad Request: can't parse JSON object"
     not_an_object = await client.post(url, json=[1, 2])
     assert not_an_object.json()["description"] == "Bad Request: JSON object expected"
 

@@ -41,12 +41,16 @@ def _guarded(handler: Endpoint) -> Endpoint:
     return endpoint
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 async def _body(request: Request) -> JsonDict:
     raw = await request.body()
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_reject_constant)
     except ValueError:
         raise ControlError(400, "the body must be a JSON object") from None
     if not isinstance(body, dict):

@@ -91,6 +91,11 @@ def _content_type(scope: Scope) -> str:
     return ""
 
 
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; Telegram refuses them, and they could not be logged back.
+    raise ValueError(name)
+
+
 def _decode_form(body: bytes) -> dict[str, Any]:
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
@@ -119,7 +124,7 @@ async def read_params(scope: Scope, receive: Receive) -> tuple[Params, list[Uplo
         content_type not in ("application/x-www-form-urlencoded",) and body.lstrip()[:1] == b"{"
     ):
         try:
-            decoded = json.loads(body)
+            decoded = json.loads(body, parse_constant=_reject_constant)
         except ValueError:
             raise bad_request("can't parse JSON object") from None
         if not isinstance(decoded, dict):
