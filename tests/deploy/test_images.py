@@ -236,7 +236,7 @@ def test_compose_runs_a_three_node_jetstream_cluster(compose: dict[str, Any]) ->
     assert sorted(nodes) == ["nats-1", "nats-2", "nats-3"]
     names = set()
     for name, spec in nodes.items():
-        assert spec["command"] == ["-c", "/etc/nats/nats-cluster.conf"]
+        assert spec["command"] == ["-c", "/etc/nats/nats-cluster.conf", "-sd", "/data"]
         assert "./nats:/etc/nats:ro" in spec["volumes"]
         assert any(volume.endswith(":/data") for volume in spec["volumes"])
         names.add(spec["environment"]["NATS_SERVER_NAME"])

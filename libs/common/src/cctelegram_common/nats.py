@@ -52,6 +52,19 @@ class LogContextMiddleware(BaseMiddleware[Any, Any]):
         return await call_next(cmd)
 
 
+class SuiteNatsBroker(NatsBroker):
+    """FastStream's broker, except that pull subscribers receive their messages under the
+    connection's inbox prefix. FastStream defaults them to ``_INBOX.`` whatever the
+    connection uses, which a least-privilege NATS user (allowed only its own prefix) may
+    not subscribe to."""
+
+    pull_inbox_prefix: bytes = b"_INBOX."
+
+    def subscriber(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("inbox_prefix", self.pull_inbox_prefix)
+        return super().subscriber(*args, **kwargs)
+
+
 def _security(settings: NatsSettings) -> NatsSecurity | None:
     if settings.creds_file is not None:
         return NatsCredentials(str(settings.creds_file))
@@ -78,7 +91,7 @@ def build_broker(
     ]
     if tracer_provider is not None:
         middlewares.insert(0, NatsTelemetryMiddleware(tracer_provider=tracer_provider))
-    return NatsBroker(
+    broker = SuiteNatsBroker(
         servers=settings.urls,
         name=f"cctelegram-{service}",
         security=_security(settings),
@@ -92,6 +105,8 @@ def build_broker(
         error_cb=error_cb,
         log_level=10,
     )
+    broker.pull_inbox_prefix = f"{settings.inbox_prefix}.".encode()
+    return broker
 
 
 def jetstream(broker: NatsBroker) -> JetStreamContext:

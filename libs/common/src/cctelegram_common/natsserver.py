@@ -59,6 +59,7 @@ class NatsServer:
         extra_args: list[str] | None = None,
         config_file: Path | None = None,
         log_file: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.store_dir = store_dir
         self.port = port or free_port(host)
@@ -66,6 +67,8 @@ class NatsServer:
         self.extra_args = extra_args or []
         self.config_file = config_file
         self.log_file = log_file
+        # Added to this process's environment: a config file's `$VARIABLE`s (passwords).
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -83,8 +86,14 @@ class NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(  # noqa: S603 - our own binary, fixed args
-            self.command(), stdout=output, stderr=output, start_new_session=True
+            self.command(),
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+            env={**os.environ, **self.env} if self.env else None,
         )
+        if not isinstance(output, int):
+            output.close()  # the child has its own descriptor
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _urls_from_environment() -> list[str]:
+    raw = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
+    return [url.strip() for url in raw.split(",") if url.strip()]
 
 
 class NatsSettings(BaseModel):
     """How to reach NATS. Env (nested): ``<PREFIX>NATS__URLS`` or the shared ``NATS_URL``."""
 
-    urls: list[str] = Field(
-        default_factory=lambda: [os.environ.get("NATS_URL", "nats://127.0.0.1:4222")],
+    # NoDecode: the env value is `nats://a:4222,nats://b:4222`, not JSON; NATS_URL too.
+    urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=_urls_from_environment,
         description="One or more server URLs (a cluster)",
     )
     user: str | None = None
@@ -36,6 +44,8 @@ class NatsSettings(BaseModel):
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
+            if value.lstrip().startswith("["):  # a JSON list, as written by a supervisor
+                return json.loads(value)
             return [url.strip() for url in value.split(",") if url.strip()]
         return value
 
