@@ -24,6 +24,8 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
 
 
 @pytest.mark.browser
+# The first run may install chromium with apt-get inside the fixture; allow for a slow mirror.
+@pytest.mark.timeout(1200)
 def test_open_chat_press_button_and_the_bot_gets_the_press(chromium: dict[str, Any]) -> None:
     with run_sandbox(flood_control=False) as sandbox:
         sandbox.create_chat(type="private", user={"id": 42, "first_name": "Ann"})

@@ -47,8 +47,12 @@ def install_log_filter() -> None:
         uvicorn_error.addFilter(_DROP_FILTER)
 
 
+# Built once: json.dumps/json.loads with options would build a new coder on every call.
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _encode(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return _JSON_ENCODER.encode(body).encode()
 
 
 async def _respond(
@@ -96,6 +100,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(name)
 
 
+_JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _decode_form(body: bytes) -> dict[str, Any]:
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
@@ -124,8 +131,8 @@ async def read_params(scope: Scope, receive: Receive) -> tuple[Params, list[Uplo
         content_type not in ("application/x-www-form-urlencoded",) and body.lstrip()[:1] == b"{"
     ):
         try:
-            decoded = json.loads(body, parse_constant=_reject_constant)
-        except ValueError:
+            decoded = _JSON_DECODER.decode(body.decode("utf-8"))
+        except ValueError:  # includes UnicodeDecodeError
             raise bad_request("can't parse JSON object") from None
         if not isinstance(decoded, dict):
             raise bad_request("JSON object expected")
