@@ -76,7 +76,9 @@ def stream_specs(
     return (
         StreamSpec(
             subjects.STREAM_EVENTS,
-            (subjects.EVENTS_ALL,),
+            # Not `cctg.events.>`: that would also capture the events service's RPC subjects
+            # (`cctg.events.rpc.*`) and answer requests with a PubAck.
+            (subjects.EVENT_SUBMIT, subjects.APPROVALS_ALL),
             "Submitted notification and approval commands (history, dedup window)",
             max_age_s=7 * DAY_S,
             duplicate_window_s=600.0,
@@ -159,12 +161,16 @@ async def provision(
     created: list[str] = []
     for spec in stream_specs(responses_max_age_s=responses_max_age_s):
         try:
-            await js.stream_info(spec.name)
+            info = await js.stream_info(spec.name)
         except nats.js.errors.NotFoundError:
             if not create:
                 raise ProvisioningError(f"stream {spec.name} is missing") from None
             await js.add_stream(spec.config(replicas))
             created.append(spec.name)
+            continue
+        if create and sorted(info.config.subjects or []) != sorted(spec.subjects):
+            info.config.subjects = list(spec.subjects)
+            await js.update_stream(info.config)
     for bucket in BUCKETS:
         try:
             await js.key_value(bucket.bucket)

@@ -25,6 +25,8 @@ EVENT_SUBMIT: Final = "cctg.events.submit"
 APPROVAL_SUBMIT: Final = "cctg.events.approval.submit"
 # CancelApproval: a caller withdraws an open approval.
 APPROVAL_CANCEL: Final = "cctg.events.approval.cancel"
+# Everything about approvals that the events stream stores.
+APPROVALS_ALL: Final = "cctg.events.approval.>"
 
 OUTBOX_ALL: Final = "cctg.outbox.>"
 # One subject per target chat so per-chat order is a property of the subject.

@@ -60,17 +60,20 @@ class StreamResponseReader:
         records: list[ResponseRecord] = []
         try:
             info = await subscription.consumer_info()
-            remaining = info.num_pending or 0
-            while remaining > 0:
+            # Messages may already be on their way to us, so count delivered ones too.
+            delivered = info.delivered.consumer_seq if info.delivered else 0
+            expected = (info.num_pending or 0) + (delivered or 0)
+            while len(records) < expected:
                 try:
                     message = await subscription.next_msg(timeout=2.0)
                 except nats.errors.TimeoutError:
                     break
-                remaining = message.metadata.num_pending or 0
                 try:
                     records.append(ResponseRecord.model_validate_json(message.data))
                 except ValueError:
-                    continue  # not ours (a foreign publisher); skip it
+                    expected -= 1  # not ours (a foreign publisher); skip it
+                if not message.metadata.num_pending:
+                    break
         finally:
             await subscription.unsubscribe()
         return records
