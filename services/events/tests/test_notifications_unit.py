@@ -1,0 +1,164 @@
+"""Routing rules with fakes: modes, quiet hours and the digest, live task cards, commands."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, time
+
+from cctelegram_common.contracts.event_types import EventType
+from cctelegram_common.contracts.events import EventState, Severity, SubmitEvent
+from cctelegram_common.contracts.modes import Mode
+from cctelegram_common.contracts.outbox import Operation
+from cctelegram_common.contracts.updates import InboundUpdate
+from cctelegram_events.approvals import ApprovalService
+from cctelegram_events.bridge_client import UNAVAILABLE
+from cctelegram_events.callbacks import CallbackSigner
+from cctelegram_events.modes import ModeStore, QuietHours
+from cctelegram_events.notifications import NotificationService
+from cctelegram_events.responses import ResponseLog
+from cctelegram_events.tasks import TaskService
+from cctelegram_events.testing import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
+from cctelegram_events.updates import UpdateInterpreter
+
+USERS = (501, 502)
+
+
+def notifications(
+    clock: ManualClock, quiet: QuietHours | None = None
+) -> tuple[NotificationService, RecordingPublisher, ModeStore]:
+    publisher = RecordingPublisher()
+    state = FakeKv()
+    modes = ModeStore(state, clock)
+    service = NotificationService(
+        status_kv=FakeKv(),
+        state_kv=state,
+        publisher=publisher,
+        modes=modes,
+        clock=clock,
+        allowed_users=USERS,
+        quiet_hours=quiet,
+    )
+    return service, publisher, modes
+
+
+def event(event_type: EventType = EventType.INFO_NOTIFICATION, **fields: object) -> SubmitEvent:
+    return SubmitEvent.model_validate(
+        {"event_id": uuid.uuid4().hex, "type": event_type, "title": "T", "client_id": "c", **fields}
+    )
+
+
+async def test_modes_filter_but_approvals_and_critical_always_go() -> None:
+    clock = ManualClock(datetime(2026, 1, 1, 12, tzinfo=UTC))
+    service, publisher, modes = notifications(clock)
+    await modes.set(Mode.LOCAL, "test")
+    assert (await service.submit(event())).state is EventState.SUPPRESSED
+    assert (await service.submit(event(EventType.BUILD_FAILED))).state is EventState.QUEUED
+    await modes.set(Mode.MUTE, "test")
+    assert (await service.submit(event(EventType.BUILD_FAILED))).state is EventState.SUPPRESSED
+    critical = event(EventType.SYSTEM_HEALTH, severity=Severity.CRITICAL)
+    assert (await service.submit(critical)).state is EventState.QUEUED
+    assert len(publisher.outbox()) == 2 * len(USERS)
+
+
+async def test_quiet_hours_hold_then_one_digest_per_chat() -> None:
+    clock = ManualClock(datetime(2026, 1, 1, 23, 0, tzinfo=UTC))
+    service, publisher, _modes = notifications(clock, QuietHours(time(22), time(7), "UTC"))
+    held = [await service.submit(event(title=f"held {i}")) for i in range(3)]
+    assert all(status.state is EventState.HELD for status in held)
+    critical = await service.submit(event(EventType.SECURITY_ALERT))
+    assert critical.state is EventState.QUEUED
+    assert await service.flush_digest() == 0  # still quiet
+    clock.now = datetime(2026, 1, 2, 7, 1, tzinfo=UTC)
+    assert await service.flush_digest() == 3
+    digests = [m for m in publisher.outbox() if m.outbox_id.startswith("digest-")]
+    assert sorted(m.chat_id for m in digests) == sorted(USERS)
+    assert all("held 0" in (m.text or "") and "held 2" in (m.text or "") for m in digests)
+    assert await service.flush_digest() == 0
+
+
+async def test_task_events_edit_one_live_card_and_notify_at_the_end() -> None:
+    clock = ManualClock(datetime(2026, 1, 1, 12, tzinfo=UTC))
+    service, publisher, _modes = notifications(clock)
+    started = event(EventType.TASK_STARTED, task_id="build-7", title="Build started")
+    await service.submit(started)
+    await service.submit(event(EventType.TASK_PROGRESS, task_id="build-7", title="50%"))
+    await service.submit(event(EventType.TASK_COMPLETION, task_id="build-7", title="Done"))
+    outbox = publisher.outbox()
+    sends = [m for m in outbox if m.operation is Operation.SEND_MESSAGE]
+    edits = [m for m in outbox if m.operation is Operation.EDIT_MESSAGE_TEXT]
+    assert len(sends) == 2 * len(USERS)  # the card, then the fresh "Done"
+    assert len(edits) == 2 * len(USERS)  # progress and final state edit the card
+    assert all(edit.target_outbox_id == f"{started.event_id}:{edit.chat_id}:0" for edit in edits)
+    # A new run of the same task starts a new card.
+    await service.submit(event(EventType.TASK_STARTED, task_id="build-7", title="Again"))
+    assert len([m for m in publisher.outbox() if m.operation is Operation.SEND_MESSAGE]) == 3 * len(
+        USERS
+    )
+
+
+class NoBridge:
+    async def status_text(self, requested_by: str) -> str:
+        return UNAVAILABLE
+
+    async def restart_text(self, requested_by: str) -> str:
+        return UNAVAILABLE
+
+
+def interpreter() -> tuple[UpdateInterpreter, RecordingPublisher, ModeStore]:
+    clock = ManualClock(datetime(2026, 1, 1, 12, tzinfo=UTC))
+    publisher = RecordingPublisher()
+    state = FakeKv()
+    responses = ResponseLog(publisher, MemoryResponseReader(publisher), state, clock)
+    status = FakeKv()
+    approvals = ApprovalService(
+        FakeKv(), status, state, publisher, CallbackSigner(b"z" * 32), responses, clock, USERS
+    )
+    modes = ModeStore(state, clock)
+    return (
+        UpdateInterpreter(
+            approvals=approvals,
+            responses=responses,
+            tasks=TaskService(state, clock),
+            modes=modes,
+            bridge=NoBridge(),
+            status_kv=status,
+            publisher=publisher,
+            clock=clock,
+            allowed_users=USERS,
+        ),
+        publisher,
+        modes,
+    )
+
+
+def message(update_id: int, user_id: int, text: str) -> InboundUpdate:
+    return InboundUpdate(
+        update_id=update_id,
+        update={
+            "update_id": update_id,
+            "message": {
+                "message_id": update_id,
+                "from": {"id": user_id, "is_bot": False, "first_name": "U"},
+                "chat": {"id": user_id, "type": "private"},
+                "text": text,
+            },
+        },
+    )
+
+
+async def test_commands_from_allowed_users_and_strangers_are_ignored() -> None:
+    updates, publisher, modes = interpreter()
+    assert await updates.handle(message(1, USERS[0], "/cct:mute")) == "command"
+    assert (await modes.get()).mode is Mode.MUTE
+    assert await updates.handle(message(1, USERS[0], "/cct:mute")) == "duplicate"
+    assert await updates.handle(message(2, USERS[0], "/bridge")) == "command"
+    assert await updates.handle(message(3, USERS[1], "/help")) == "command"
+    assert await updates.handle(message(4, 999, "/bridge")) == "ignored"
+    assert await updates.handle(message(5, USERS[0], "/pending")) == "command"
+    replies = {m.outbox_id.split(":")[0]: m.text or "" for m in publisher.outbox()}
+    assert "Mute mode" in replies["cmd-1"]
+    assert UNAVAILABLE in replies["cmd-2"]
+    assert "/cct:nomad" in replies["cmd-3"]
+    assert "cmd-4" not in replies
+    assert "No open approvals" in replies["cmd-5"]
+    assert all(m.chat_id in USERS for m in publisher.outbox())
