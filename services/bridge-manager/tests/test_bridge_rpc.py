@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from faststream.nats import NatsBroker
 
@@ -88,10 +89,31 @@ async def test_status_follows_heartbeats_and_the_outbox(
     assert check.running
     assert check.instances == ("sim-1",)
 
+    async def scrape() -> str:
+        async with httpx.AsyncClient() as client:
+            return (await client.get(f"{bridge_manager.url}/metrics")).text
+
+    exported = await poll(scrape, lambda text: "\noutbox_pending 5.0" in text, timeout_s=10)
+    assert "\nbridge_connection_status 1.0" in exported
+    assert "\noutbox_dead_letters 0.0" in exported
+
     # The notifier stops beating: within the TTL (3 s here) it is no longer alive.
     gone = await poll(status, lambda answer: not answer.running, timeout_s=10)
     assert gone.live_instances == 0
     assert reasons(gone)[HealthReasonCode.NO_LIVE_NOTIFIER] is HealthStatus.FAIL
+
+    # A failing fleet is reported by readiness, but bridge-manager itself stays ready.
+    async def readiness() -> httpx.Response:
+        async with httpx.AsyncClient() as client:
+            return await client.get(f"{bridge_manager.url}/health/ready")
+
+    ready = await poll(
+        readiness,
+        lambda answer: "no live notifier" in answer.json()["checks"]["fleet"][0]["output"],
+        timeout_s=10,
+    )
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["fleet"][0]["status"] == "warn"
 
     await fleet.beat("sim-1", circuit_state=CircuitState.OPEN, last_error="502 Bad Gateway")
     opened = await status()
