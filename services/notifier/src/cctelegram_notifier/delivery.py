@@ -12,11 +12,16 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from cctelegram_common.contracts.outbox import DeliveryOutcome, Operation, OutboxMessage
+from cctelegram_common.contracts.outbox import (
+    DeliveryOutcome,
+    DeliveryRecord,
+    Operation,
+    OutboxMessage,
+)
 from cctelegram_common.logging import get_logger
 from cctelegram_common.resilience import (
     CircuitBreaker,
@@ -25,6 +30,7 @@ from cctelegram_common.resilience import (
     backoff_delay,
 )
 from cctelegram_notifier import metrics
+from cctelegram_notifier.publishing import patiently
 from cctelegram_notifier.scheduler import Scheduler, Sleep
 from cctelegram_notifier.settings import RetrySettings
 from cctelegram_notifier.store import DeliveryStore
@@ -215,6 +221,15 @@ def _message_ids(result: Any, fallback: int | None) -> tuple[int, ...]:
     return (fallback,) if fallback is not None else ()
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """One call's outcome: a finished result, or the error that decides what comes next."""
+
+    attempts: int
+    result: DeliveryResult | None = None
+    error: Exception | None = None
+
+
 @dataclass
 class ApiHealth:
     """What the last calls said about Telegram, for health checks and heartbeats."""
@@ -323,19 +338,17 @@ class DeliveryService:
             if self.clock() - started > self.retry.max_total_s and attempts:
                 return failed(FailureReason.EXPIRED, self.api_health.last_error, None, attempts)
             await self._wait_for_circuit()
-            await self.scheduler.acquire(None if is_answer else chat_id, counts=not is_answer)
-            if self.interrupter is not None:
-                self.interrupter.check()
+            counts = not is_answer
+            await self.scheduler.acquire(None if is_answer else chat_id, counts=counts)
             try:
-                self.breaker.before_call()
-            except CircuitOpenError:
-                continue  # another lane's trial call is out; wait for its verdict
-            method, params = build_call(message, chat_id, target, plain=plain)
-            attempts += 1
-            try:
-                result = await self.bot.call(method, params)
-            except TelegramUnavailableError as error:
-                self._record_unavailable(error)
+                outcome = await self._attempt(message, chat_id, target, plain)
+            finally:
+                self.scheduler.release(counts=counts)
+            attempts += outcome.attempts
+            if outcome.result is not None:
+                return replace(outcome.result, attempts=attempts, migrated_to_chat_id=migrated)
+            error = outcome.error
+            if isinstance(error, TelegramUnavailableError):
                 unavailable += 1
                 if unavailable >= self.retry.max_attempts:
                     return failed(FailureReason.UNAVAILABLE, str(error), error.status, attempts)
@@ -343,66 +356,77 @@ class DeliveryService:
                     backoff_delay(unavailable, self.retry.base_s, self.retry.cap_s, self.rng)
                 )
                 continue
-            except TelegramError as error:
-                self._record_answer(error)
-                action = classify(error)
-                if action is Action.RATE_LIMITED:
-                    limited += 1
-                    scope = self.scheduler.rate_limited(
-                        None if is_answer else chat_id, error.retry_after_s or 1.0
-                    )
-                    metrics.RATE_LIMITED.labels(scope.value).inc()
-                    if limited >= self.retry.max_rate_limited:
-                        return failed(FailureReason.RATE_LIMITED, error.description, 429, attempts)
-                    continue
-                if action is Action.NOT_MODIFIED:
-                    return self._sent(
-                        message, chat_id, (target,) if target else (), attempts, migrated
-                    )
-                if action is Action.RESEND_PLAIN and not plain and message.text:
-                    plain = True
-                    log.info("resend_as_plain_text", outbox_id=message.outbox_id)
-                    continue
-                if action is Action.RESEND_PLAIN:
-                    return failed(FailureReason.PARSE_ENTITIES, error.description, 400, attempts)
-                if action is Action.MIGRATED and error.migrate_to_chat_id is not None:
-                    new_chat_id = error.migrate_to_chat_id
-                    await self.store.remember_migration(chat_id, new_chat_id)
-                    log.info("chat_migrated", chat_id=chat_id, new_chat_id=new_chat_id)
-                    migrated = chat_id = new_chat_id
-                    if is_edit or attempts > 3:
-                        return failed(FailureReason.CHAT_MIGRATED, error.description, 400, attempts)
-                    continue
-                if action is Action.RECIPIENT_GONE:
-                    await self.store.mark_inactive(chat_id, error.description)
-                    return failed(FailureReason.BLOCKED, error.description, 403, attempts)
-                if action is Action.TOKEN_REJECTED:
-                    self.api_health.token_rejected = True
-                    raise TokenRejectedError(str(error)) from None
-                return failed(
-                    FailureReason.BAD_REQUEST, error.description, error.error_code, attempts
+            if not isinstance(error, TelegramError):
+                continue  # the circuit opened under us: wait for it
+            action = classify(error)
+            if action is Action.RATE_LIMITED:
+                limited += 1
+                scope = self.scheduler.rate_limited(
+                    None if is_answer else chat_id, error.retry_after_s or 1.0
                 )
+                metrics.RATE_LIMITED.labels(scope.value).inc()
+                if limited >= self.retry.max_rate_limited:
+                    return failed(FailureReason.RATE_LIMITED, error.description, 429, attempts)
+                continue
+            if action is Action.RESEND_PLAIN and not plain and message.text:
+                plain = True
+                log.info("resend_as_plain_text", outbox_id=message.outbox_id)
+                continue
+            if action is Action.RESEND_PLAIN:
+                return failed(FailureReason.PARSE_ENTITIES, error.description, 400, attempts)
+            if action is Action.MIGRATED and error.migrate_to_chat_id is not None:
+                new_chat_id = error.migrate_to_chat_id
+                await self.store.remember_migration(chat_id, new_chat_id)
+                log.info("chat_migrated", chat_id=chat_id, new_chat_id=new_chat_id)
+                migrated = chat_id = new_chat_id
+                if is_edit or attempts > 3:
+                    return failed(FailureReason.CHAT_MIGRATED, error.description, 400, attempts)
+                continue
+            if action is Action.RECIPIENT_GONE:
+                await self.store.mark_inactive(chat_id, error.description)
+                return failed(FailureReason.BLOCKED, error.description, 403, attempts)
+            if action is Action.TOKEN_REJECTED:
+                self.api_health.token_rejected = True
+                raise TokenRejectedError(str(error)) from None
+            return failed(FailureReason.BAD_REQUEST, error.description, error.error_code, attempts)
+
+    async def _attempt(
+        self, message: OutboxMessage, chat_id: int, target: int | None, plain: bool
+    ) -> _Attempt:
+        """One call while holding the scheduler's grant; on success the record is written
+        before the grant is given back, so a crash can only duplicate calls in flight."""
+        if self.interrupter is not None:
+            self.interrupter.check()
+        try:
+            self.breaker.before_call()
+        except CircuitOpenError as error:
+            return _Attempt(0, error=error)  # another lane's trial call is out
+        method, params = build_call(message, chat_id, target, plain=plain)
+        try:
+            answer = await self.bot.call(method, params)
+        except TelegramUnavailableError as error:
+            self._record_unavailable(error)
+            return _Attempt(1, error=error)
+        except TelegramError as error:
+            self._record_answer(error)
+            if classify(error) is not Action.NOT_MODIFIED:
+                return _Attempt(1, error=error)
+            answer = None  # "message is not modified": the edit is already there
+        else:
             self.breaker.record_success()
             self._record_ok()
-            return self._sent(message, chat_id, _message_ids(result, target), attempts, migrated)
+        ids = _message_ids(answer, target)
+        if message.operation is not Operation.ANSWER_CALLBACK_QUERY:
+            record = DeliveryRecord(
+                outbox_id=message.outbox_id, chat_id=chat_id, telegram_message_ids=ids
+            )
+            await patiently(lambda: self.store.put_record(record))
+        return _Attempt(1, result=self._sent(message, chat_id, ids))
 
-    def _sent(
-        self,
-        message: OutboxMessage,
-        chat_id: int,
-        ids: tuple[int, ...],
-        attempts: int,
-        migrated: int | None,
-    ) -> DeliveryResult:
+    def _sent(self, message: OutboxMessage, chat_id: int, ids: tuple[int, ...]) -> DeliveryResult:
         metrics.MESSAGES_SENT.labels(message.operation.value).inc()
         self.api_health.last_send_at = time.time()
-        return DeliveryResult(
-            DeliveryOutcome.SENT,
-            chat_id,
-            ids,
-            attempts=attempts,
-            migrated_to_chat_id=migrated,
-        )
+        return DeliveryResult(DeliveryOutcome.SENT, chat_id, ids)
 
     async def _wait_for_circuit(self) -> None:
         while self.breaker.state is CircuitState.OPEN:

@@ -23,7 +23,6 @@ from cctelegram_common.contracts.base import utc_now
 from cctelegram_common.contracts.outbox import (
     DeadLetter,
     DeliveryOutcome,
-    DeliveryRecord,
     DeliveryReported,
     OutboxMessage,
 )
@@ -37,7 +36,12 @@ from cctelegram_notifier.delivery import (
     Interrupter,
     TokenRejectedError,
 )
-from cctelegram_notifier.publishing import Publisher, publish_dead_letter, publish_report
+from cctelegram_notifier.publishing import (
+    Publisher,
+    patiently,
+    publish_dead_letter,
+    publish_report,
+)
 from cctelegram_notifier.settings import OutboxSettings
 from cctelegram_notifier.store import DeliveryStore
 
@@ -47,7 +51,8 @@ tracer = trace.get_tracer("cctelegram.notifier")
 # A chat whose lane is full gets its new messages back after this long (order is kept:
 # nothing newer for that chat is accepted before they return).
 OVERFLOW_RETRY_S = 5.0
-# A message whose bookkeeping failed (NATS briefly away) is handed back this much later.
+# A message whose bookkeeping failed (NATS away for longer than `patiently` waits) is
+# handed back this much later.
 BOOKKEEPING_RETRY_S = 1.0
 TOKEN_REJECTED_RETRY_S = 30.0
 
@@ -307,15 +312,8 @@ class OutboxConsumer:
             await self._finish(msg, outbox, result)
 
     async def _finish(self, msg: Msg, outbox: OutboxMessage, result: DeliveryResult) -> None:
-        """Record, report, then ack: a crash before the ack only causes a skipped redelivery."""
-        if result.outcome is DeliveryOutcome.SENT and not result.already_recorded:
-            await self.store.put_record(
-                DeliveryRecord(
-                    outbox_id=outbox.outbox_id,
-                    chat_id=result.chat_id,
-                    telegram_message_ids=result.telegram_message_ids,
-                )
-            )
+        """Report, then ack (the delivery record is already written): a crash before the ack
+        only causes a redelivery that finds the record and is not sent again."""
         if result.outcome is DeliveryOutcome.FAILED:
             reason = result.reason.value if result.reason else "failed"
             metrics.DEAD_LETTERS.labels(reason).inc()
@@ -326,32 +324,28 @@ class OutboxConsumer:
                 reason=result.dead_letter_reason,
                 attempts=result.attempts,
             )
-            await publish_dead_letter(
-                self.publisher,
-                DeadLetter(
-                    outbox_message=outbox,
-                    reason=result.dead_letter_reason,
-                    error_code=result.error_code,
-                    attempts=result.attempts,
-                ),
-            )
-        await publish_report(
-            self.publisher,
-            DeliveryReported(
-                outbox_id=outbox.outbox_id,
-                event_id=outbox.event_id,
-                approval_id=outbox.approval_id,
-                chat_id=outbox.chat_id,
-                operation=outbox.operation,
-                outcome=result.outcome,
-                telegram_message_ids=result.telegram_message_ids,
-                error=result.dead_letter_reason if result.reason else None,
+            dead = DeadLetter(
+                outbox_message=outbox,
+                reason=result.dead_letter_reason,
                 error_code=result.error_code,
-                attempts=max(result.attempts, 1),
-                migrated_to_chat_id=result.migrated_to_chat_id,
-                submitted_at=outbox.created_at,
-            ),
+                attempts=result.attempts,
+            )
+            await patiently(lambda: publish_dead_letter(self.publisher, dead))
+        report = DeliveryReported(
+            outbox_id=outbox.outbox_id,
+            event_id=outbox.event_id,
+            approval_id=outbox.approval_id,
+            chat_id=outbox.chat_id,
+            operation=outbox.operation,
+            outcome=result.outcome,
+            telegram_message_ids=result.telegram_message_ids,
+            error=result.dead_letter_reason if result.reason else None,
+            error_code=result.error_code,
+            attempts=max(result.attempts, 1),
+            migrated_to_chat_id=result.migrated_to_chat_id,
+            submitted_at=outbox.created_at,
         )
+        await patiently(lambda: publish_report(self.publisher, report))
         await msg.ack()
         if result.already_recorded:
             metrics.DUPLICATES_SKIPPED.inc()

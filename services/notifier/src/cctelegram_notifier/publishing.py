@@ -3,8 +3,10 @@ per-key TTL, which nats-py's KeyValue API does not offer for plain puts."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+import nats.errors
 from nats.js import JetStreamContext
 from opentelemetry import propagate
 
@@ -12,8 +14,24 @@ from cctelegram_common import subjects
 from cctelegram_common.contracts.base import Contract
 from cctelegram_common.contracts.outbox import DeadLetter, DeliveryReported
 from cctelegram_common.contracts.updates import InboundUpdate
+from cctelegram_common.resilience import retry_async
 
 PUBLISH_TIMEOUT_S = 5.0
+# NATS writes that record what Telegram already accepted are retried this long: a NATS
+# restart takes a few seconds, and giving up early turns into a duplicate send later.
+PATIENCE_S = 20.0
+
+
+async def patiently(operation: Callable[[], Awaitable[None]]) -> None:
+    """Run a NATS write, retrying through a short outage (a restart, a leader change)."""
+    await retry_async(
+        operation,
+        attempts=1000,
+        max_total_s=PATIENCE_S,
+        base_s=0.2,
+        cap_s=2.0,
+        retry_on=lambda error: isinstance(error, nats.errors.Error | OSError | TimeoutError),
+    )
 
 
 class Publisher(Protocol):

@@ -56,7 +56,12 @@ class NotifierRuntime:
             reset_s=settings.retry.breaker_reset_s,
         )
         self.interrupter = Interrupter()
-        self.scheduler = Scheduler(settings.rate, settings.rate_scale, sleep=self.interrupter.sleep)
+        self.scheduler = Scheduler(
+            settings.rate,
+            settings.rate_scale,
+            sleep=self.interrupter.sleep,
+            max_in_flight=settings.telegram.max_in_flight,
+        )
         token = settings.bot_token.get_secret_value() if settings.bot_token else None
         self.bot: HttpBotApi | None = (
             HttpBotApi(settings.api_base_url, token, settings.telegram) if token else None

@@ -115,6 +115,7 @@ class Scheduler:
         *,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        max_in_flight: int | None = None,
     ) -> None:
         self.rate = rate
         self.limits = Limits.from_settings(rate, scale)
@@ -127,6 +128,9 @@ class Scheduler:
         self._chats: dict[int, Scope] = {}
         self._recent_429: dict[int, float] = {}
         self._bot_turn = asyncio.Lock()  # FIFO: asyncio.Lock wakes waiters in order
+        # Counted calls out at once (from the grant until `release`). A crash can duplicate
+        # only calls Telegram accepted but we had not recorded: at most this many.
+        self._in_flight = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self._calls_since_prune = 0
 
     # --- scopes ----------------------------------------------------------------------------
@@ -159,7 +163,8 @@ class Scheduler:
     async def acquire(self, chat_id: int | None, *, counts: bool = True) -> float:
         """Wait until one call to ``chat_id`` may be made now, and count it. Returns the time.
 
-        ``counts=False`` (answerCallbackQuery: not a message) only honours a whole-bot pause.
+        A counted call holds an in-flight permit until ``release()``. ``counts=False``
+        (answerCallbackQuery: not a message) only honours a whole-bot pause.
         """
         if not counts or chat_id is None:
             while (wait := self.bot_pause_s()) > 0:
@@ -170,17 +175,30 @@ class Scheduler:
             if wait > 0:
                 await self.sleep(wait)
                 continue
-            async with self._bot_turn:
-                while (wait := self.bot_wait_s()) > 0:
-                    await self.sleep(wait)
-                # A 429 for this chat may have arrived while we queued for the bot.
-                if self.chat_wait_s(chat_id) > 0:
-                    continue
-                now = self.clock()
-                self.bot.record(now)
-                self.chat(chat_id).record(now)
-                self._maybe_prune(now)
-                return now
+            if self._in_flight is not None:
+                await self._in_flight.acquire()
+            granted = False
+            try:
+                async with self._bot_turn:
+                    while (wait := self.bot_wait_s()) > 0:
+                        await self.sleep(wait)
+                    # A 429 for this chat may have arrived while we queued for the bot.
+                    if self.chat_wait_s(chat_id) > 0:
+                        continue
+                    now = self.clock()
+                    self.bot.record(now)
+                    self.chat(chat_id).record(now)
+                    self._maybe_prune(now)
+                    granted = True
+                    return now
+            finally:
+                if not granted and self._in_flight is not None:
+                    self._in_flight.release()
+
+    def release(self, *, counts: bool = True) -> None:
+        """The counted call granted by ``acquire`` is finished (answered and recorded)."""
+        if counts and self._in_flight is not None:
+            self._in_flight.release()
 
     def _maybe_prune(self, now: float) -> None:
         self._calls_since_prune += 1

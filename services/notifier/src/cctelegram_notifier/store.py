@@ -8,6 +8,7 @@ import hashlib
 import json
 import re
 import time
+from collections import OrderedDict
 from typing import Protocol
 
 import nats.js.errors
@@ -58,10 +59,15 @@ class KvDeliveryStore:
     """``DeliveryStore`` on the deliveries bucket, with a short in-process cache of chat facts
     (one KV read per chat per ``cache_s`` rather than per message)."""
 
+    RECENT_RECORDS = 20_000
+
     def __init__(self, kv: KeyValue, cache_s: float = 30.0) -> None:
         self.kv = kv
         self.cache_s = cache_s
         self._facts: dict[str, tuple[float, str | None]] = {}
+        # What this process sent lately: a redelivery to us is skipped even if NATS lost
+        # the record write (it is retried, but a redelivery can overtake it).
+        self._recent: OrderedDict[str, DeliveryRecord] = OrderedDict()
 
     async def _get(self, key: str) -> bytes | None:
         try:
@@ -72,10 +78,16 @@ class KvDeliveryStore:
         return entry.value or None
 
     async def get_record(self, outbox_id: str) -> DeliveryRecord | None:
+        recent = self._recent.get(outbox_id)
+        if recent is not None:
+            return recent
         value = await self._get(delivery_key(outbox_id))
         return DeliveryRecord.model_validate_json(value) if value else None
 
     async def put_record(self, record: DeliveryRecord) -> None:
+        self._recent[record.outbox_id] = record
+        if len(self._recent) > self.RECENT_RECORDS:
+            self._recent.popitem(last=False)
         await self.kv.put(delivery_key(record.outbox_id), record.model_dump_json().encode())
 
     async def _fact(self, key: str) -> str | None:

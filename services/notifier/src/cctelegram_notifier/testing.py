@@ -98,13 +98,17 @@ class NotifierProcess:
 
     def start(self) -> NotifierProcess:
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "cctelegram_notifier"],
-            env=self.env,
-            stdout=output,
-            stderr=output,
-            start_new_session=True,
-        )
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "cctelegram_notifier"],
+                env=self.env,
+                stdout=output,
+                stderr=output,
+                start_new_session=True,
+            )
+        finally:
+            if not isinstance(output, int):
+                output.close()  # the child has its own copy
         return self
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
