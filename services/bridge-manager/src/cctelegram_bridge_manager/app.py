@@ -58,10 +58,19 @@ def create_app(settings: BridgeManagerSettings | None = None) -> Service:
     async def audit(record: AuditRecord) -> bool:
         return await publish_audit(service.broker, record)
 
+    async def release() -> None:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        tasks.clear()
+        await window.stop()
+
     @service.on_connected
     async def open_state() -> None:
-        if runtime.monitor is not None:  # a reconnect after a failed first attempt
-            return
+        # A retried connect (a later start-up step failed) gets a new connection: rebuild.
+        await release()
         js = jetstream(service.broker)
         kv = await js.key_value(subjects.KV_BRIDGE)
         await window.start(js)
@@ -116,12 +125,7 @@ def create_app(settings: BridgeManagerSettings | None = None) -> Service:
 
     @service.on_stop
     async def close() -> None:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await window.stop()
+        await release()
         await probe.close()
 
     return service

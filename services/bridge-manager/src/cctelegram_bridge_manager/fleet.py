@@ -132,6 +132,8 @@ class DeliveryWindow:
         self.record(stored_at, report.outcome)
 
     async def start(self, js: JetStreamContext) -> None:
+        # The consumer replays the last minute: start from nothing so nothing counts twice.
+        self.reports.clear()
         with contextlib.suppress(nats.js.errors.NotFoundError):
             last = await js.get_last_msg(subjects.STREAM_DELIVERIES, subjects.DELIVERY_REPORTED)
             self.last_report_at = last.time
