@@ -25,6 +25,7 @@ from cctelegram_common.contracts.bridge import (
 )
 from cctelegram_common.contracts.outbox import Operation, OutboxMessage
 from cctelegram_common.contracts.rpc import RpcReply
+from cctelegram_notifier.testing import publish_outbox
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -93,11 +94,7 @@ class Fleet:
                 text=outbox_id,
                 parse_mode=None,
             )
-            await self.js.publish(
-                subjects.outbox_subject(chat_id),
-                message.model_dump_json().encode(),
-                headers={subjects.HEADER_MSG_ID: outbox_id},
-            )
+            await publish_outbox(self.nc, message)
             ids.append(outbox_id)
         return ids
 
