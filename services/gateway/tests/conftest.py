@@ -138,3 +138,28 @@ def client(auth_stack: Stack) -> Iterator[TestClient]:
     with TestClient(lifespan_app(gateway), base_url="http://127.0.0.1:8080") as test_client:
         test_client.gateway = gateway  # type: ignore[attr-defined]
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def gateways(auth_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list]:
+    """Two real gateway replicas on the session NATS and auth (logs kept for canary checks)."""
+    from cctelegram_common.serviceprocess import ServiceProcess
+
+    directory = Path(tmp_path_factory.mktemp("gateways"))
+    replicas = []
+    try:
+        for index in range(2):
+            replicas.append(
+                ServiceProcess(
+                    "cctelegram_gateway",
+                    "GATEWAY_",
+                    {"NATS_URL": auth_stack.nats_url},
+                    directory / f"gateway-{index}.log",
+                ).spawn()
+            )
+        for replica in replicas:
+            replica.wait_ready()
+        yield replicas
+    finally:
+        for replica in replicas:
+            replica.stop()

@@ -53,7 +53,11 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, ready_timeout_s: float = 30.0) -> ServiceProcess:
+    def start(self, ready_timeout_s: float = 60.0) -> ServiceProcess:
+        return self.spawn().wait_ready(ready_timeout_s)
+
+    def spawn(self) -> ServiceProcess:
+        """Start the process without waiting (start several, then ``wait_ready`` each)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own module, fixed args
@@ -63,6 +67,10 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        return self
+
+    def wait_ready(self, ready_timeout_s: float = 60.0) -> ServiceProcess:
+        assert self.process is not None, "spawn() first"
         deadline = time.monotonic() + ready_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
