@@ -294,6 +294,20 @@ def wait_ready(stack: Stack, children: list[Child], timeout_s: float) -> None:
             time.sleep(0.1)
 
 
+def wait_url_ready(url: str, name: str, timeout_s: float, owner: Child) -> None:
+    """Readiness of a process `up` did not start itself (the supervised notifier)."""
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=1.0) as client:
+        while time.monotonic() < deadline:
+            if owner.process.poll() is not None:
+                raise UpError(f"{owner.name} exited: {owner.last_log_line()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(url).status_code == 200:
+                    return
+            time.sleep(0.1)
+    raise UpError(f"{name} not ready after {timeout_s:.0f}s: {owner.last_log_line()}")
+
+
 def _readiness_reason(client: httpx.Client, child: Child) -> str:
     with contextlib.suppress(httpx.HTTPError, ValueError):
         body = client.get(child.health_url or "").json()
@@ -435,16 +449,36 @@ def start(config: UpConfig) -> tuple[Stack, dict[str, str]]:
         }
         services: list[Child] = []
         for name in SERVICE_ORDER:
+            if name == "notifier":
+                continue  # supervised: bridge-manager owns the notifier process
             port = config.service_port(name)
+            extra = dict(shared)
+            if name == "bridge-manager":
+                extra.update(
+                    {
+                        "BRIDGE_MANAGER_SUPERVISE": "true",
+                        "BRIDGE_MANAGER_SUPERVISOR__BASE_PORT": str(
+                            config.service_port("notifier")
+                        ),
+                        "BRIDGE_MANAGER_SUPERVISOR__NOTIFIERS": "1",
+                        "NOTIFIER_HTTP__HOST": config.host,
+                    }
+                )
             services.append(
                 stack.spawn(
                     name,
                     [sys.executable, "-m", MODULE[name]],
-                    service_env(config, env, name, shared),
+                    service_env(config, env, name, extra),
                     f"http://{config.host}:{port}/health/ready",
                 )
             )
         wait_ready(stack, services, config.ready_timeout_s)
+        wait_url_ready(
+            f"http://{config.host}:{config.service_port('notifier')}/health/ready",
+            "notifier (supervised by bridge-manager)",
+            config.ready_timeout_s,
+            next(child for child in services if child.name == "bridge-manager"),
+        )
     except (UpError, NatsServerError, OSError, httpx.HTTPError) as error:
         stack.stop(grace_s=5)
         raise UpError(str(error)) from error
