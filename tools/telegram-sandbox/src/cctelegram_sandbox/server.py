@@ -24,6 +24,9 @@ class SandboxServer(uvicorn.Server):
                 timeout_graceful_shutdown=3,
                 # Long polls hold connections for up to 50 s; keep idle ones around like Telegram.
                 timeout_keep_alive=75,
+                # Loopback only and no proxy in front: skip per-request header rewriting.
+                proxy_headers=False,
+                server_header=False,
             )
         )
         self.sandbox_app = app
