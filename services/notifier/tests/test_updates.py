@@ -15,7 +15,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from cctelegram_common import subjects
+from cctelegram_common import streams, subjects
 from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_common.natsserver import NatsServer
 from cctelegram_notifier.publishing import update_msg_id
@@ -126,10 +126,14 @@ def _writer(sandbox: RunningSandbox, chat: int, count: int, stop: threading.Even
 
 @pytest.mark.slow
 async def test_two_replicas_one_poller_takeover_after_kill_nothing_lost_or_doubled(
-    module_nats: NatsServer, nc: Client, sandbox: RunningSandbox, tmp_path: Path
+    fresh_nats: NatsServer, sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
+    # A server of its own: update ids restart with every sandbox, and the updates stream
+    # keeps deduplicating ids it saw in earlier tests even after a purge.
+    nc = await nats.connect(fresh_nats.url)
+    await streams.provision(nc.jetstream())
     env = {
-        "NATS_URL": module_nats.url,
+        "NATS_URL": fresh_nats.url,
         "TELEGRAM_BOT_TOKEN": sandbox.token,
         "TELEGRAM_API_BASE_URL": sandbox.url,
         "NOTIFIER_POLLING__LEASE_TTL_S": "3",
@@ -187,3 +191,4 @@ async def test_two_replicas_one_poller_takeover_after_kill_nothing_lost_or_doubl
     finally:
         for process in replicas.values():
             process.stop()
+        await nc.close()

@@ -116,11 +116,12 @@ class OutboxConsumer:
         self._capacity.set()
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._held = 0  # messages in all lanes (kept as a count: asked once per message)
 
     # --- lifecycle -------------------------------------------------------------------------
     @property
     def held(self) -> int:
-        return sum(len(lane.queue) for lane in self.lanes.values())
+        return self._held
 
     @property
     def fetching(self) -> bool:
@@ -241,7 +242,8 @@ class OutboxConsumer:
             await _nak(msg, OVERFLOW_RETRY_S)
             return
         lane.queue.append(Held(msg, outbox))
-        metrics.OUTBOX_IN_FLIGHT.set(self.held)
+        self._held += 1
+        metrics.OUTBOX_IN_FLIGHT.set(self._held)
         if lane.task is None or lane.task.done():
             lane.task = asyncio.create_task(self._run_lane(lane), name=f"lane-{chat_id}")
 
@@ -270,7 +272,8 @@ class OutboxConsumer:
                     await self._hand_back(lane, BOOKKEEPING_RETRY_S)
                     return
                 lane.queue.popleft()
-                metrics.OUTBOX_IN_FLIGHT.set(self.held)
+                self._held -= 1
+                metrics.OUTBOX_IN_FLIGHT.set(self._held)
         finally:
             if not lane.queue and self.lanes.get(lane.chat_id) is lane:
                 del self.lanes[lane.chat_id]
@@ -279,7 +282,9 @@ class OutboxConsumer:
 
     async def _hand_back(self, lane: Lane, delay_s: float | None = None) -> None:
         while lane.queue:
-            await _nak(lane.queue.popleft().msg, delay_s)
+            held = lane.queue.popleft()
+            self._held -= 1
+            await _nak(held.msg, delay_s)
 
     async def _handle(self, held: Held) -> None:
         msg, outbox = held.msg, held.outbox

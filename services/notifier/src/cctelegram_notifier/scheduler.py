@@ -122,8 +122,10 @@ class Scheduler:
         self.clock = clock
         self.sleep = sleep
         self.margin_s = rate.safety_margin_s
+        self.chat_margin_s = rate.chat_margin_s
         self.bot = Scope(
-            (Window.per(self.limits.global_per_s, 1.0),), pace_s=1.0 / self.limits.global_per_s
+            (Window.per(self.limits.global_per_s, 1.0),),
+            pace_s=rate.pace_fraction / self.limits.global_per_s,
         )
         self._chats: dict[int, Scope] = {}
         self._recent_429: dict[int, float] = {}
@@ -151,7 +153,7 @@ class Scheduler:
         return scope
 
     def chat_wait_s(self, chat_id: int) -> float:
-        return max(0.0, self.chat(chat_id).free_at(self.margin_s) - self.clock())
+        return max(0.0, self.chat(chat_id).free_at(self.chat_margin_s) - self.clock())
 
     def bot_wait_s(self) -> float:
         return max(0.0, self.bot.free_at(self.margin_s) - self.clock())

@@ -26,8 +26,21 @@ class RateSettings(BaseModel):
     safety_margin_s: float = Field(
         default=0.03,
         ge=0,
-        description="Added to every window: our clock and Telegram's see a call at "
-        "slightly different moments",
+        description="Added to the bot's window: our clock and Telegram's see a call at "
+        "slightly different moments (0.03 leaves 97 % of the ceiling)",
+    )
+    chat_margin_s: float = Field(
+        default=0.1,
+        ge=0,
+        description="Added to each chat's windows; costs nothing while many chats share "
+        "the bot's budget",
+    )
+    pace_fraction: float = Field(
+        default=0.75,
+        gt=0,
+        le=1,
+        description="Calls are at least pace_fraction/global rate apart: even pacing that can "
+        "still catch up after a late grant",
     )
     retry_after_pad_s: float = Field(
         default=0.1, ge=0, description="Added to Telegram's retry_after before the next call"
