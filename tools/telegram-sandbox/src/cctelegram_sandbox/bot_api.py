@@ -225,7 +225,9 @@ def _message_to_edit(sandbox: Sandbox, params: Params) -> StoredMessage:
     return message
 
 
-def _apply_edit(sandbox: Sandbox, message: StoredMessage, changes: JsonDict) -> Any:
+def _apply_edit(sandbox: Sandbox, message: StoredMessage, params: Params, changes: JsonDict) -> Any:
+    """Edit with the request's keyboard (none given removes it); not-modified and flood apply."""
+    changes["reply_markup"] = parse_reply_markup(params.raw("reply_markup"))
     current = message.content_snapshot()
     if all(current[name] == value for name, value in changes.items() if name in _COMPARED):
         raise bad_request(NOT_MODIFIED)
@@ -249,18 +251,8 @@ async def edit_message_text(sandbox: Sandbox, params: Params) -> Any:
     if message.text is None:
         raise bad_request(NO_TEXT_TO_EDIT)
     raw_text, parse_mode, text, entities = _message_text(params)
-    reply_markup = parse_reply_markup(params.raw("reply_markup"))
-    return _apply_edit(
-        sandbox,
-        message,
-        {
-            "text": text,
-            "entities": entities,
-            "reply_markup": reply_markup,
-            "parse_mode": parse_mode or None,
-            "source_text": raw_text,
-        },
-    )
+    changes = {"text": text, "entities": entities, "source_text": raw_text}
+    return _apply_edit(sandbox, message, params, {**changes, "parse_mode": parse_mode or None})
 
 
 async def edit_message_caption(sandbox: Sandbox, params: Params) -> Any:
@@ -268,24 +260,13 @@ async def edit_message_caption(sandbox: Sandbox, params: Params) -> Any:
     if message.file is None:
         raise bad_request(NO_CAPTION_TO_EDIT)
     raw_caption, parse_mode, caption, caption_entities = _caption(params)
-    reply_markup = parse_reply_markup(params.raw("reply_markup"))
-    return _apply_edit(
-        sandbox,
-        message,
-        {
-            "caption": caption or None,
-            "caption_entities": caption_entities,
-            "reply_markup": reply_markup,
-            "parse_mode": parse_mode or None,
-            "source_text": raw_caption or None,
-        },
-    )
+    changes = {"caption": caption or None, "caption_entities": caption_entities}
+    changes.update(parse_mode=parse_mode or None, source_text=raw_caption or None)
+    return _apply_edit(sandbox, message, params, changes)
 
 
 async def edit_message_reply_markup(sandbox: Sandbox, params: Params) -> Any:
-    message = _message_to_edit(sandbox, params)
-    reply_markup = parse_reply_markup(params.raw("reply_markup"))
-    return _apply_edit(sandbox, message, {"reply_markup": reply_markup})
+    return _apply_edit(sandbox, _message_to_edit(sandbox, params), params, {})
 
 
 async def delete_message(sandbox: Sandbox, params: Params) -> Any:
