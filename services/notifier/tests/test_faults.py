@@ -23,7 +23,7 @@ from cctelegram_notifier.testing import (
     publish_outbox,
     sandbox_calls,
     sandbox_messages,
-    stream_payloads,
+    stream_contracts,
     wait_until,
 )
 from cctelegram_sandbox.testing import RunningSandbox, run_sandbox
@@ -44,8 +44,7 @@ def _message(outbox_id: str, chat_id: int, text: str) -> OutboxMessage:
 
 
 async def _final_reports(nc: Client) -> dict[str, DeliveryReported]:
-    payloads = await stream_payloads(nc, subjects.STREAM_DELIVERIES)
-    reports = [DeliveryReported.model_validate_json(payload) for payload in payloads]
+    reports = await stream_contracts(nc, subjects.STREAM_DELIVERIES, DeliveryReported)
     return {report.outbox_id: report for report in reports}
 
 
@@ -123,10 +122,7 @@ async def test_every_fault_ends_delivered_or_dead_lettered_with_its_reason(
     assert failed[f"f-{blocked}-0"].error.startswith("recipient_gone: Forbidden: bot was blocked")
     assert failed[f"f-{blocked}-1"].error.startswith("chat_inactive")
     assert failed[f"f-{bad_request}-0"].error.startswith("bad_request")
-    dead = [
-        DeadLetter.model_validate_json(p)
-        for p in await stream_payloads(nc, subjects.STREAM_DEAD_LETTER)
-    ]
+    dead = await stream_contracts(nc, subjects.STREAM_DEAD_LETTER, DeadLetter)
     assert {d.outbox_message.outbox_id for d in dead} == set(failed)
     assert all(d.attempts >= 0 and d.reason for d in dead)
 

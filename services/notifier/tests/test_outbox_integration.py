@@ -24,7 +24,7 @@ from cctelegram_notifier.testing import (
     publish_outbox,
     sandbox_calls,
     sandbox_messages,
-    stream_payloads,
+    stream_contracts,
     wait_until,
 )
 from cctelegram_sandbox.testing import RunningSandbox, run_sandbox
@@ -48,8 +48,7 @@ def _text_message(outbox_id: str, chat_id: int, text: str, **fields: Any) -> Out
 
 
 async def _reports(nc: Client) -> list[DeliveryReported]:
-    payloads = await stream_payloads(nc, subjects.STREAM_DELIVERIES)
-    return [DeliveryReported.model_validate_json(payload) for payload in payloads]
+    return await stream_contracts(nc, subjects.STREAM_DELIVERIES, DeliveryReported)
 
 
 async def test_messages_arrive_in_order_per_chat_with_reports_and_records(

@@ -23,7 +23,7 @@ from cctelegram_notifier.store import chat_key
 from cctelegram_notifier.testing import (
     NotifierProcess,
     sandbox_calls,
-    stream_payloads,
+    stream_contracts,
     wait_until,
 )
 from cctelegram_sandbox.testing import RunningSandbox, run_sandbox
@@ -38,8 +38,7 @@ def sandbox() -> Iterator[RunningSandbox]:
 
 
 async def _updates(nc: Client) -> list[InboundUpdate]:
-    payloads = await stream_payloads(nc, subjects.STREAM_UPDATES)
-    return [InboundUpdate.model_validate_json(payload) for payload in payloads]
+    return await stream_contracts(nc, subjects.STREAM_UPDATES, InboundUpdate)
 
 
 async def test_polled_updates_are_stored_once_with_offset_and_membership_tracked(

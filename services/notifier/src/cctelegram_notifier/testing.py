@@ -10,15 +10,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import nats.js.errors
 from nats.aio.client import Client
 
 from cctelegram_common import subjects
+from cctelegram_common.contracts.base import Contract
 from cctelegram_common.contracts.outbox import OutboxMessage
 from cctelegram_common.natsserver import free_port
+
+ContractT = TypeVar("ContractT", bound=Contract)
 
 
 async def publish_outbox(nc: Client, message: OutboxMessage) -> None:
@@ -28,6 +31,11 @@ async def publish_outbox(nc: Client, message: OutboxMessage) -> None:
         headers={subjects.HEADER_MSG_ID: message.outbox_id},
         stream=subjects.STREAM_OUTBOX,
     )
+
+
+async def stream_contracts(nc: Client, stream: str, model: type[ContractT]) -> list[ContractT]:
+    """Every message stored in a (small) stream, oldest first, parsed as ``model``."""
+    return [model.model_validate_json(payload) for payload in await stream_payloads(nc, stream)]
 
 
 async def stream_payloads(nc: Client, stream: str) -> list[bytes]:
