@@ -233,6 +233,17 @@ async def where_are(suite: SecuredSuite, run: str, numbers: list[int]) -> str:
                 for number in numbers:
                     if f"cluster {run} n{number:04d}" in body:
                         found[number].append(f"{stream}#{sequence}: {body[:160]}")
+                        event_id = re.search(r'"event_id":"([^"]+)"', body)
+                        if stream == subjects.STREAM_EVENTS and event_id:
+                            status = await js.key_value(subjects.KV_EVENT_STATUS)
+                            try:
+                                entry = await status.get(event_id.group(1))
+                                found[number].append(f"status: {entry.value!r}")
+                            except Exception as error:
+                                found[number].append(f"status: {type(error).__name__}")
+        consumer = await js.consumer_info(subjects.STREAM_EVENTS, subjects.CONSUMER_EVENTS_SUBMIT)
+        floor = consumer.ack_floor.stream_seq if consumer.ack_floor else None
+        found[-1] = [f"events-submit: ack floor {floor}, pending {consumer.num_pending}"]
     finally:
         await admin.close()
     return "\n".join(f"{number}: {places}" for number, places in found.items())
