@@ -88,12 +88,12 @@ async def test_press_becomes_a_response_only_its_owner_sees(
     await events_harness.nc.jetstream().publish(
         subjects.TELEGRAM_UPDATES, press.model_dump_json().encode()
     )
-    decided = await asyncio.wait_for(waiting, 20)
+    decided = await asyncio.wait_for(waiting, 60)
     assert decided.status.value == "approved"
     assert decided.approval.decided_by_username == "alice"
 
     # The response is recorded right after the decision: give it a moment.
-    for _ in range(50):
+    for _ in range(300):
         page = await get_telegram_responses(owner, GetTelegramResponsesInput(limit=5))
         if page.total:
             break

@@ -130,3 +130,27 @@ def asgi_tracing(app: Any, excluded: str = "/health,/health/ready,/metrics") -> 
 
     os.environ.setdefault("OTEL_PYTHON_ASGI_EXCLUDED_URLS", excluded)
     return OpenTelemetryMiddleware(app, tracer_provider=_provider)
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the current span, to store beside long-lived state."""
+    from opentelemetry import propagate
+
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def links_to(traceparent: str | None) -> list[trace.Link]:
+    """A span link to a stored ``traceparent`` (none when absent or invalid).
+
+    An approval is decided long after the request that created it, in the trace of a
+    Telegram update; the link is what joins the two in a tracing UI.
+    """
+    if not traceparent:
+        return []
+    from opentelemetry import propagate
+
+    context = propagate.extract({"traceparent": traceparent})
+    span_context = trace.get_current_span(context).get_span_context()
+    return [trace.Link(span_context)] if span_context.is_valid else []

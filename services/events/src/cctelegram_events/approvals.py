@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from opentelemetry import trace
+
 from cctelegram_common.contracts.approvals import (
     ON_TIMEOUT_EXPIRE,
     ApprovalRecord,
@@ -32,6 +34,7 @@ from cctelegram_common.contracts.outbox import (
 )
 from cctelegram_common.contracts.responses import ResponseKind, ResponseRecord
 from cctelegram_common.logging import get_logger
+from cctelegram_common.telemetry import current_traceparent, links_to
 from cctelegram_events import metrics
 from cctelegram_events.callbacks import CallbackSigner
 from cctelegram_events.ports import (
@@ -46,6 +49,7 @@ from cctelegram_events.rendering import render_approval_card, render_closed_card
 from cctelegram_events.responses import APPROVE_ACTION, DENY_ACTION, ResponseLog
 
 log = get_logger(__name__)
+_tracer = trace.get_tracer("cctelegram.events.approvals")
 
 MSGREF_PREFIX = "msgref."
 CAS_ATTEMPTS = 50
@@ -206,6 +210,7 @@ class ApprovalService:
             card_text=card_text,
             created_at=command.submitted_at,
             expires_at=command.expires_at,
+            traceparent=current_traceparent(),
         )
         if not approvers:
             record = record.model_copy(
@@ -358,6 +363,25 @@ class ApprovalService:
             await self._answer(callback_query_id, chat_id, NO_LONGER_OPEN)
             return NO_LONGER_OPEN
         current = loaded[0]
+        with _tracer.start_as_current_span(
+            "approval.press",
+            links=links_to(current.traceparent),
+            attributes={"approval.id": approval_id, "approval.option_index": option_index},
+        ):
+            return await self._press_open_card(
+                update_id, callback_query_id, chat_id, person, current, option_index
+            )
+
+    async def _press_open_card(
+        self,
+        update_id: int,
+        callback_query_id: str,
+        chat_id: int,
+        person: Person,
+        current: ApprovalRecord,
+        option_index: int,
+    ) -> str:
+        approval_id = current.approval_id
         if person.user_id not in current.approvers:
             metrics.CALLBACK_REJECTED.labels("not_approver").inc()
             await self._answer(callback_query_id, chat_id, NOT_AN_APPROVER)

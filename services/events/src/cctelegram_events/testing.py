@@ -43,7 +43,7 @@ class OutboxTap:
             self.arrived.notify_all()
 
     async def wait_for(
-        self, predicate: Callable[[list[OutboxMessage]], bool], timeout_s: float = 10.0
+        self, predicate: Callable[[list[OutboxMessage]], bool], timeout_s: float = 30.0
     ) -> list[OutboxMessage]:
         async with self.arrived:
             await asyncio.wait_for(

@@ -50,7 +50,7 @@ class UpConfig:
     api_base_url: str
     allowed_users: list[int]
     host: str = "127.0.0.1"
-    ready_timeout_s: float = 30.0
+    ready_timeout_s: float = 90.0  # a failure threshold only; a quiet machine needs ~5 s
 
     @property
     def sandbox(self) -> bool:

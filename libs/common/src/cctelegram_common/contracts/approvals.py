@@ -89,6 +89,9 @@ class ApprovalRecord(Contract):
     card_text: str = Field(default="", description="The card's HTML, reused when it is edited")
     created_at: datetime = Field(default_factory=utc_now)
     expires_at: datetime
+    traceparent: str | None = Field(
+        default=None, description="W3C trace context of the request; the decision links to it"
+    )
 
     @property
     def is_open(self) -> bool:
