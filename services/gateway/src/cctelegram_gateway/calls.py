@@ -122,12 +122,17 @@ class ToolRunner:
         request_id: str,
         arguments: object = None,
         parsed: BaseModel | None = None,
+        *,
+        gated: bool = False,
     ) -> BaseModel:
         """Run one tool. Raises ``CallRefusedError`` or ``ToolError`` for the caller to see;
-        anything else is logged here and surfaces as a generic internal error."""
-        what = f"tool '{spec.name}'"
-        self.authorize(principal, spec.permission, what, request_id)
-        self.spend(principal, spec.name, request_id)
+        anything else is logged here and surfaces as a generic internal error.
+
+        ``gated``: permission and rate limit were already applied (REST does that first).
+        """
+        if not gated:
+            self.authorize(principal, spec.permission, f"tool '{spec.name}'", request_id)
+            self.spend(principal, spec.name, request_id)
         arguments_model = parsed if parsed is not None else self.parse(spec, arguments)
         try:
             result: BaseModel = await spec.handler(

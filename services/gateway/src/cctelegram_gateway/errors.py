@@ -69,8 +69,11 @@ async def send_error(
 
 # Documented once for the OpenAPI document: what each status means at this gateway.
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "The request cannot be carried out as asked"},
     401: {"model": ErrorBody, "description": "Missing, malformed, unknown, revoked or expired key"},
     403: {"model": ErrorBody, "description": "The key's role lacks the needed permission"},
+    404: {"model": ErrorBody, "description": "No such record (or not yours to see)"},
+    409: {"model": ErrorBody, "description": "The record is in a state that forbids this"},
     413: {"model": ErrorBody, "description": "Request body over the limit"},
     422: {"model": ErrorBody, "description": "Invalid arguments (see error.field)"},
     429: {"model": ErrorBody, "description": "Rate limit hit (see Retry-After)"},

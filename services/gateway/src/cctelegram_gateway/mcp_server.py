@@ -115,9 +115,24 @@ def build_server(registry: ToolRegistry, runner: ToolRunner, name: str) -> Serve
             contents=[types.TextResourceContents(uri=spec.uri, mime_type=spec.mime_type, text=text)]
         )
 
-    handlers: dict[str, Any] = {}
+    async def list_resource_templates(
+        _ctx: ServerRequestContext[Any, Any], _params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(resource_templates=[])
+
+    async def list_prompts(
+        _ctx: ServerRequestContext[Any, Any], _params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        # No prompts (yet); answering the list, cacheable, beats "method not found".
+        return types.ListPromptsResult(prompts=[])
+
+    handlers: dict[str, Any] = {"on_list_prompts": list_prompts}
     if registry.resources:
-        handlers = {"on_list_resources": list_resources, "on_read_resource": read_resource}
+        handlers |= {
+            "on_list_resources": list_resources,
+            "on_read_resource": read_resource,
+            "on_list_resource_templates": list_resource_templates,
+        }
     return Server(
         name,
         version=__version__,

@@ -10,7 +10,7 @@ import inspect
 import math
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Query, Request
+from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -85,13 +85,26 @@ def _has_required_fields(model: type[BaseModel]) -> bool:
     return any(field.is_required() for field in model.model_fields.values())
 
 
+def _gate(spec: ToolSpec[Any, Any], runner: ToolRunner) -> Any:
+    """A route dependency: FastAPI runs it before validating the body, so a caller without
+    the permission gets 403 (not a 422 that would describe the tool's arguments)."""
+
+    async def gate(request: Request) -> None:
+        principal = principal_of(request)
+        request_id = request_id_of(request)
+        runner.authorize(principal, spec.permission, f"tool '{spec.name}'", request_id)
+        runner.spend(principal, spec.name, request_id)
+
+    return gate
+
+
 def _endpoint(spec: ToolSpec[Any, Any], runner: ToolRunner) -> Any:
     async def endpoint(request: Request, arguments: Any = None) -> Any:
         principal = principal_of(request)
         request_id = request_id_of(request)
         try:
             parsed = arguments if arguments is not None else runner.parse(spec, {})
-            result = await runner.call(spec, principal, request_id, parsed=parsed)
+            result = await runner.call(spec, principal, request_id, parsed=parsed, gated=True)
         except (CallRefusedError, ToolError) as refused:
             return _refusal(request, refused)
         return JSONResponse(result.model_dump(mode="json"))
@@ -132,6 +145,7 @@ def add_tool_routes(app: FastAPI, registry: ToolRegistry, runner: ToolRunner) ->
             response_model=spec.output_model,
             responses=ERROR_RESPONSES,
             tags=["tools"],
+            dependencies=[Depends(_gate(spec, runner))],
         )
 
 
@@ -156,5 +170,10 @@ def install_error_handlers(app: FastAPI) -> None:
         message = str(error.detail) if error.detail else "error"
         return error_response(request, status, _STATUS_CODES.get(status, "invalid"), message)
 
+    async def on_refused(request: Request, error: Exception) -> Response:
+        assert isinstance(error, CallRefusedError)
+        return _refusal(request, error)
+
+    app.add_exception_handler(CallRefusedError, on_refused)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

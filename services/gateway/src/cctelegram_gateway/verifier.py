@@ -41,7 +41,7 @@ class Verifier:
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._ask = ask
+        self.ask = ask
         self.ttl_s = ttl_s
         self.negative_ttl_s = negative_ttl_s
         self.max_entries = max_entries
@@ -77,7 +77,7 @@ class Verifier:
         asked_at = self._clock()
         try:
             try:
-                response = await self._ask(presented, request_id)
+                response = await self.ask(presented, request_id)
             except Exception as error:
                 raise AuthUnavailableError(str(error)) from None
             if not self._changed_since(parsed.key_id, asked_at):

@@ -1,0 +1,112 @@
+"""schemathesis, in-process, against /openapi.json: ≥ 1,000 generated requests with and without
+a key; no 500, every documented response matches its schema.
+
+The gateway runs on a NATS of its own with no events / bridge-manager / auth services, so
+tools that depend on them answer the documented 503 ``unavailable`` (counted, and allowed
+only in that exact shape). Authentication is a fixed in-process table here: the real auth
+path is covered by the other tests. ``wait_for_approval`` is left out: it blocks by design.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from cctelegram_common.apikeys import generate_key
+from cctelegram_common.contracts.auth import ROLE_PERMISSIONS, Principal, Role, VerifyResponse
+from cctelegram_common.natsserver import NatsServer
+from cctelegram_common.settings import NatsSettings
+from cctelegram_gateway.app import create_app
+from cctelegram_gateway.settings import GatewaySettings
+from cctelegram_gateway.testing import lifespan_app
+
+pytestmark = pytest.mark.slow
+KEY = generate_key().full
+EXAMPLES_PER_OPERATION = 18
+BLOCKING = {"wait_for_approval"}
+
+
+async def fixed_keys(presented: str, _request_id: str | None) -> VerifyResponse:
+    if presented != KEY:
+        return VerifyResponse(valid=False, reason="unknown")
+    principal = Principal(
+        client_id="fuzzer",
+        key_id=KEY.split("_")[1],
+        role=Role.ADMIN,
+        permissions=ROLE_PERMISSIONS[Role.ADMIN],
+    )
+    return VerifyResponse(valid=True, principal=principal)
+
+
+def fuzz(operation: object, headers: dict[str, str], checks: list[object]) -> None:
+    @given(case=operation.as_strategy())  # type: ignore[attr-defined]
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    def run(case: schemathesis.Case) -> None:
+        case.call_and_validate(headers=headers, checks=checks)
+
+    run()
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
+    fresh_nats: NatsServer,
+) -> None:
+    settings_ = GatewaySettings(
+        nats=NatsSettings(urls=[fresh_nats.url]),
+        allowed_hosts=["testserver", "testserver:*"],
+        verify_timeout_s=0.5,
+    )
+    gateway = create_app(settings_)
+    gateway.verifier.ask = fixed_keys
+    schema = schemathesis.openapi.from_asgi("/openapi.json", lifespan_app(gateway))
+    statuses: Counter[int] = Counter()
+    unavailable: Counter[str] = Counter()
+    failures: dict[str, str] = {}
+
+    def no_server_error(_ctx: object, response: object, case: object) -> bool:
+        status = response.status_code  # type: ignore[attr-defined]
+        statuses[status] += 1
+        if status < 500:
+            return True
+        body = json.loads(response.content)  # type: ignore[attr-defined]
+        assert status == 503, f"{status} from {case.operation.label}: {body}"  # type: ignore[attr-defined]
+        assert body["error"]["code"] == "unavailable", body
+        unavailable[case.operation.label] += 1  # type: ignore[attr-defined]
+        return True
+
+    checks = [
+        no_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 20
+    for operation in operations:
+        if operation.definition.raw.get("operationId") in BLOCKING:
+            continue
+        for headers in ({"Authorization": f"Bearer {KEY}"}, {}):
+            try:
+                fuzz(operation, headers, checks)
+            except Exception as failure:  # collect them all, then report together
+                failures[operation.label] = str(failure)[:1500]
+    total = sum(statuses.values())
+    print(f"schemathesis: {total} cases, statuses {dict(statuses)}, 503 by op {dict(unavailable)}")
+    assert not failures, "\n\n".join(f"{label}: {text}" for label, text in failures.items())
+    assert total >= 1000
+    assert statuses[401] > 0
+    assert sum(count for status, count in statuses.items() if 200 <= status < 300) > 0
