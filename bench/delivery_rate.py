@@ -136,10 +136,22 @@ async def main(backlog: int, latency_seconds: float, rate_per_s: float) -> None:
                 f"({100 * rate / CEILING_PER_S:.1f} %; target >= 28.5/s)"
             )
             print(f"  429s received: {limited} (target 0)")
-            for call in sandbox_calls(sandbox, "sendMessage"):
+            calls = sandbox_calls(sandbox, "sendMessage")
+            for call in calls:
                 if call["status"] == 429:
+                    at = call["timestamp"]
+                    same_chat = [
+                        round(c["timestamp"] - at, 3)
+                        for c in calls
+                        if c["chat_id"] == call["chat_id"] and abs(c["timestamp"] - at) < 3
+                    ]
+                    in_second = sum(
+                        1 for c in calls if c["status"] == 200 and at - 1 < c["timestamp"] <= at
+                    )
                     print(
-                        f"    429: chat {call['chat_id']} at +{call['timestamp'] - stamps[0]:.3f}s"
+                        f"    429: chat {call['chat_id']} at +{at - stamps[0]:.3f}s "
+                        f"({call['description']}); same chat at {same_chat}; "
+                        f"{in_second} accepted in the second before"
                     )
 
             await asyncio.sleep(3.0)  # let every per-chat window empty

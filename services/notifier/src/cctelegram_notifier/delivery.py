@@ -31,7 +31,7 @@ from cctelegram_common.resilience import (
 )
 from cctelegram_notifier import metrics
 from cctelegram_notifier.publishing import patiently
-from cctelegram_notifier.scheduler import Scheduler, Sleep
+from cctelegram_notifier.scheduler import Grant, Scheduler, Sleep
 from cctelegram_notifier.settings import RetrySettings
 from cctelegram_notifier.store import DeliveryStore
 from cctelegram_notifier.telegram import BotApi, TelegramError, TelegramUnavailableError
@@ -338,12 +338,13 @@ class DeliveryService:
             if self.clock() - started > self.retry.max_total_s and attempts:
                 return failed(FailureReason.EXPIRED, self.api_health.last_error, None, attempts)
             await self._wait_for_circuit()
-            counts = not is_answer
-            await self.scheduler.acquire(None if is_answer else chat_id, counts=counts)
+            grant = await self.scheduler.acquire(
+                None if is_answer else chat_id, counts=not is_answer
+            )
             try:
-                outcome = await self._attempt(message, chat_id, target, plain)
+                outcome = await self._attempt(message, chat_id, target, plain, grant)
             finally:
-                self.scheduler.release(counts=counts)
+                self.scheduler.release(grant)
             attempts += outcome.attempts
             if outcome.result is not None:
                 return replace(outcome.result, attempts=attempts, migrated_to_chat_id=migrated)
@@ -391,7 +392,7 @@ class DeliveryService:
             return failed(FailureReason.BAD_REQUEST, error.description, error.error_code, attempts)
 
     async def _attempt(
-        self, message: OutboxMessage, chat_id: int, target: int | None, plain: bool
+        self, message: OutboxMessage, chat_id: int, target: int | None, plain: bool, grant: Grant
     ) -> _Attempt:
         """One call while holding the scheduler's grant; on success the record is written
         before the grant is given back, so a crash can only duplicate calls in flight."""
@@ -403,7 +404,10 @@ class DeliveryService:
             return _Attempt(0, error=error)  # another lane's trial call is out
         method, params = build_call(message, chat_id, target, plain=plain)
         try:
-            answer = await self.bot.call(method, params)
+            try:
+                answer = await self.bot.call(method, params)
+            finally:
+                self.scheduler.answered(grant)
         except TelegramUnavailableError as error:
             self._record_unavailable(error)
             return _Attempt(1, error=error)

@@ -19,22 +19,37 @@ Sleep = Callable[[float], Awaitable[None]]
 NEVER = -math.inf
 
 
+class CallStamp:
+    """When Telegram may have counted one call: from the grant until its answer arrived.
+
+    Windows keep the LATEST moment (the answer's arrival once known), so however late
+    Telegram saw the call, our window never undercounts it: jitter cannot cause a 429.
+    """
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+
 @dataclass
 class Window:
     """At most ``count`` calls in any ``span_s`` seconds (a sliding window, not a fixed one)."""
 
     count: int
     span_s: float
-    stamps: deque[float] = field(default_factory=deque)
+    stamps: deque[CallStamp] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
-        # Only the last `count` stamps can ever decide whether one more call fits.
-        self.stamps = deque(self.stamps, maxlen=self.count)
+        # A slow call granted earlier may be counted by Telegram after later ones, so a
+        # little more history than `count` is kept.
+        self.stamps = deque(self.stamps, maxlen=2 * self.count)
 
     def free_at(self, margin_s: float) -> float:
         if len(self.stamps) < self.count:
             return NEVER
-        return self.stamps[0] + self.span_s + margin_s
+        latest = sorted(stamp.at for stamp in self.stamps)
+        return latest[-self.count] + self.span_s + margin_s
 
     @classmethod
     def per(cls, rate: float, span_s: float) -> Window:
@@ -58,15 +73,23 @@ class Scope:
             earliest = max(earliest, window.free_at(margin_s))
         return earliest
 
-    def record(self, now: float) -> None:
-        self.last_call = now
+    def record(self, stamp: CallStamp) -> None:
+        self.last_call = stamp.at
         for window in self.windows:
-            window.stamps.append(now)
+            window.stamps.append(stamp)
 
     def forgettable(self, now: float) -> bool:
         """Nothing this scope remembers can delay a call any more."""
         longest = max((window.span_s for window in self.windows), default=0.0)
-        return self.paused_until < now and self.last_call < now - longest - self.pace_s - 1.0
+        return self.paused_until < now and self.last_call < now - longest - self.pace_s - 60.0
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The right to make one call now; give it back with ``Scheduler.release``."""
+
+    at: float
+    stamp: CallStamp | None = None  # None: not counted (answerCallbackQuery)
 
 
 class PauseScope(StrEnum):
@@ -162,7 +185,7 @@ class Scheduler:
         return max(0.0, self.bot.paused_until - self.clock())
 
     # --- acquiring -------------------------------------------------------------------------
-    async def acquire(self, chat_id: int | None, *, counts: bool = True) -> float:
+    async def acquire(self, chat_id: int | None, *, counts: bool = True) -> Grant:
         """Wait until one call to ``chat_id`` may be made now, and count it. Returns the time.
 
         A counted call holds an in-flight permit until ``release()``. ``counts=False``
@@ -171,7 +194,7 @@ class Scheduler:
         if not counts or chat_id is None:
             while (wait := self.bot_pause_s()) > 0:
                 await self.sleep(wait)
-            return self.clock()
+            return Grant(self.clock())
         while True:
             wait = self.chat_wait_s(chat_id)
             if wait > 0:
@@ -188,18 +211,24 @@ class Scheduler:
                     if self.chat_wait_s(chat_id) > 0:
                         continue
                     now = self.clock()
-                    self.bot.record(now)
-                    self.chat(chat_id).record(now)
+                    stamp = CallStamp(now)
+                    self.bot.record(stamp)
+                    self.chat(chat_id).record(stamp)
                     self._maybe_prune(now)
                     granted = True
-                    return now
+                    return Grant(now, stamp)
             finally:
                 if not granted and self._in_flight is not None:
                     self._in_flight.release()
 
-    def release(self, *, counts: bool = True) -> None:
-        """The counted call granted by ``acquire`` is finished (answered and recorded)."""
-        if counts and self._in_flight is not None:
+    def answered(self, grant: Grant) -> None:
+        """Telegram answered the call: it counted it at some moment before now."""
+        if grant.stamp is not None:
+            grant.stamp.at = max(grant.stamp.at, self.clock())
+
+    def release(self, grant: Grant) -> None:
+        """The call is finished (answered and recorded): its in-flight permit is free."""
+        if grant.stamp is not None and self._in_flight is not None:
             self._in_flight.release()
 
     def _maybe_prune(self, now: float) -> None:

@@ -24,13 +24,13 @@ class RateSettings(BaseModel):
         default=1.0, gt=0, description="Spacing inside a group's minute: at most this per second"
     )
     safety_margin_s: float = Field(
-        default=0.03,
+        default=0.01,
         ge=0,
-        description="Added to the bot's window: our clock and Telegram's see a call at "
-        "slightly different moments (0.03 leaves 97 % of the ceiling)",
+        description="Added to the bot's window. Windows count a call until its answer "
+        "arrived, so Telegram can never see more than the limit; this is only extra room",
     )
     chat_margin_s: float = Field(
-        default=0.1,
+        default=0.05,
         ge=0,
         description="Added to each chat's windows; costs nothing while many chats share "
         "the bot's budget",
