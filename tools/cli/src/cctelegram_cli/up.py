@@ -542,12 +542,16 @@ def run_up(args: argparse.Namespace) -> int:
             return 1
         except KeyboardInterrupt:
             return 130
-        print(banner(info, config), flush=True)
         try:
+            print(banner(info, config), flush=True)
             watch(stack)
         except KeyboardInterrupt:
+            # A signal can land anywhere from here on, even while the banner is printed.
             print("stopping…", file=sys.stderr, flush=True)
         finally:
+            # Further Ctrl-C / SIGTERM must not cut the orderly stop short (it is bounded).
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             stack.stop()
     return 0
 
