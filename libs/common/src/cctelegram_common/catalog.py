@@ -16,8 +16,29 @@ from cctelegram_common.contracts.approvals import (
     CancelApprovalRequest,
     SubmitApproval,
 )
-from cctelegram_common.contracts.auth import KeyChanged, VerifyRequest, VerifyResponse
-from cctelegram_common.contracts.bridge import BridgeControl
+from cctelegram_common.contracts.audit import AuditRecord
+from cctelegram_common.contracts.auth import (
+    CreatedKey,
+    CreateKeyRequest,
+    KeyChanged,
+    KeyInfo,
+    KeyList,
+    ListKeysRequest,
+    RevokeKeyRequest,
+    RotatedKey,
+    RotateKeyRequest,
+    VerifyRequest,
+    VerifyResponse,
+)
+from cctelegram_common.contracts.bridge import (
+    BridgeControl,
+    BridgeControlRequest,
+    BridgeControlResult,
+    BridgeStatus,
+    BridgeStatusRequest,
+    EnsureBridgeResult,
+    ProcessCheck,
+)
 from cctelegram_common.contracts.events import SubmitEvent
 from cctelegram_common.contracts.modes import ModeResult, SetModeRequest
 from cctelegram_common.contracts.outbox import DeadLetter, DeliveryReported, OutboxMessage
@@ -196,5 +217,102 @@ CHANNELS += [
         TemplatesRequest,
         TemplateCatalogue,
         "cctelegram://event-templates: every event type's template.",
+    ),
+]
+
+
+def _rpc(
+    subject: str,
+    request: type[BaseModel],
+    reply: type[BaseModel],
+    callers: tuple[str, ...],
+    service: str,
+    what: str,
+) -> Channel:
+    return Channel(subject, request, "rpc", callers, (service,), what, reply=reply)
+
+
+# The bridge-manager's status and controls (the `bridge` queue group), and auth's key
+# management; both are also called by operators' tools (`cctelegram keys`, Telegram commands).
+CHANNELS += [
+    _rpc(
+        subjects.BRIDGE_RPC_STATUS,
+        BridgeStatusRequest,
+        BridgeStatus,
+        ("gateway", "events"),
+        "bridge-manager",
+        "get_bridge_status and /bridge: the fleet's state, figures and health reasons.",
+    ),
+    _rpc(
+        subjects.BRIDGE_RPC_CHECK_PROCESS,
+        BridgeStatusRequest,
+        ProcessCheck,
+        ("gateway",),
+        "bridge-manager",
+        "check_bridge_process: is at least one notifier alive, and which.",
+    ),
+    *(
+        _rpc(
+            subject,
+            BridgeControlRequest,
+            BridgeControlResult,
+            ("gateway", "events") if subject == subjects.BRIDGE_RPC_RESTART else ("gateway",),
+            "bridge-manager",
+            f"{name}: a bridge control (needs bridge:control; audited).",
+        )
+        for subject, name in (
+            (subjects.BRIDGE_RPC_START, "start_bridge"),
+            (subjects.BRIDGE_RPC_STOP, "stop_bridge"),
+            (subjects.BRIDGE_RPC_RESTART, "restart_bridge and /restart"),
+        )
+    ),
+    _rpc(
+        subjects.BRIDGE_RPC_ENSURE,
+        BridgeControlRequest,
+        EnsureBridgeResult,
+        ("gateway",),
+        "bridge-manager",
+        "ensure_bridge_running: resume, and in supervised mode start a notifier.",
+    ),
+    _rpc(
+        subjects.AUTH_RPC_CREATE_KEY,
+        CreateKeyRequest,
+        CreatedKey,
+        ("gateway", "cctelegram keys"),
+        "auth",
+        "Create a key; the full key is in the reply once and never again.",
+    ),
+    _rpc(
+        subjects.AUTH_RPC_LIST_KEYS,
+        ListKeysRequest,
+        KeyList,
+        ("gateway", "cctelegram keys"),
+        "auth",
+        "List keys (ids, clients, roles, expiry, last use; never secrets).",
+    ),
+    _rpc(
+        subjects.AUTH_RPC_REVOKE_KEY,
+        RevokeKeyRequest,
+        KeyInfo,
+        ("gateway", "cctelegram keys"),
+        "auth",
+        "Revoke a key; KeyChanged follows so every gateway forgets it within a second.",
+    ),
+    _rpc(
+        subjects.AUTH_RPC_ROTATE_KEY,
+        RotateKeyRequest,
+        RotatedKey,
+        ("gateway", "cctelegram keys"),
+        "auth",
+        "Issue a new key for the same client; the old one stays valid until revoked.",
+    ),
+    Channel(
+        f"{subjects.PREFIX}.audit.{{service}}.{{action}}",
+        AuditRecord,
+        "event",
+        ("auth", "gateway", "events", "bridge-manager"),
+        ("operators",),
+        "The security and control audit trail: who, what, outcome, request id; no secrets.",
+        subjects.STREAM_AUDIT,
     ),
 ]
