@@ -187,6 +187,9 @@ async def test_two_replicas_one_poller_takeover_after_kill_nothing_lost_or_doubl
         assert takeover_s < 2 * 3.0  # within the TTL, with room for a loaded machine
         heartbeat = json.loads((await bridge.get(subjects.bridge_instance_key(survivor))).value)
         assert heartbeat["poller"] is True
+        # A clean stop (SIGTERM) exits 0 and gives the lease back at once.
+        assert replicas[survivor].stop() == 0
+        assert await leader() is None
     finally:
         for process in replicas.values():
             process.stop()

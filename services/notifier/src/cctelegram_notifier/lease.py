@@ -4,8 +4,9 @@ KV ``cctg_bridge`` key ``poller.lease`` holds the holder's instance id with a pe
 The holder renews it with compare-and-set on the revision every ``ttl/4``. A contender that
 sees the same revision unchanged for ``ttl - check`` seconds (its own clock, so clock skew
 between machines does not matter) takes it over with compare-and-set on that revision.
-The holder considers itself leader only until ``renewal sent + ttl - 2·check``, so its last
-long poll has ended before anybody else can start one.
+The holder considers itself leader only until ``renewal sent + ttl - 3·check`` and a
+contender waits ``ttl - 2·check``: the holder's last long poll has ended before anybody else
+can start one, and a dead holder is replaced within the TTL.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class PollerLease:
         self.kv = kv
         self.instance_id = instance_id
         self.ttl_s = ttl_s
-        self.check_s = min(check_s, ttl_s / 4)
+        self.check_s = min(check_s, ttl_s / 8)
         self.clock = clock
         self.key = key
         self.bucket = bucket
@@ -86,7 +87,7 @@ class PollerLease:
             )
         except nats.js.errors.APIError:
             return False  # somebody else wrote first
-        self.valid_until = sent_at + self.ttl_s - 2 * self.check_s
+        self.valid_until = sent_at + self.ttl_s - 3 * self.check_s
         self._renew_at = sent_at + self.ttl_s / 4
         return True
 
@@ -104,7 +105,7 @@ class PollerLease:
             if self._observed is None or self._observed[0] != revision:
                 self._observed = (revision, now)
             stale_for = now - self._observed[1]
-            written = stale_for >= self.ttl_s - self.check_s and await self._write(revision)
+            written = stale_for >= self.ttl_s - 2 * self.check_s and await self._write(revision)
         if written:
             self._observed = None
         else:
