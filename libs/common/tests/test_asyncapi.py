@@ -15,3 +15,12 @@ def test_every_channel_is_documented_with_its_schema() -> None:
         assert channel.subject in document["channels"]
         assert channel.payload.__name__ in schemas
         assert issubclass(channel.payload, Contract)
+
+
+def test_the_committed_document_is_current() -> None:
+    from pathlib import Path
+
+    committed = Path(__file__).resolve().parents[3] / "docs" / "asyncapi.json"
+    assert json.loads(committed.read_text()) == json.loads(build_document()), (
+        "docs/asyncapi.json is stale: run `make asyncapi`"
+    )
