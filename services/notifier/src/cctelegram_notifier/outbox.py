@@ -145,9 +145,10 @@ class OutboxConsumer:
         """Create or update the durable consumer, then bind a pull subscription to it."""
         try:
             await self.js.add_consumer(subjects.STREAM_OUTBOX, self.consumer_config())
-        except nats.js.errors.APIError as error:
-            # An operator's consumer with other immutable settings: use it as it is.
-            log.warning("outbox_consumer_kept", error=str(error)[:200])
+        except (nats.errors.Error, TimeoutError) as error:
+            # An operator's consumer with other immutable settings, or a user not allowed to
+            # create consumers (a permission violation looks like a timeout): use what exists.
+            log.warning("outbox_consumer_kept", error=f"{type(error).__name__}: {error}"[:200])
         self.subscription = await self.js.pull_subscribe_bind(
             consumer=subjects.CONSUMER_NOTIFIER_OUTBOX, stream=subjects.STREAM_OUTBOX
         )
