@@ -627,3 +627,17 @@ async def test_faults_match_by_chat(bot: BotCaller, clock: ManualClock) -> None:
     await bot.ok("sendMessage", chat_id=42, text="unaffected")
     assert await bot.error("sendMessage", chat_id=43, text="x") == (403, "Forbidden: nope")
     assert (await bot.control("GET", "/faults")).json() == []
+
+
+def test_update_ids_keep_growing_across_restarts() -> None:
+    """A client's offset stored during an earlier run must never hide a new run's updates."""
+    import time
+
+    from cctelegram_sandbox.config import SandboxConfig
+    from cctelegram_sandbox.state import Sandbox
+
+    earlier = Sandbox(SandboxConfig()).updates.next_update_id
+    time.sleep(1.01)
+    later = Sandbox(SandboxConfig()).updates.next_update_id
+    assert later > earlier > 1_000_000_000
+    assert Sandbox(SandboxConfig(first_update_id=1)).updates.next_update_id == 1

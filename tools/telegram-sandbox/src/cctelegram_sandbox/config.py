@@ -102,3 +102,6 @@ class SandboxConfig:
     webhook_max_backoff_s: float = 60.0
     callback_query_ttl_s: float = 15 * 60.0
     calls_log_size: int = 100_000
+    first_update_id: int | None = None
+    """None: start from the wall clock in seconds, so ids keep growing across restarts the
+    way a real bot's do; a client's stored offset from an earlier run never skips new ones."""

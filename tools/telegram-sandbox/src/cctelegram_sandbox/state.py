@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
@@ -93,7 +94,10 @@ class Sandbox:
         self.revoked_tokens = set(config.revoked_tokens)
         self.bot_id: int | None = int(config.token.split(":", 1)[0]) if config.token else None
         self.feed = ChangeFeed()
-        self.updates = UpdateQueue(self.clock)
+        first_update_id = config.first_update_id
+        if first_update_id is None:
+            first_update_id = int(time.time())
+        self.updates = UpdateQueue(self.clock, first_update_id)
         self.webhook: WebhookDelivery | None = None
         self._bot_user: User | None = None
         self._reset_world()

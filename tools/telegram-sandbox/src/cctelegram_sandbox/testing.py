@@ -56,9 +56,9 @@ class RunningSandbox:
     def api_url(self) -> str:
         return f"{self.url}/sandbox/api"
 
-    def api(self, method: str, path: str, json: Any = None, **params: Any) -> Any:
+    def api(self, http_method: str, path: str, json: Any = None, **params: Any) -> Any:
         """Call any control-API route; raises httpx.HTTPStatusError on a refusal."""
-        response = self._client.request(method, path, json=json, params=params or None)
+        response = self._client.request(http_method, path, json=json, params=params or None)
         response.raise_for_status()
         return response.json()
 
