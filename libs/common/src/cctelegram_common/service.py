@@ -80,7 +80,7 @@ class Service:
         return hook
 
     def on_stop(self, hook: Hook) -> Hook:
-        """Run after subscribers have stopped, before the connection closes."""
+        """Run last, after subscribers stopped and the NATS connection drained (local cleanup)."""
         self._on_stop.append(hook)
         return hook
 
