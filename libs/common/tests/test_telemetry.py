@@ -45,3 +45,27 @@ def test_otlp_export_reaches_a_real_receiver_without_the_token() -> None:
         (received,) = receiver.snapshot()
     assert received.name == "send"
     assert TOKEN not in str(received.attributes)
+
+
+async def test_bot_api_calls_become_named_spans_without_the_token() -> None:
+    import httpx
+
+    import cctelegram_common.telemetry as telemetry
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(memory)))
+    previous, telemetry._provider = telemetry._provider, provider
+    try:
+
+        def answer(_request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, json={"ok": True, "result": True})
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            telemetry.instrument_httpx(client)
+            await client.post(f"https://api.telegram.org/bot{TOKEN}/sendMessage", json={})
+    finally:
+        telemetry._provider = previous
+    (span,) = memory.get_finished_spans()
+    assert span.name == "telegram sendMessage"
+    assert TOKEN not in str(span.attributes)

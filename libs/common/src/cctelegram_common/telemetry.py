@@ -115,13 +115,19 @@ def _name_bot_api_span(span: Span, request: Any) -> None:
         span.update_name(f"telegram {path.rsplit('/', 1)[-1]}")
 
 
-def instrument_httpx(client: httpx.AsyncClient) -> None:
+async def _name_bot_api_span_async(span: Span, request: Any) -> None:
+    _name_bot_api_span(span, request)
+
+
+def instrument_httpx(client: httpx.AsyncClient | httpx.Client) -> None:
     """Trace every call this client makes (child spans of the current message span)."""
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
-    HTTPXClientInstrumentor.instrument_client(
-        client, tracer_provider=_provider, request_hook=_name_bot_api_span
+    # The instrumentation calls a coroutine hook for an async client and a plain one otherwise.
+    hook: Any = (
+        _name_bot_api_span_async if isinstance(client, httpx.AsyncClient) else _name_bot_api_span
     )
+    HTTPXClientInstrumentor.instrument_client(client, tracer_provider=_provider, request_hook=hook)
 
 
 def asgi_tracing(app: Any, excluded: str = "/health,/health/ready,/metrics") -> Any:

@@ -67,3 +67,8 @@ POLLER_LEADER = Gauge(
     "1 while this instance holds the getUpdates lease",
     registry=registry,
 )
+
+
+# Series exist from the start (at 0) for the codes dashboards and alerts look at.
+for _code in ("400", "401", "403", "404", "409", "429", "500", "502", "timeout", "network"):
+    API_ERRORS.labels(_code)

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from cctelegram_common.telemetry import instrument_httpx
 from cctelegram_notifier.settings import TelegramHttpSettings
 
 
@@ -74,7 +75,11 @@ class HttpBotApi:
         timeout = httpx.Timeout(
             self._settings.request_timeout_s, connect=self._settings.connect_timeout_s
         )
-        return httpx.AsyncClient(timeout=timeout, limits=limits)
+        client = httpx.AsyncClient(timeout=timeout, limits=limits)
+        # Each Bot API call becomes a "telegram <method>" span of the current message's trace
+        # (the exporter strips the token from the URL attributes).
+        instrument_httpx(client)
+        return client
 
     async def reconnect(self) -> None:
         """Drop every pooled connection and start a fresh client (the ``restart`` control)."""
