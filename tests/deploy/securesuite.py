@@ -10,7 +10,7 @@ import re
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from deployfiles import DEPLOY, SERVICES, ServiceInfo, env_without_nats, passwor
 from nats.aio.client import Client
 
 from cctelegram_common.apikeys import generate_key
-from cctelegram_common.natsserver import NatsServer, free_port
+from cctelegram_common.natsserver import NatsServer, NatsServerError, free_port
 from cctelegram_common.serviceprocess import ServiceProcess
 
 SERVICE_USERS = [service.name for service in SERVICES]
@@ -35,8 +35,12 @@ def password_variable(user: str) -> str:
 
 
 def generate_passwords() -> dict[str, str]:
-    """A fresh random password for every user users.conf declares (never committed)."""
-    return {name: secrets.token_urlsafe(24) for name in password_variables()}
+    """A fresh random password for every user users.conf declares (never committed).
+
+    nats-server reads a `$VARIABLE`'s value as a config token: a value that starts with a
+    digit can parse as a number or an ISO date and stop the server. A letter first avoids
+    that (deploy/README.md says the same to operators)."""
+    return {name: f"p{secrets.token_hex(24)}" for name in password_variables()}
 
 
 def compose_environment(service: str) -> dict[str, str]:
@@ -67,6 +71,34 @@ def secured_server(
         extra_args=["-m", str(free_port()), *(extra_args or [])],
         env=passwords,
     )
+
+
+def start_nats(make: Callable[[], list[NatsServer]], attempts: int = 3) -> list[NatsServer]:
+    """Start the servers ``make`` builds; a free port can be taken by another test process
+    between choosing and binding it, so a failed start stops them and tries fresh ports."""
+    for attempt in range(attempts):
+        servers = make()
+        try:
+            for server in servers:
+                server.start()
+        except NatsServerError:
+            for server in servers:
+                server.stop()
+            if attempt == attempts - 1:
+                raise
+            continue
+        return servers
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def running_nats(make: Callable[[], list[NatsServer]]) -> Iterator[list[NatsServer]]:
+    servers = start_nats(make)
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def provision(urls: list[str], passwords: dict[str, str], replicas: int = 1) -> str:

@@ -24,6 +24,7 @@ from securesuite import (
     provision,
     secured_server,
     secured_suite,
+    start_nats,
 )
 
 from cctelegram_common import subjects
@@ -69,10 +70,8 @@ def cluster_suite(
 ) -> Iterator[tuple[SecuredSuite, list[NatsServer], RunningSandbox]]:
     directory = tmp_path_factory.mktemp("cluster")
     passwords = generate_passwords()
-    nodes = cluster_nodes(directory, passwords)
+    nodes = start_nats(lambda: cluster_nodes(directory, passwords))
     try:
-        for node in nodes:
-            node.start()
         urls = [node.url for node in nodes]
         provision(urls, passwords, replicas=3)
         with (

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from securesuite import (
     generate_passwords,
     inbox_prefix,
     provision,
+    running_nats,
     secured_server,
     secured_suite,
     violations,
@@ -58,13 +60,19 @@ def expected_rights() -> dict[str, dict[str, set[str]]]:
     """
     rights: dict[str, dict[str, set[str]]] = {}
     for channel in CHANNELS:
-        subject = channel.subject.replace("{chat}", "12345")
         publishers = {user for name in channel.publishers if (user := catalogue_user(name))}
         consumers = {user for name in channel.consumers if (user := catalogue_user(name))}
-        rights[subject] = {
-            "publish": publishers,
-            "subscribe": set() if channel.stream else consumers,
-        }
+        subscribers = set() if channel.stream else consumers
+        if "{service}" in channel.subject:
+            # cctg.audit.{service}.{action}: each publisher writes only under its own name.
+            for user in [*SERVICE_USERS, "publisher"]:
+                subject = channel.subject.replace("{service}", user)
+                subject = re.sub(r"\{[^}]+\}", "x1", subject)
+                allowed = {user} & publishers
+                rights[subject] = {"publish": allowed, "subscribe": subscribers}
+            continue
+        subject = re.sub(r"\{[^}]+\}", "x1", channel.subject)  # cctg.outbox.chat.{chat}
+        rights[subject] = {"publish": publishers, "subscribe": subscribers}
     for name, value in vars(subjects).items():
         if not isinstance(value, str) or ".rpc." not in value or not name.isupper():
             continue
@@ -114,7 +122,7 @@ async def test_every_catalogued_subject_is_allowed_for_its_roles_and_denied_to_o
 ) -> None:
     """On a server without streams (nothing published here is stored or consumed)."""
     rights = expected_rights()
-    with secured_server(tmp_path, passwords) as server:
+    with running_nats(lambda: [secured_server(tmp_path, passwords)]) as (server,):
         mismatches: list[str] = []
         for user in [*SERVICE_USERS, "publisher"]:
             expected = {
@@ -168,7 +176,7 @@ def running_suite(
 ) -> Iterator[tuple[SecuredSuite, NatsServer]]:
     directory = tmp_path_factory.mktemp("secured-suite")
     passwords = generate_passwords()
-    with secured_server(directory, passwords) as server:
+    with running_nats(lambda: [secured_server(directory, passwords)]) as (server,):
         output = provision([server.url], passwords)
         assert "created" in output
         with (
