@@ -60,3 +60,40 @@ async def test_rpc_envelope_ok_fail_and_no_responder(nats_url: str) -> None:
         with pytest.raises(RpcFailedError) as unanswered:
             await rpc_call(broker, subject + ".nobody", Ping(text="x"), Ping, timeout_s=0.5)
         assert unanswered.value.error.code == "unavailable"
+
+
+class FakeMessage:
+    def __init__(self, delivered: int) -> None:
+        self.raw_message = type(
+            "Raw", (), {"metadata": type("Meta", (), {"num_delivered": delivered})}
+        )
+        self.outcome: tuple[str, float | None] | None = None
+
+    async def ack(self) -> None:
+        self.outcome = ("ack", None)
+
+    async def nack(self, delay: float | None = None) -> None:
+        self.outcome = ("nack", delay)
+
+
+async def test_settle_acks_success_and_hands_failures_back_later_each_time() -> None:
+    from cctelegram_common.nats import settle
+
+    async def works() -> None:
+        return None
+
+    async def fails() -> None:
+        raise TimeoutError("outbox stream has no leader")
+
+    done = FakeMessage(1)
+    await settle(done, works)
+    assert done.outcome == ("ack", None)
+
+    for delivered in (1, 5, 40):
+        failed = FakeMessage(delivered)
+        await settle(failed, fails, base_delay_s=0.5, max_delay_s=30)
+        assert failed.outcome is not None
+        kind, delay = failed.outcome
+        assert kind == "nack"
+        assert delay is not None
+        assert 0.5 <= delay <= 30  # never an immediate redelivery that burns MaxDeliver

@@ -23,11 +23,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel
 
 from cctelegram_common.contracts.rpc import RpcError, RpcReply
+from cctelegram_common.logging import get_logger
 from cctelegram_common.metrics import registry
+from cctelegram_common.resilience import backoff_delay
 from cctelegram_common.settings import NatsSettings
 from cctelegram_common.subjects import HEADER_REQUEST_ID
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+_log = get_logger(__name__)
 
 
 class LogContextMiddleware(BaseMiddleware[Any, Any]):
@@ -157,3 +160,34 @@ async def rpc_call(
     if not reply.ok or reply.result is None:
         raise RpcFailedError(reply.error or RpcError(code="internal", message="empty reply"))
     return response_model.model_validate(reply.result)
+
+
+async def settle(
+    message: Any,
+    work: Callable[[], Awaitable[object]],
+    *,
+    base_delay_s: float = 0.5,
+    max_delay_s: float = 30.0,
+) -> None:
+    """Ack ``message`` once ``work`` succeeded; on failure hand it back *with a delay*.
+
+    FastStream's NACK_ON_ERROR redelivers at once, so a dependency that is down for a few
+    seconds (a JetStream leader election) burns through MaxDeliver in a blink and the
+    message is never processed again. Here every retry waits longer (jittered, capped).
+    Use with ``ack_policy=AckPolicy.MANUAL`` and a ``message: NatsMessage`` parameter.
+    """
+    try:
+        await work()
+    except Exception as error:
+        metadata = getattr(message.raw_message, "metadata", None)
+        delivered = int(getattr(metadata, "num_delivered", 1) or 1)
+        delay = max(base_delay_s, backoff_delay(delivered + 1, base_delay_s, max_delay_s))
+        _log.warning(
+            "handler_failed_retrying",
+            error=f"{type(error).__name__}: {error}"[:300],
+            delivered=delivered,
+            retry_in_s=round(delay, 2),
+        )
+        await message.nack(delay=delay)
+        return
+    await message.ack()

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats.annotations import NatsMessage
 from nats.js.api import ConsumerConfig
 from pydantic import BaseModel
 
@@ -20,7 +21,7 @@ from cctelegram_common.contracts.tasks import RegisterTodosRequest, TaskStatusRe
 from cctelegram_common.contracts.tools import TemplatesRequest
 from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_common.logging import get_logger
-from cctelegram_common.nats import fail, ok
+from cctelegram_common.nats import fail, ok, settle
 from cctelegram_events.approvals import ApprovalError
 from cctelegram_events.modes import MODE_MESSAGES
 from cctelegram_events.runtime import Runtime, RuntimeHolder
@@ -64,12 +65,12 @@ def register(broker: NatsBroker, holder: RuntimeHolder) -> None:
         durable=subjects.CONSUMER_EVENTS_SUBMIT,
         pull_sub=PullSub(batch_size=16, timeout=5.0),
         config=_durable(),
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        ack_policy=AckPolicy.MANUAL,
         title="events-submit",
         description="Render and route submitted notifications",
     )
-    async def on_submit(event: SubmitEvent) -> None:
-        await holder.get().notifications.submit(event)
+    async def on_submit(event: SubmitEvent, message: NatsMessage) -> None:
+        await settle(message, lambda: holder.get().notifications.submit(event))
 
     @broker.subscriber(
         subjects.APPROVAL_SUBMIT,
@@ -77,12 +78,12 @@ def register(broker: NatsBroker, holder: RuntimeHolder) -> None:
         durable=subjects.CONSUMER_EVENTS_APPROVALS,
         pull_sub=PullSub(batch_size=16, timeout=5.0),
         config=_durable(),
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        ack_policy=AckPolicy.MANUAL,
         title="events-approvals",
         description="Create approval records and queue their cards",
     )
-    async def on_approval(command: SubmitApproval) -> None:
-        await holder.get().approvals.submit(command)
+    async def on_approval(command: SubmitApproval, message: NatsMessage) -> None:
+        await settle(message, lambda: holder.get().approvals.submit(command))
 
     @broker.subscriber(
         subjects.DELIVERY_REPORTED,
@@ -90,14 +91,17 @@ def register(broker: NatsBroker, holder: RuntimeHolder) -> None:
         durable=subjects.CONSUMER_EVENTS_DELIVERIES,
         pull_sub=PullSub(batch_size=32, timeout=5.0),
         config=_durable(),
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        ack_policy=AckPolicy.MANUAL,
         title="events-deliveries",
         description="Fold the notifier's delivery reports into event status",
     )
-    async def on_delivery(report: DeliveryReported) -> None:
-        runtime = holder.get()
-        await runtime.notifications.on_delivery(report)
-        await runtime.approvals.on_card_delivered(report)
+    async def on_delivery(report: DeliveryReported, message: NatsMessage) -> None:
+        async def fold() -> None:
+            runtime = holder.get()
+            await runtime.notifications.on_delivery(report)
+            await runtime.approvals.on_card_delivered(report)
+
+        await settle(message, fold)
 
     @broker.subscriber(
         subjects.TELEGRAM_UPDATES,
@@ -105,12 +109,12 @@ def register(broker: NatsBroker, holder: RuntimeHolder) -> None:
         durable=subjects.CONSUMER_EVENTS_UPDATES,
         pull_sub=PullSub(batch_size=16, timeout=5.0),
         config=_durable(),
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        ack_policy=AckPolicy.MANUAL,
         title="events-updates",
         description="Button presses, replies and bot commands from Telegram",
     )
-    async def on_update(inbound: InboundUpdate) -> None:
-        await holder.get().updates.handle(inbound)
+    async def on_update(inbound: InboundUpdate, message: NatsMessage) -> None:
+        await settle(message, lambda: holder.get().updates.handle(inbound))
 
     # --- RPC ---------------------------------------------------------------------------------
     @broker.subscriber(subjects.EVENTS_RPC_RESPONSES_LIST, queue=RPC_QUEUE)
