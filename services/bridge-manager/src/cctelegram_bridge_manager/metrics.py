@@ -35,7 +35,7 @@ OUTBOX_OLDEST_AGE = Gauge(
     registry=registry,
 )
 OUTBOX_DEAD_LETTERS = Gauge(
-    "outbox_dead_letters", "Messages kept in the dead-letter stream", registry=registry
+    "outbox_dead_letters_stored", "Messages kept in the dead-letter stream", registry=registry
 )
 DELIVERY_RATE = Gauge(
     "bridge_delivery_rate_per_second",
