@@ -95,7 +95,7 @@ async def test_status_follows_heartbeats_and_the_outbox(
 
     exported = await poll(scrape, lambda text: "\noutbox_pending 5.0" in text, timeout_s=10)
     assert "\nbridge_connection_status 1.0" in exported
-    assert "\noutbox_dead_letters 0.0" in exported
+    assert "\noutbox_dead_letters_stored 0.0" in exported
 
     # The notifier stops beating: within the TTL (3 s here) it is no longer alive.
     gone = await poll(status, lambda answer: not answer.running, timeout_s=10)
