@@ -27,6 +27,7 @@ from cctelegram_common.contracts.auth import (
     VerifyResponse,
 )
 from cctelegram_common.contracts.rpc import RpcReply
+from cctelegram_common.natsserver import NatsServer
 from cctelegram_common.serviceprocess import ServiceProcess
 
 pytestmark = pytest.mark.e2e
@@ -55,9 +56,12 @@ async def rpc(nc: nats.NATS, subject: str, request: object) -> RpcReply:
     return RpcReply.model_validate_json(message.data)
 
 
+# Each test runs its own nats-server: auth replicas in one queue group must share a secret,
+# so an auth process of another test on a shared server would answer with the wrong one.
 async def test_bootstrap_create_verify_revoke_with_broadcast_and_audit(
-    nats_url: str, tmp_path: Path
+    fresh_nats: NatsServer, tmp_path: Path
 ) -> None:
+    nats_url = fresh_nats.url
     dev_key = generate_key().full
     key_file = tmp_path / "dev-api-key"
     key_file.write_text(dev_key)
@@ -131,7 +135,10 @@ async def test_bootstrap_create_verify_revoke_with_broadcast_and_audit(
         assert secret not in output
 
 
-async def test_bootstrap_is_idempotent_across_restarts(nats_url: str, tmp_path: Path) -> None:
+async def test_bootstrap_is_idempotent_across_restarts(
+    fresh_nats: NatsServer, tmp_path: Path
+) -> None:
+    nats_url = fresh_nats.url
     dev_key = generate_key().full
     (tmp_path / "key").write_text(dev_key)
     env = {

@@ -24,6 +24,7 @@ from cctelegram_common.contracts.auth import (
     Role,
 )
 from cctelegram_common.contracts.rpc import RpcReply
+from cctelegram_common.natsserver import NatsServer
 from cctelegram_common.settings import NatsSettings
 from cctelegram_gateway.app import create_app
 from cctelegram_gateway.settings import GatewaySettings
@@ -113,13 +114,16 @@ async def make_keys(url: str, secret: str) -> Keys:
 
 
 @pytest.fixture(scope="session")
-def auth_stack(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """One real auth process for the session (gateways are started per test as needed)."""
-    stack = Stack(nats_url, Path(tmp_path_factory.mktemp("auth")))
-    try:
-        yield stack.start(gateways=0)
-    finally:
-        stack.stop()
+def auth_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One real auth process for the session, on a NATS of the gateway tests' own: auth
+    replicas in one queue group must share a secret, so no other suite's auth may answer."""
+    directory = Path(tmp_path_factory.mktemp("auth"))
+    with NatsServer(directory / "nats") as server:
+        stack = Stack(server.url, directory)
+        try:
+            yield stack.start(gateways=0)
+        finally:
+            stack.stop()
 
 
 @pytest.fixture(scope="session")

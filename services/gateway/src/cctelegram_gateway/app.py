@@ -127,8 +127,10 @@ def create_app(
     install_error_handlers(api)
     add_tool_routes(api, tool_registry, runner)
     add_integration_routes(api, runner, settings.telegram_webhook_secret)
+    # /mcp first: routes are matched in order (here and in the metrics middleware), and it
+    # is the hot path.
+    api.router.routes.insert(0, Route("/mcp", endpoint=mcp_endpoint, methods=["POST"]))
     api.router.routes.extend(service.routes())
-    api.router.routes.append(Route("/mcp", endpoint=mcp_endpoint, methods=["POST"]))
 
     front_door = GatewayMiddleware(
         api,

@@ -51,12 +51,15 @@ def tool_schema(spec: ToolSpec[Any, Any]) -> types.Tool:
 
 
 def build_server(registry: ToolRegistry, runner: ToolRunner, name: str) -> Server[Any]:
+    # Building JSON schemas is costly (milliseconds for the whole registry): do it once.
+    schemas = {spec.name: tool_schema(spec) for spec in registry}
+
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], _params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         principal, _ = _caller(ctx)
         return types.ListToolsResult(
-            tools=[tool_schema(spec) for spec in registry.visible_to(principal)]
+            tools=[schemas[spec.name] for spec in registry.visible_to(principal)]
         )
 
     async def call_tool(
