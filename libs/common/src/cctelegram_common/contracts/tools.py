@@ -25,6 +25,11 @@ IDEMPOTENCY_KEY_FIELD = Field(
 # --- sending -------------------------------------------------------------------------------
 
 
+# Ids the suite hands out are hex / url-safe; anything else cannot name a record (and must
+# never reach a KV lookup as a key).
+ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+
+
 class SendEventInput(Contract):
     type: EventType = Field(description="One of the 48 event types (see list_event_types)")
     title: str = Field(min_length=1, max_length=200, description="Headline; any Unicode")
@@ -147,7 +152,7 @@ class SendApprovalResult(Contract):
 
 
 class WaitForApprovalInput(Contract):
-    approval_id: str = Field(min_length=1, max_length=64)
+    approval_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
     timeout_seconds: float = Field(
         default=50, gt=0, le=120, description="Give up after this; status stays pending"
     )
@@ -160,11 +165,11 @@ class WaitForApprovalResult(Contract):
 
 
 class ApprovalIdInput(Contract):
-    approval_id: str = Field(min_length=1, max_length=64)
+    approval_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
 
 
 class CancelApprovalInput(Contract):
-    approval_id: str = Field(min_length=1, max_length=64)
+    approval_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
     reason: str | None = Field(default=None, max_length=500, description="Shown on the card")
 
 
@@ -172,7 +177,7 @@ class CancelApprovalInput(Contract):
 
 
 class GetEventStatusInput(Contract):
-    event_id: str = Field(min_length=1, max_length=64)
+    event_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
 
 
 class EventStatusView(Contract):
