@@ -214,12 +214,17 @@ async def test_one_approval_is_one_trace_and_the_decision_links_to_it(
     assert any(span.name == "telegram sendMessage" for span in request_trace)
     # The press arrives later, in a trace of its own (Telegram's update), linked back.
     trace_id = request_trace[0].trace_id
-    linked = [
-        span
-        for span in receiver.snapshot()
-        if span.trace_id != trace_id and any(link[0] == trace_id for link in span.links)
-    ]
-    assert linked, "no span of the press/decision links to the request's trace"
+
+    def linked() -> list[ReceivedSpan]:
+        return [
+            span
+            for span in receiver.snapshot()
+            if span.trace_id != trace_id and any(link[0] == trace_id for link in span.links)
+        ]
+
+    while not linked() and time.monotonic() < deadline + 10:
+        time.sleep(0.2)  # the press span is exported on its own schedule
+    assert linked(), "no span of the press/decision links to the request's trace"
     secrets = [suite.api_key, (suite.data_dir / "sandbox-token").read_text().strip()]
     for span in receiver.snapshot():
         blob = span.name + repr(span.attributes)

@@ -20,6 +20,8 @@ from cctelegram_common.contracts.auth import KeyChanged, VerifyRequest, VerifyRe
 from cctelegram_common.http import HttpMetricsMiddleware
 from cctelegram_common.nats import rpc_call
 from cctelegram_common.service import Service
+from cctelegram_common.telemetry import asgi_tracing
+from cctelegram_gateway import metrics as gateway_metrics
 from cctelegram_gateway import tools
 from cctelegram_gateway.auditing import Auditor
 from cctelegram_gateway.calls import ToolRunner
@@ -140,7 +142,9 @@ def create_app(
         allowed_origins=settings.allowed_origins,
         max_body_bytes=settings.max_body_bytes,
     )
-    service.asgi = HttpMetricsMiddleware(front_door)
+    # Outermost: every request is a server span (health and metrics excluded) and is counted.
+    service.asgi = HttpMetricsMiddleware(asgi_tracing(front_door))
+    gateway_metrics.initialise([spec.name for spec in tool_registry])
     service.fastapi = api
     service.verifier = verifier
     service.limiter = limiter

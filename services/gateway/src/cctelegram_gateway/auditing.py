@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from cctelegram_common.contracts.audit import AuditOutcome, AuditRecord
+from cctelegram_gateway import metrics
 
 SERVICE = "gateway"
 Publish = Callable[[AuditRecord], Coroutine[Any, Any, object]]
@@ -34,6 +35,8 @@ class Auditor:
     ) -> None:
         """Queue one record. ``coalesce``: at most one per (action, key, target) per window,
         so a client hammering a limit cannot flood the trail."""
+        if outcome is not AuditOutcome.SUCCESS:
+            metrics.SECURITY_EVENTS.labels(action).inc()
         if coalesce:
             slot = (action, key_id, target)
             now = time.monotonic()

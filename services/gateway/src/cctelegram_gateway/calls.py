@@ -10,16 +10,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from faststream.nats import NatsBroker
+from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 
 from cctelegram_common.contracts.audit import AuditOutcome
 from cctelegram_common.contracts.auth import Permission, Principal
 from cctelegram_common.logging import get_logger
+from cctelegram_gateway import metrics
 from cctelegram_gateway.auditing import Auditor
 from cctelegram_gateway.ratelimit import RateLimiter
 from cctelegram_gateway.registry import ResourceSpec, ToolContext, ToolError, ToolSpec
 
 log = get_logger(__name__)
+tracer = trace.get_tracer("cctelegram.gateway")
 
 
 class CallRefusedError(Exception):
@@ -85,6 +88,7 @@ class ToolRunner:
         if retry_after_s is None:
             return
         retry_after_s = round(max(retry_after_s, 0.001), 3)
+        metrics.RATE_LIMIT_VIOLATIONS.inc()
         self.auditor.record(
             "rate_limited",
             AuditOutcome.DENIED,
@@ -130,6 +134,36 @@ class ToolRunner:
 
         ``gated``: permission and rate limit were already applied (REST does that first).
         """
+        # One span per tool call, whichever surface it came in on; everything the tool
+        # publishes continues this trace through NATS.
+        with tracer.start_as_current_span(
+            f"tool {spec.name}",
+            attributes={
+                "mcp.tool.name": spec.name,
+                "cctelegram.client_id": principal.client_id,
+                "cctelegram.request_id": request_id,
+            },
+        ) as span:
+            try:
+                result = await self._call(spec, principal, request_id, arguments, parsed, gated)
+            except (ToolError, CallRefusedError) as refused:
+                outcome = metrics.outcome_of(refused.code)
+                metrics.TOOL_CALLS.labels(spec.name, outcome).inc()
+                span.set_attribute("cctelegram.outcome", outcome)
+                raise
+            metrics.TOOL_CALLS.labels(spec.name, "ok").inc()
+            span.set_attribute("cctelegram.outcome", "ok")
+            return result
+
+    async def _call(
+        self,
+        spec: ToolSpec[Any, Any],
+        principal: Principal,
+        request_id: str,
+        arguments: object,
+        parsed: BaseModel | None,
+        gated: bool,
+    ) -> BaseModel:
         if not gated:
             self.authorize(principal, spec.permission, f"tool '{spec.name}'", request_id)
             self.spend(principal, spec.name, request_id)

@@ -15,6 +15,7 @@ from cctelegram_common.apikeys import parse_key
 from cctelegram_common.contracts.audit import AuditOutcome
 from cctelegram_common.contracts.auth import Principal
 from cctelegram_common.logging import get_logger
+from cctelegram_gateway import metrics
 from cctelegram_gateway.auditing import Auditor
 from cctelegram_gateway.errors import send_error
 from cctelegram_gateway.verifier import AuthUnavailableError, Verifier
@@ -216,6 +217,7 @@ class GatewayMiddleware:
         return None
 
     def _audit_failure(self, reason: str, key_id: str | None, request_id: str) -> None:
+        metrics.count_authentication_failure(reason)
         self.auditor.record(
             "auth.failed",
             AuditOutcome.DENIED,
