@@ -27,6 +27,7 @@ from pathlib import Path
 from cctelegram_common.apikeys import generate_key
 from cctelegram_common.natsserver import NatsServer, free_port
 from cctelegram_common.serviceprocess import ServiceProcess, ServiceProcessError
+from cctelegram_common.testing import OtlpReceiver
 
 CALL = {
     "jsonrpc": "2.0",
@@ -314,6 +315,51 @@ async def measure(
     return peak, half
 
 
+async def telemetry_overhead(
+    common: dict[str, str], directory: Path, admin_key: str, seconds: float, concurrency: int
+) -> None:
+    """Throughput of the same gateway with tracing off (SDK disabled) and with tracing on and
+    every span exported over OTLP/HTTP to a real receiver; same load generator, same run."""
+    rates: dict[str, float] = {}
+    with OtlpReceiver() as receiver:
+        exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
+        for label, extra in (
+            ("tracing off", {"OTEL_SDK_DISABLED": "true"}),
+            ("tracing on, OTLP export", exporting),
+            (
+                "tracing on, 10% sampled, export",
+                {
+                    **exporting,
+                    "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                    "OTEL_TRACES_SAMPLER_ARG": "0.1",
+                },
+            ),
+        ):
+            gateway = ServiceProcess(
+                "cctelegram_gateway",
+                "GATEWAY_",
+                {**common, "GATEWAY_LOG__LEVEL": "WARNING", **extra},
+                directory / f"gateway-{len(rates)}.log",
+            ).start()
+            try:
+                request = http_request("127.0.0.1", gateway.port, CALL, admin_key)
+                await closed_loop("127.0.0.1", gateway.port, request, 4, 1.0)
+                peak = await closed_loop("127.0.0.1", gateway.port, request, concurrency, seconds)
+                rates[label] = peak.rate
+                print(f"{'gateway, ' + label:<34} {peak.rate:>8.0f} calls/s", flush=True)
+            finally:
+                gateway.stop()
+        exported = len(receiver.snapshot())
+    every = 1 - rates["tracing on, OTLP export"] / rates["tracing off"]
+    sampled = 1 - rates["tracing on, 10% sampled, export"] / rates["tracing off"]
+    print(
+        f"telemetry cost: {every * 100:.1f}% of throughput exporting every trace, "
+        f"{sampled * 100:.1f}% sampling 10% (target ≤ 10%); "
+        f"{exported} spans received by the OTLP receiver",
+        flush=True,
+    )
+
+
 async def bench(seconds: float, concurrency: int) -> None:
     directory = Path(tempfile.mkdtemp(prefix="cctg-bench-"))
     admin_key = generate_key().full
@@ -378,6 +424,7 @@ async def bench(seconds: float, concurrency: int) -> None:
                 concurrency,
                 floor.pid,
             )
+            await telemetry_overhead(common, directory, admin_key, seconds, concurrency)
             hit_us, door_us = await cached_auth_cost_us()
             print(
                 f"ratio gateway / floor throughput: {full_peak.rate / floor_peak.rate:.2f} "

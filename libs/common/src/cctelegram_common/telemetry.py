@@ -135,7 +135,11 @@ def asgi_tracing(app: Any, excluded: str = "/health,/health/ready,/metrics") -> 
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
     os.environ.setdefault("OTEL_PYTHON_ASGI_EXCLUDED_URLS", excluded)
-    return OpenTelemetryMiddleware(app, tracer_provider=_provider)
+    # One server span per request; the per-chunk "http send/receive" spans cost more CPU than
+    # they tell an operator.
+    return OpenTelemetryMiddleware(
+        app, tracer_provider=_provider, exclude_spans=["receive", "send"]
+    )
 
 
 def current_traceparent() -> str | None:

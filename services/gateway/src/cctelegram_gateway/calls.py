@@ -22,7 +22,6 @@ from cctelegram_gateway.ratelimit import RateLimiter
 from cctelegram_gateway.registry import ResourceSpec, ToolContext, ToolError, ToolSpec
 
 log = get_logger(__name__)
-tracer = trace.get_tracer("cctelegram.gateway")
 
 
 class CallRefusedError(Exception):
@@ -134,26 +133,26 @@ class ToolRunner:
 
         ``gated``: permission and rate limit were already applied (REST does that first).
         """
-        # One span per tool call, whichever surface it came in on; everything the tool
-        # publishes continues this trace through NATS.
-        with tracer.start_as_current_span(
-            f"tool {spec.name}",
-            attributes={
+        # The MCP SDK already opens a "tools/call <name>" span (REST: the HTTP server span);
+        # tag that span with who called rather than paying for one more span per call.
+        span = trace.get_current_span()
+        span.set_attributes(
+            {
                 "mcp.tool.name": spec.name,
                 "cctelegram.client_id": principal.client_id,
                 "cctelegram.request_id": request_id,
-            },
-        ) as span:
-            try:
-                result = await self._call(spec, principal, request_id, arguments, parsed, gated)
-            except (ToolError, CallRefusedError) as refused:
-                outcome = metrics.outcome_of(refused.code)
-                metrics.TOOL_CALLS.labels(spec.name, outcome).inc()
-                span.set_attribute("cctelegram.outcome", outcome)
-                raise
-            metrics.TOOL_CALLS.labels(spec.name, "ok").inc()
-            span.set_attribute("cctelegram.outcome", "ok")
-            return result
+            }
+        )
+        try:
+            result = await self._call(spec, principal, request_id, arguments, parsed, gated)
+        except (ToolError, CallRefusedError) as refused:
+            outcome = metrics.outcome_of(refused.code)
+            metrics.TOOL_CALLS.labels(spec.name, outcome).inc()
+            span.set_attribute("cctelegram.outcome", outcome)
+            raise
+        metrics.TOOL_CALLS.labels(spec.name, "ok").inc()
+        span.set_attribute("cctelegram.outcome", "ok")
+        return result
 
     async def _call(
         self,
