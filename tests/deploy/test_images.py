@@ -173,9 +173,10 @@ def test_the_builder_steps_install_a_runnable_package(
 ) -> None:
     """Runs the builder stage's own commands (offline, from uv's cache) in a scratch copy of
     the build context: proof that the lock, --package and --no-editable fit together."""
-    uv = shutil.which("uv")
+    # `uv run` tells its children where it is (UV); `make` may have installed it in .tools/.
+    uv = os.environ.get("UV") or shutil.which("uv")
     if uv is None:
-        pytest.skip("uv is not on PATH")
+        pytest.skip("uv is neither the runner (UV) nor on PATH")
     facts = image_facts(name, services)
     stages = read_dockerfile(facts["directory"] / "Dockerfile")[1:]
     builder = stages[-2]
