@@ -64,6 +64,14 @@ async def test_up_prints_block_delivers_a_message_reuses_key_and_stops_clean(
     finally:
         assert suite.stop() == 0
     assert processes_mentioning(str(data_dir)) == []
+    # Every Bot API URL carried the bot token and every call the key: no log line may.
+    bot_token = (data_dir / "sandbox-token").read_text().strip()
+    logs = list((data_dir / "logs").glob("*.log"))
+    assert {path.stem for path in logs} >= {"auth", "events", "gateway", "bridge-manager"}
+    for path in logs:
+        text = path.read_text(errors="replace")
+        assert suite.api_key not in text, path
+        assert bot_token.split(":", 1)[1] not in text, path
 
     again = start_suite(data_dir)
     try:

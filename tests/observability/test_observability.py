@@ -4,6 +4,7 @@ the promised metrics exist and move, and a real Prometheus scrapes them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -309,3 +310,28 @@ def test_prometheus_scrapes_every_promised_metric(suite: RunningSuite, tmp_path:
     finally:
         process.terminate()
         process.wait(20)
+
+
+@pytest.mark.e2e
+async def test_no_key_or_token_in_the_audit_trail(suite: RunningSuite) -> None:
+    """After the traffic above (tool calls, a failed authentication, an approval), the audit
+    stream names clients and actions but never a key, a token or message text."""
+    import nats
+
+    client = await nats.connect(suite.nats_url)
+    try:
+        js = client.jetstream()
+        subscription = await js.subscribe("cctg.audit.>", ordered_consumer=True)
+        records: list[bytes] = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                records.append((await subscription.next_msg(timeout=2)).data)
+    finally:
+        await client.close()
+    assert records, "no audit record at all"
+    bot_token = (suite.data_dir / "sandbox-token").read_text().strip()
+    for record in records:
+        text = record.decode()
+        assert suite.api_key not in text
+        assert bot_token.split(":", 1)[1] not in text
+        assert "cctg_" not in text.replace('"cctg.', "")  # no key-shaped value at all
