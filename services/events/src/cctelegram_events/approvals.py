@@ -181,9 +181,6 @@ class ApprovalService:
     # --- creation ----------------------------------------------------------------------------
     async def submit(self, command: SubmitApproval) -> ApprovalRecord:
         """Create the record and queue the cards, once per approval id."""
-        existing = await load(self.approvals_kv, command.approval_id, ApprovalRecord)
-        if existing is not None:
-            return existing[0]
         wanted = command.approvers if command.approvers is not None else self.allowed_users
         # Cards go to approvers' private chats: never to someone who is not an allowed user.
         approvers = tuple(dict.fromkeys(a for a in wanted if a in self.allowed_users))
@@ -220,25 +217,39 @@ class ApprovalService:
                     "decided_at": self.clock(),
                 }
             )
-        keyboard = keyboard_for(record, self.signer)
-        for chat, outbox_id in zip(record.chat_ids, record.card_outbox_ids, strict=True):
-            await publish_outbox(
-                self.publisher,
-                OutboxMessage(
-                    outbox_id=outbox_id,
-                    operation=Operation.SEND_MESSAGE,
-                    chat_id=chat,
-                    event_id=record.approval_id,
-                    approval_id=record.approval_id,
-                    text=card_text,
-                    keyboard=keyboard,
-                ),
-            )
-            metrics.OUTBOX_PUBLISHED.labels(Operation.SEND_MESSAGE.value).inc()
+        # The record first: a press can only be honoured once it exists, and Telegram may
+        # deliver a press within milliseconds of the card. A redelivered command finds the
+        # record and publishes the cards again; they are deduplicated by outbox id (JetStream
+        # window, then the notifier's deliveries record), so a crash between the two steps
+        # loses no card and sends none twice.
+        created = True
+        try:
+            await self.approvals_kv.create(record.approval_id, record.model_dump_json().encode())
+        except CasConflictError:
+            created = False
+            stored = await load(self.approvals_kv, command.approval_id, ApprovalRecord)
+            if stored is not None:
+                record = stored[0]
+        if record.is_open:
+            keyboard = keyboard_for(record, self.signer)
+            for chat, outbox_id in zip(record.chat_ids, record.card_outbox_ids, strict=True):
+                await publish_outbox(
+                    self.publisher,
+                    OutboxMessage(
+                        outbox_id=outbox_id,
+                        operation=Operation.SEND_MESSAGE,
+                        chat_id=chat,
+                        event_id=record.approval_id,
+                        approval_id=record.approval_id,
+                        text=record.card_text,
+                        keyboard=keyboard,
+                    ),
+                )
+                metrics.OUTBOX_PUBLISHED.labels(Operation.SEND_MESSAGE.value).inc()
         status = EventStatus(
             event_id=record.approval_id,
             client_id=record.client_id,
-            state=EventState.QUEUED if approvers else EventState.FAILED,
+            state=EventState.QUEUED if record.chat_ids else EventState.FAILED,
             type=EventType.APPROVAL_REQUEST,
             outbox_ids=record.card_outbox_ids,
             chat_ids=record.chat_ids,
@@ -248,12 +259,8 @@ class ApprovalService:
         )
         with contextlib.suppress(CasConflictError):
             await self.status_kv.create(record.approval_id, status.model_dump_json().encode())
-        try:
-            await self.approvals_kv.create(record.approval_id, record.model_dump_json().encode())
-        except CasConflictError:
-            stored = await load(self.approvals_kv, command.approval_id, ApprovalRecord)
-            return stored[0] if stored else record
-        metrics.APPROVAL_REQUESTS.inc()
+        if created:
+            metrics.APPROVAL_REQUESTS.inc()
         return record
 
     async def on_card_delivered(self, report: DeliveryReported) -> None:
