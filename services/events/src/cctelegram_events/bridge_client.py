@@ -61,7 +61,9 @@ class RpcBridgeClient:
                 subjects.BRIDGE_RPC_RESTART,
                 BridgeControlRequest(requested_by=requested_by, via="telegram"),
                 BridgeControlResult,
-                timeout_s=max(self.timeout_s, 10.0),
+                # A supervised rolling restart takes 6-8 s under load; stay under the updates
+                # consumer's 30 s ack wait so the command is never redelivered (and run twice).
+                timeout_s=max(self.timeout_s, 25.0),
             )
         except RpcFailedError as error:
             return f"Restart failed: {error.error.message}"
