@@ -18,6 +18,8 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from opentelemetry import propagate
+from opentelemetry.propagators.composite import CompositePropagator
 
 from cctelegram_cli.testing import RunningSuite, start_suite
 from cctelegram_cli.up import DEMO_USER_ID
@@ -143,6 +145,24 @@ def suite(
 
 
 async def call_tool(suite: RunningSuite, name: str, arguments: dict[str, Any]) -> Any:
+    """One call with the official client, carrying no trace context of this process: tests
+    that ran in-process before set up tracing here with nothing sampled, and a non-sampled
+    parent in ``_meta`` would (rightly) keep the gateway from sampling the request."""
+    with no_trace_context():
+        return await _call_tool(suite, name, arguments)
+
+
+@contextlib.contextmanager
+def no_trace_context() -> Iterator[None]:
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(CompositePropagator([]))
+    try:
+        yield
+    finally:
+        propagate.set_global_textmap(previous)
+
+
+async def _call_tool(suite: RunningSuite, name: str, arguments: dict[str, Any]) -> Any:
     async with (
         httpx2.AsyncClient(
             headers={"Authorization": f"Bearer {suite.api_key}"},

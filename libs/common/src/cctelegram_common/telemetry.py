@@ -12,6 +12,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import Span
 
 from cctelegram_common.redaction import redact
@@ -77,8 +78,11 @@ def setup_tracing(
     """Install the process's tracer provider (idempotent).
 
     Spans are exported over OTLP/HTTP only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the
-    traces-specific variable) is set; otherwise they are created for context propagation
-    and log correlation and dropped.
+    traces-specific variable) is set, sampled as ``OTEL_TRACES_SAMPLER`` says. Without an
+    exporter this process starts no recorded trace (parent-based, roots off): spans still
+    get ids, so trace context propagates and log lines carry trace ids, but recording spans
+    that go nowhere cost a fifth of the gateway's CPU per call. A trace an exporting
+    upstream sampled stays sampled through this hop, so a mixed deployment keeps it whole.
     """
     global _provider
     if _provider is not None:
@@ -90,11 +94,17 @@ def setup_tracing(
             "service.version": version,
         }
     )
-    provider = TracerProvider(resource=resource)
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_ENDPOINT"
     )
-    if enabled and endpoint and os.environ.get("OTEL_TRACES_EXPORTER", "otlp") != "none":
+    exporting = bool(
+        enabled and endpoint and os.environ.get("OTEL_TRACES_EXPORTER", "otlp") != "none"
+    )
+    # None: the SDK reads OTEL_TRACES_SAMPLER / _ARG (default: parent-based, always on).
+    provider = TracerProvider(
+        resource=resource, sampler=None if exporting else ParentBased(ALWAYS_OFF)
+    )
+    if exporting:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(OTLPSpanExporter())))
