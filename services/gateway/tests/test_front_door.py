@@ -273,3 +273,14 @@ def test_denials_are_audited_without_the_key(client: TestClient, keys, auth_stac
     assert record["data"]["request_id"] == request_id
     assert record["data"]["reason"] == "needs events:send"
     assert keys.reader.split("_")[2] not in json.dumps(record)
+
+
+def test_header_values_lose_surrounding_whitespace_whatever_the_parser() -> None:
+    """httptools keeps it, h11 drops it; RFC 9110 says it is not part of the value."""
+    from cctelegram_gateway.middleware import without_surrounding_whitespace
+
+    clean = [(b"host", b"localhost"), (b"mcp-name", b"send_telegram_event")]
+    assert without_surrounding_whitespace(clean) is clean  # nothing to do, no copy
+    padded = [(b"host", b"localhost"), (b"mcp-name", b" \tsend_telegram_event \t")]
+    assert without_surrounding_whitespace(padded) == clean
+    assert without_surrounding_whitespace([(b"x-empty", b"")]) == [(b"x-empty", b"")]

@@ -67,6 +67,23 @@ def origin_allowed(origin: str | None, allowed: Iterable[str]) -> bool:
     return host_allowed(origin, allowed)
 
 
+_OWS = (32, 9)  # space, horizontal tab
+
+
+def without_surrounding_whitespace(
+    headers: list[tuple[bytes, bytes]],
+) -> list[tuple[bytes, bytes]]:
+    """Header values without leading/trailing whitespace (RFC 9110 §5.5: not part of the value).
+
+    h11 strips it; httptools, the faster parser uvicorn prefers, passes it through, and the
+    MCP SDK compares ``Mcp-Name`` / ``Mcp-Method`` with the body byte for byte.
+    """
+    for _, value in headers:
+        if value and (value[0] in _OWS or value[-1] in _OWS):
+            return [(name, value.strip(b" \t")) for name, value in headers]
+    return headers
+
+
 def _bearer(headers: Headers) -> str | None:
     value = headers.get("authorization")
     if value is None:
@@ -101,6 +118,7 @@ class GatewayMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope["headers"] = without_surrounding_whitespace(scope["headers"])
         headers = Headers(scope=scope)
         incoming = headers.get("x-request-id")
         request_id = incoming if incoming and _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
