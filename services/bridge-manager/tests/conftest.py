@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -25,6 +24,7 @@ from cctelegram_common.contracts.bridge import (
 )
 from cctelegram_common.contracts.outbox import Operation, OutboxMessage
 from cctelegram_common.contracts.rpc import RpcReply
+from cctelegram_common.natsserver import free_port_block
 from cctelegram_notifier.testing import publish_outbox
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -151,24 +151,3 @@ async def fleet(fresh_nats: Any) -> AsyncIterator[Fleet]:
 @pytest.fixture
 def port_block() -> Callable[[int], int]:
     return free_port_block
-
-
-def free_port_block(count: int) -> int:
-    """A base port with ``count`` free ports after it (best effort, loopback)."""
-    for _attempt in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base: int = probe.getsockname()[1]
-        if base + count >= 65535:
-            continue
-        taken = False
-        for port in range(base, base + count):
-            with socket.socket() as other:
-                try:
-                    other.bind(("127.0.0.1", port))
-                except OSError:
-                    taken = True
-                    break
-        if not taken:
-            return base
-    raise RuntimeError("no block of free ports")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -35,11 +36,44 @@ def find_binary() -> str:
     )
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel hands to outgoing connections as their source port."""
+    with contextlib.suppress(OSError, ValueError):
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[:2]
+        return int(low), int(high)
+    return 32768, 60999
+
+
+def _bindable(port: int, host: str) -> bool:
     with socket.socket() as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block(count: int, host: str = "127.0.0.1") -> int:
+    """The first of ``count`` consecutive free ports, chosen *below* the ephemeral range.
+
+    A port the kernel just said was free (bind to port 0) is an ephemeral one: between the
+    probe and the server's bind, any outgoing connection (a client connecting to the NATS
+    server next door) may take it as its source port, and the server fails with "address
+    already in use". Below the ephemeral range only listeners take ports.
+    """
+    low, _high = _ephemeral_range()
+    floor = 10000 if low > 12000 else 1024
+    for _ in range(500):
+        start = random.randint(floor, max(floor, low - count - 1))  # noqa: S311 (not a secret)
+        if all(_bindable(port, host) for port in range(start, start + count)):
+            return start
+    raise RuntimeError(f"no block of {count} free ports on {host}")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A free port for a server to bind (see ``free_port_block``)."""
+    return free_port_block(1, host)
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

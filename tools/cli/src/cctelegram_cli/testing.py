@@ -5,27 +5,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cctelegram_common.natsserver import port_in_use
-
-
-def free_port_block(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            start = int(probe.getsockname()[1])
-        if start + count < 65000 and not any(
-            port_in_use(port) for port in range(start, start + count)
-        ):
-            return start
-    raise RuntimeError("no block of free ports")
+from cctelegram_common.natsserver import free_port_block
 
 
 @dataclass
