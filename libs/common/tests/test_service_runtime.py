@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -56,3 +57,24 @@ def test_without_nats_readiness_fails_with_reason_then_recovers(fresh_nats: Nats
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr.decode()[-2000:]
+
+
+def test_a_taken_http_port_is_a_clean_exit_that_says_why(nats_url: str) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        env = {**os.environ, "NATS_URL": nats_url, "EVENTS_HTTP__PORT": str(port)}
+        finished = subprocess.run(
+            [sys.executable, "-m", "cctelegram_events"],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    output = (finished.stdout + finished.stderr).decode()
+    assert finished.returncode == 1, output[-2000:]
+    assert "address already in use" in output
+    assert "http_server_stopped" in output
+    assert "Event loop is closed" not in output
+    assert "Task exception was never retrieved" not in output

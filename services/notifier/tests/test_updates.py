@@ -16,9 +16,8 @@ import pytest
 from nats.aio.client import Client
 
 from cctelegram_common import streams, subjects
-from cctelegram_common.contracts.updates import InboundUpdate
+from cctelegram_common.contracts.updates import InboundUpdate, update_msg_id
 from cctelegram_common.natsserver import NatsServer
-from cctelegram_notifier.publishing import update_msg_id
 from cctelegram_notifier.store import chat_key
 from cctelegram_notifier.testing import (
     NotifierProcess,

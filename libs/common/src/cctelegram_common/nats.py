@@ -9,6 +9,7 @@ import structlog
 from faststream import BaseMiddleware
 from faststream.message import StreamMessage
 from faststream.nats import NatsBroker
+from faststream.nats.message import NatsMessage
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.nats.security import (
@@ -19,15 +20,16 @@ from faststream.nats.security import (
     NatsUserPassword,
 )
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel
 
 from cctelegram_common.contracts.rpc import RpcError, RpcReply
 from cctelegram_common.logging import get_logger
 from cctelegram_common.metrics import registry
-from cctelegram_common.resilience import backoff_delay
 from cctelegram_common.settings import NatsSettings
-from cctelegram_common.subjects import HEADER_REQUEST_ID
+from cctelegram_common.subjects import HEADER_MSG_ID, HEADER_REQUEST_ID
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _log = get_logger(__name__)
@@ -118,6 +120,65 @@ def jetstream(broker: NatsBroker) -> JetStreamContext:
     return context
 
 
+PUBLISH_TIMEOUT_S = 5.0
+
+
+async def publish_to_stream(
+    js: JetStreamContext,
+    subject: str,
+    payload: BaseModel,
+    *,
+    msg_id: str,
+    stream: str,
+    request_id: str | None = None,
+    timeout_s: float = PUBLISH_TIMEOUT_S,
+) -> PubAck:
+    """Store ``payload`` on ``stream``; returns only after the PubAck (the message is stored).
+
+    ``Nats-Msg-Id`` = ``msg_id`` makes a retried publish land once. The current trace
+    context and the request id (given, or the one bound to the log context while a message
+    is handled) travel in the headers, so consumers continue the trace and the log trail.
+    Straight on nats-py rather than ``broker.publish``: FastStream's publish middleware
+    chain (a span, metrics, log context) cost ~10 % of the gateway's CPU per tool call.
+    """
+    headers = {HEADER_MSG_ID: msg_id, "content-type": "application/json"}
+    request_id = request_id or structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        headers[HEADER_REQUEST_ID] = request_id
+    propagate.inject(headers)
+    return await js.publish(
+        subject,
+        payload.model_dump_json().encode(),
+        timeout=timeout_s,
+        stream=stream,
+        headers=headers,
+    )
+
+
+class JetStreamPublisher:
+    """``publish(subject, payload, msg_id=, stream=)`` over a JetStream context: the port
+    the events service and the notifier hand to their domain code."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
+
+    async def publish(self, subject: str, payload: BaseModel, *, msg_id: str, stream: str) -> None:
+        await publish_to_stream(self.js, subject, payload, msg_id=msg_id, stream=stream)
+
+
+def current_message(broker: NatsBroker) -> NatsMessage:
+    """The message the running handler was called with.
+
+    Handlers call this instead of taking a ``message: NatsMessage`` parameter: FastStream
+    resolves that annotation with a synchronous dependency, which fast-depends runs in a
+    worker thread, one thread hop per message (measured: 466 → 245 µs of CPU per message).
+    """
+    message = broker.context.get_local("message")
+    if not isinstance(message, NatsMessage):
+        raise RuntimeError("current_message() outside a message handler")
+    return message
+
+
 class RpcFailedError(Exception):
     """The remote side answered with an error (``error``), or did not answer at all."""
 
@@ -160,34 +221,3 @@ async def rpc_call(
     if not reply.ok or reply.result is None:
         raise RpcFailedError(reply.error or RpcError(code="internal", message="empty reply"))
     return response_model.model_validate(reply.result)
-
-
-async def settle(
-    message: Any,
-    work: Callable[[], Awaitable[object]],
-    *,
-    base_delay_s: float = 0.5,
-    max_delay_s: float = 30.0,
-) -> None:
-    """Ack ``message`` once ``work`` succeeded; on failure hand it back *with a delay*.
-
-    FastStream's NACK_ON_ERROR redelivers at once, so a dependency that is down for a few
-    seconds (a JetStream leader election) burns through MaxDeliver in a blink and the
-    message is never processed again. Here every retry waits longer (jittered, capped).
-    Use with ``ack_policy=AckPolicy.MANUAL`` and a ``message: NatsMessage`` parameter.
-    """
-    try:
-        await work()
-    except Exception as error:
-        metadata = getattr(message.raw_message, "metadata", None)
-        delivered = int(getattr(metadata, "num_delivered", 1) or 1)
-        delay = max(base_delay_s, backoff_delay(delivered + 1, base_delay_s, max_delay_s))
-        _log.warning(
-            "handler_failed_retrying",
-            error=f"{type(error).__name__}: {error}"[:300],
-            delivered=delivered,
-            retry_in_s=round(delay, 2),
-        )
-        await message.nack(delay=delay)
-        return
-    await message.ack()

@@ -8,6 +8,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
 
 import uvicorn
 from faststream.nats import NatsBroker
@@ -16,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from cctelegram_common import __version__, streams
+from cctelegram_common.consumers import Durable, DurableConsumer, ModelT
 from cctelegram_common.health import CheckResult, HealthRegistry
 from cctelegram_common.http import HttpMetricsMiddleware
 from cctelegram_common.logging import configure_logging, get_logger
@@ -35,6 +37,15 @@ class _NoSignalServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+async def _serve_http(server: uvicorn.Server) -> None:
+    """uvicorn exits the *process* (``SystemExit``) when it cannot bind: that would escape
+    the event loop and skip the clean stop. Turn it into an ordinary failure of this task."""
+    try:
+        await server.serve()
+    except SystemExit as exit_request:
+        raise RuntimeError(f"HTTP server did not start (exit code {exit_request.code})") from None
 
 
 class Service:
@@ -63,6 +74,8 @@ class Service:
         self._on_connected: list[Hook] = []
         self._on_stop: list[Hook] = []
         self._on_stopping: list[Hook] = []
+        self._durables: list[Durable[Any]] = []
+        self._consumers: list[DurableConsumer[Any]] = []
         self._last_error: str | None = "not connected yet"
         self._streams_missing: list[str] = []
         self._streams_checked_at = 0.0
@@ -83,6 +96,20 @@ class Service:
         """Run last, after subscribers stopped and the NATS connection drained (local cleanup)."""
         self._on_stop.append(hook)
         return hook
+
+    def consume(self, durable: Durable[ModelT]) -> None:
+        """Handle the messages of a durable JetStream consumer, from connection to stop."""
+        self._durables.append(durable)
+
+    async def _start_consumers(self) -> None:
+        js = jetstream(self.broker)
+        self._consumers = [DurableConsumer(js, durable) for durable in self._durables]
+        for consumer in self._consumers:
+            await consumer.start()
+
+    async def _stop_consumers(self) -> None:
+        await asyncio.gather(*(consumer.stop() for consumer in self._consumers))
+        self._consumers = []
 
     def routes(self) -> list[BaseRoute]:
         return [*self.health.routes(), Route("/metrics", metrics_endpoint, methods=["GET"])]
@@ -136,6 +163,7 @@ class Service:
                 )
                 for hook in self._on_connected:
                     await hook()
+                await self._start_consumers()
                 await self.broker.start()
             except Exception as error:
                 self._last_error = f"{type(error).__name__}: {error}"[:300]
@@ -143,6 +171,8 @@ class Service:
                 self.log.warning(
                     "nats_connect_failed", error=self._last_error, retry_in_s=round(delay, 2)
                 )
+                with contextlib.suppress(Exception):
+                    await self._stop_consumers()
                 with contextlib.suppress(Exception):
                     await self.broker.stop()
                 with contextlib.suppress(TimeoutError):
@@ -161,8 +191,10 @@ class Service:
         for hook in self._on_stopping:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(hook(), self.settings.shutdown_grace_s + 5)
-        # Subscribers first: FastStream waits for in-flight handlers (graceful_timeout);
-        # unacked messages are redelivered to another instance.
+        # Subscribers first: consumers finish the message in hand, FastStream waits for
+        # in-flight handlers (graceful_timeout); unacked messages go to another instance.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._stop_consumers(), self.settings.shutdown_grace_s + 5)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.broker.stop(), self.settings.shutdown_grace_s + 5)
         for hook in self._on_stop:
@@ -192,7 +224,7 @@ class Service:
             lifespan="auto",
         )
         server = _NoSignalServer(config)
-        server_task = asyncio.create_task(server.serve(), name=f"{self.name}-http")
+        server_task = asyncio.create_task(_serve_http(server), name=f"{self.name}-http")
         connect_task = asyncio.create_task(self.connect_forever(), name=f"{self.name}-nats")
         self.log.info("started", port=self.settings.http.port, version=self.version)
         stop_wait = asyncio.create_task(self.stopping.wait())
@@ -218,5 +250,14 @@ class Service:
 
 
 def run(service: Service, app: ASGIApp | None = None) -> None:
-    """Entry point helper: ``python -m cctelegram_<svc>``."""
-    asyncio.run(service.serve(app))
+    """Entry point helper: ``python -m cctelegram_<svc>``, on uvloop where it exists.
+
+    uvloop (and httptools, which uvicorn picks up by itself) take a quarter to a third off
+    the CPU every request and every NATS round trip costs in the event loop.
+    """
+    try:
+        import uvloop
+    except ImportError:  # not built for this platform: the standard loop works the same
+        asyncio.run(service.serve(app))
+    else:
+        uvloop.run(service.serve(app))

@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from faststream.nats import NatsBroker
-from faststream.nats.annotations import NatsMessage
 from pydantic import BaseModel, ValidationError
 
 from cctelegram_auth.keys import KeyNotFoundError, KeyService, KeyStateError
@@ -20,7 +19,7 @@ from cctelegram_common.contracts.auth import (
 )
 from cctelegram_common.contracts.rpc import RpcReply
 from cctelegram_common.logging import get_logger
-from cctelegram_common.nats import fail, ok
+from cctelegram_common.nats import current_message, fail, ok
 
 log = get_logger(__name__)
 RequestT = TypeVar("RequestT", bound=BaseModel)
@@ -52,24 +51,30 @@ def register(broker: NatsBroker, keys: KeyService) -> None:
     queue = subjects.AUTH_RPC_SERVICE
 
     @broker.subscriber(subjects.AUTH_RPC_VERIFY, queue=queue)
-    async def verify(_body: Any, message: NatsMessage) -> RpcReply:
+    async def verify(_body: Any) -> RpcReply:
+        message = current_message(broker)
+
         async def run(request: VerifyRequest) -> BaseModel:
             return await keys.verify(request.api_key)
 
         return await answer(message.body, VerifyRequest, run)
 
     @broker.subscriber(subjects.AUTH_RPC_CREATE_KEY, queue=queue)
-    async def create_key(_body: Any, message: NatsMessage) -> RpcReply:
+    async def create_key(_body: Any) -> RpcReply:
+        message = current_message(broker)
         return await answer(message.body, CreateKeyRequest, keys.create)
 
     @broker.subscriber(subjects.AUTH_RPC_LIST_KEYS, queue=queue)
-    async def list_keys(_body: Any, message: NatsMessage) -> RpcReply:
+    async def list_keys(_body: Any) -> RpcReply:
+        message = current_message(broker)
         return await answer(message.body, ListKeysRequest, keys.list)
 
     @broker.subscriber(subjects.AUTH_RPC_REVOKE_KEY, queue=queue)
-    async def revoke_key(_body: Any, message: NatsMessage) -> RpcReply:
+    async def revoke_key(_body: Any) -> RpcReply:
+        message = current_message(broker)
         return await answer(message.body, RevokeKeyRequest, keys.revoke)
 
     @broker.subscriber(subjects.AUTH_RPC_ROTATE_KEY, queue=queue)
-    async def rotate_key(_body: Any, message: NatsMessage) -> RpcReply:
+    async def rotate_key(_body: Any) -> RpcReply:
+        message = current_message(broker)
         return await answer(message.body, RotateKeyRequest, keys.rotate)

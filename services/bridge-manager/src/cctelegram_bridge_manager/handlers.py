@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from faststream.nats import NatsBroker
-from faststream.nats.annotations import NatsMessage
 from pydantic import BaseModel, ValidationError
 
 from cctelegram_bridge_manager.control import BridgeController
@@ -16,7 +15,7 @@ from cctelegram_common import subjects
 from cctelegram_common.contracts.bridge import BridgeControlRequest, BridgeStatusRequest
 from cctelegram_common.contracts.rpc import RpcReply
 from cctelegram_common.logging import get_logger
-from cctelegram_common.nats import fail, ok
+from cctelegram_common.nats import current_message, fail, ok
 
 log = get_logger(__name__)
 RequestT = TypeVar("RequestT", bound=BaseModel)
@@ -83,25 +82,31 @@ def register(broker: NatsBroker, runtime: Runtime) -> None:
         return await runtime.need_controller().ensure(request)
 
     @broker.subscriber(subjects.BRIDGE_RPC_STATUS, queue=QUEUE)
-    async def on_status(_body: Any, message: NatsMessage) -> RpcReply:
+    async def on_status(_body: Any) -> RpcReply:
+        message = current_message(broker)
         return await _answer(message.body, BridgeStatusRequest, status)
 
     @broker.subscriber(subjects.BRIDGE_RPC_CHECK_PROCESS, queue=QUEUE)
-    async def on_check_process(_body: Any, message: NatsMessage) -> RpcReply:
+    async def on_check_process(_body: Any) -> RpcReply:
+        message = current_message(broker)
         return await _answer(message.body, BridgeStatusRequest, check_process)
 
     @broker.subscriber(subjects.BRIDGE_RPC_START, queue=QUEUE)
-    async def on_start(_body: Any, message: NatsMessage) -> RpcReply:
+    async def on_start(_body: Any) -> RpcReply:
+        message = current_message(broker)
         return await _answer(message.body, BridgeControlRequest, start)
 
     @broker.subscriber(subjects.BRIDGE_RPC_STOP, queue=QUEUE)
-    async def on_stop(_body: Any, message: NatsMessage) -> RpcReply:
+    async def on_stop(_body: Any) -> RpcReply:
+        message = current_message(broker)
         return await _answer(message.body, BridgeControlRequest, stop)
 
     @broker.subscriber(subjects.BRIDGE_RPC_RESTART, queue=QUEUE)
-    async def on_restart(_body: Any, message: NatsMessage) -> RpcReply:
+    async def on_restart(_body: Any) -> RpcReply:
+        message = current_message(broker)
         return await _answer(message.body, BridgeControlRequest, restart)
 
     @broker.subscriber(subjects.BRIDGE_RPC_ENSURE, queue=QUEUE)
-    async def on_ensure(_body: Any, message: NatsMessage) -> RpcReply:
+    async def on_ensure(_body: Any) -> RpcReply:
+        message = current_message(broker)
         return await _answer(message.body, BridgeControlRequest, ensure)

@@ -8,7 +8,7 @@ import contextlib
 from cctelegram_common import subjects
 from cctelegram_common.health import CheckResult
 from cctelegram_common.logging import get_logger
-from cctelegram_common.nats import jetstream
+from cctelegram_common.nats import JetStreamPublisher, jetstream
 from cctelegram_common.service import Service
 from cctelegram_events import handlers
 from cctelegram_events.approvals import ApprovalService
@@ -16,7 +16,7 @@ from cctelegram_events.bridge_client import RpcBridgeClient
 from cctelegram_events.callbacks import CallbackSigner, shared_secret
 from cctelegram_events.modes import ModeStore, QuietHours
 from cctelegram_events.notifications import NotificationService
-from cctelegram_events.ports import BrokerPublisher, NatsKv, system_clock
+from cctelegram_events.ports import NatsKv, system_clock
 from cctelegram_events.responses import ResponseLog, StreamResponseReader
 from cctelegram_events.runtime import Runtime, RuntimeHolder
 from cctelegram_events.settings import EventsSettings
@@ -39,7 +39,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
     status_kv = NatsKv(await js.key_value(subjects.KV_EVENT_STATUS))
     state_kv = NatsKv(await js.key_value(subjects.KV_STATE))
     approvals_kv = NatsKv(await js.key_value(subjects.KV_APPROVALS))
-    publisher = BrokerPublisher(service.broker)
+    publisher = JetStreamPublisher(js)
     clock = system_clock
     modes = ModeStore(state_kv, clock)
     signer = CallbackSigner(await shared_secret(state_kv, settings.resolved_callback_secret()))
@@ -107,6 +107,8 @@ def create_app(settings: EventsSettings | None = None) -> Service:
     service = Service(SERVICE_NAME, settings)
     holder = RuntimeHolder()
     handlers.register(service.broker, holder)
+    for durable in handlers.durables(holder):
+        service.consume(durable)
     background: list[asyncio.Task[None]] = []
 
     @service.on_connected

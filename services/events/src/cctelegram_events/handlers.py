@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from faststream import AckPolicy
-from faststream.nats import JStream, NatsBroker, PullSub
-from faststream.nats.annotations import NatsMessage
-from nats.js.api import ConsumerConfig
+from faststream.nats import NatsBroker
 from pydantic import BaseModel
 
 from cctelegram_common import subjects
+from cctelegram_common.consumers import Durable
 from cctelegram_common.contracts.approvals import CancelApprovalRequest, SubmitApproval
 from cctelegram_common.contracts.events import SubmitEvent
 from cctelegram_common.contracts.modes import ModeResult, SetModeRequest
@@ -21,7 +20,7 @@ from cctelegram_common.contracts.tasks import RegisterTodosRequest, TaskStatusRe
 from cctelegram_common.contracts.tools import TemplatesRequest
 from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_common.logging import get_logger
-from cctelegram_common.nats import fail, ok, settle
+from cctelegram_common.nats import fail, ok
 from cctelegram_events.approvals import ApprovalError
 from cctelegram_events.modes import MODE_MESSAGES
 from cctelegram_events.runtime import Runtime, RuntimeHolder
@@ -29,16 +28,7 @@ from cctelegram_events.templates import catalogue
 
 log = get_logger(__name__)
 
-# Streams exist already (Service.connect_forever provisions them): never let FastStream
-# re-declare them with only its own subject.
-EVENTS_STREAM = JStream(subjects.STREAM_EVENTS, declare=False)
-DELIVERIES_STREAM = JStream(subjects.STREAM_DELIVERIES, declare=False)
-UPDATES_STREAM = JStream(subjects.STREAM_UPDATES, declare=False)
 RPC_QUEUE = subjects.EVENTS_RPC_SERVICE
-
-
-def _durable(max_deliver: int = 50) -> ConsumerConfig:
-    return ConsumerConfig(ack_wait=30, max_deliver=max_deliver)
 
 
 async def _answer(
@@ -56,65 +46,53 @@ async def _answer(
         return fail("internal", f"{method} failed")
 
 
+def durables(holder: RuntimeHolder) -> list[Durable[Any]]:
+    """The durable consumers of the events service: stored commands and reports it works on."""
+
+    async def fold_delivery(report: DeliveryReported) -> None:
+        runtime = holder.get()
+        await runtime.notifications.on_delivery(report)
+        await runtime.approvals.on_card_delivered(report)
+
+    return [
+        Durable(
+            stream=subjects.STREAM_EVENTS,
+            subject=subjects.EVENT_SUBMIT,
+            name=subjects.CONSUMER_EVENTS_SUBMIT,
+            model=SubmitEvent,
+            work=lambda event: holder.get().notifications.submit(event),
+            description="events: render and route submitted notifications",
+        ),
+        Durable(
+            stream=subjects.STREAM_EVENTS,
+            subject=subjects.APPROVAL_SUBMIT,
+            name=subjects.CONSUMER_EVENTS_APPROVALS,
+            model=SubmitApproval,
+            work=lambda command: holder.get().approvals.submit(command),
+            description="events: create approval records and queue their cards",
+        ),
+        Durable(
+            stream=subjects.STREAM_DELIVERIES,
+            subject=subjects.DELIVERY_REPORTED,
+            name=subjects.CONSUMER_EVENTS_DELIVERIES,
+            model=DeliveryReported,
+            work=fold_delivery,
+            description="events: fold the notifier's delivery reports into event status",
+            batch_size=32,
+        ),
+        Durable(
+            stream=subjects.STREAM_UPDATES,
+            subject=subjects.TELEGRAM_UPDATES,
+            name=subjects.CONSUMER_EVENTS_UPDATES,
+            model=InboundUpdate,
+            work=lambda inbound: holder.get().updates.handle(inbound),
+            description="events: button presses, replies and bot commands from Telegram",
+        ),
+    ]
+
+
 def register(broker: NatsBroker, holder: RuntimeHolder) -> None:
-    """Attach every subscriber of the events service to ``broker``."""
-
-    @broker.subscriber(
-        subjects.EVENT_SUBMIT,
-        stream=EVENTS_STREAM,
-        durable=subjects.CONSUMER_EVENTS_SUBMIT,
-        pull_sub=PullSub(batch_size=16, timeout=5.0),
-        config=_durable(),
-        ack_policy=AckPolicy.MANUAL,
-        title="events-submit",
-        description="Render and route submitted notifications",
-    )
-    async def on_submit(event: SubmitEvent, message: NatsMessage) -> None:
-        await settle(message, lambda: holder.get().notifications.submit(event))
-
-    @broker.subscriber(
-        subjects.APPROVAL_SUBMIT,
-        stream=EVENTS_STREAM,
-        durable=subjects.CONSUMER_EVENTS_APPROVALS,
-        pull_sub=PullSub(batch_size=16, timeout=5.0),
-        config=_durable(),
-        ack_policy=AckPolicy.MANUAL,
-        title="events-approvals",
-        description="Create approval records and queue their cards",
-    )
-    async def on_approval(command: SubmitApproval, message: NatsMessage) -> None:
-        await settle(message, lambda: holder.get().approvals.submit(command))
-
-    @broker.subscriber(
-        subjects.DELIVERY_REPORTED,
-        stream=DELIVERIES_STREAM,
-        durable=subjects.CONSUMER_EVENTS_DELIVERIES,
-        pull_sub=PullSub(batch_size=32, timeout=5.0),
-        config=_durable(),
-        ack_policy=AckPolicy.MANUAL,
-        title="events-deliveries",
-        description="Fold the notifier's delivery reports into event status",
-    )
-    async def on_delivery(report: DeliveryReported, message: NatsMessage) -> None:
-        async def fold() -> None:
-            runtime = holder.get()
-            await runtime.notifications.on_delivery(report)
-            await runtime.approvals.on_card_delivered(report)
-
-        await settle(message, fold)
-
-    @broker.subscriber(
-        subjects.TELEGRAM_UPDATES,
-        stream=UPDATES_STREAM,
-        durable=subjects.CONSUMER_EVENTS_UPDATES,
-        pull_sub=PullSub(batch_size=16, timeout=5.0),
-        config=_durable(),
-        ack_policy=AckPolicy.MANUAL,
-        title="events-updates",
-        description="Button presses, replies and bot commands from Telegram",
-    )
-    async def on_update(inbound: InboundUpdate, message: NatsMessage) -> None:
-        await settle(message, lambda: holder.get().updates.handle(inbound))
+    """Attach the request-reply handlers of the events service to ``broker``."""
 
     # --- RPC ---------------------------------------------------------------------------------
     @broker.subscriber(subjects.EVENTS_RPC_RESPONSES_LIST, queue=RPC_QUEUE)

@@ -15,7 +15,6 @@ from typing import Protocol, TypeVar
 
 import nats.errors
 import nats.js.errors
-from faststream.nats import NatsBroker
 from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
@@ -136,18 +135,3 @@ class NatsKv:
         finally:
             await watcher.stop()  # type: ignore[no-untyped-call]
         return found
-
-
-class BrokerPublisher:
-    """``Publisher`` over the service's FastStream broker (JetStream publish, PubAck awaited)."""
-
-    def __init__(self, broker: NatsBroker) -> None:
-        self.broker = broker
-
-    async def publish(self, subject: str, payload: BaseModel, *, msg_id: str, stream: str) -> None:
-        await self.broker.publish(
-            payload.model_dump_json().encode(),
-            subject,
-            headers={subjects.HEADER_MSG_ID: msg_id, "content-type": "application/json"},
-            stream=stream,
-        )

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
-from faststream.nats.annotations import NatsMessage
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -18,7 +17,7 @@ from cctelegram_common.audit import publish_audit
 from cctelegram_common.contracts.audit import AuditRecord
 from cctelegram_common.contracts.auth import KeyChanged, VerifyRequest, VerifyResponse
 from cctelegram_common.http import HttpMetricsMiddleware
-from cctelegram_common.nats import rpc_call
+from cctelegram_common.nats import current_message, rpc_call
 from cctelegram_common.service import Service
 from cctelegram_common.telemetry import asgi_tracing
 from cctelegram_gateway import metrics as gateway_metrics
@@ -114,7 +113,8 @@ def create_app(
 
     # No queue group: every replica hears every change and drops the key from its cache.
     @broker.subscriber(subjects.AUTH_KEY_CHANGED)
-    async def on_key_changed(_body: Any, message: NatsMessage) -> None:
+    async def on_key_changed(_body: Any) -> None:
+        message = current_message(broker)
         change = KeyChanged.model_validate_json(message.body)
         verifier.forget(change.key_id)
 

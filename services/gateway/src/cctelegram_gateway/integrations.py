@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from faststream.nats import NatsBroker
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from cctelegram_common import subjects
@@ -17,30 +16,13 @@ from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import Severity, SubmitEvent
 from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_common.logging import get_logger
+from cctelegram_common.nats import jetstream, publish_to_stream
 from cctelegram_gateway.calls import CallRefusedError, ToolRunner
 from cctelegram_gateway.errors import ERROR_RESPONSES
 from cctelegram_gateway.rest import error_response, principal_of, request_id_of
 
 log = get_logger(__name__)
 SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 - a header name
-PUBLISH_TIMEOUT_S = 5.0
-
-
-async def store(
-    broker: NatsBroker, payload: BaseModel, subject: str, stream: str, msg_id: str, request_id: str
-) -> None:
-    """JetStream publish with a dedup id; returns only after the PubAck."""
-    await broker.publish(
-        payload.model_dump_json().encode(),
-        subject,
-        headers={
-            subjects.HEADER_MSG_ID: msg_id,
-            subjects.HEADER_REQUEST_ID: request_id,
-            "content-type": "application/json",
-        },
-        stream=stream,
-        timeout=PUBLISH_TIMEOUT_S,
-    )
 
 
 # --- Alertmanager ---------------------------------------------------------------------------
@@ -151,13 +133,13 @@ def add_integration_routes(
         for alert in payload.alerts:
             event = alert_event(alert, principal.client_id, request_id)
             try:
-                await store(
-                    runner.broker,
-                    event,
+                await publish_to_stream(
+                    jetstream(runner.broker),
                     subjects.EVENT_SUBMIT,
-                    subjects.STREAM_EVENTS,
-                    event.event_id,
-                    request_id,
+                    event,
+                    msg_id=event.event_id,
+                    stream=subjects.STREAM_EVENTS,
+                    request_id=request_id,
                 )
             except Exception as error:
                 log.warning("alert_store_failed", request_id=request_id, error=type(error).__name__)
@@ -195,13 +177,13 @@ def add_integration_routes(
                 request, 400, "invalid", "not a Telegram Update", field="update_id"
             )
         try:
-            await store(
-                runner.broker,
-                update,
+            await publish_to_stream(
+                jetstream(runner.broker),
                 subjects.TELEGRAM_UPDATES,
-                subjects.STREAM_UPDATES,
-                f"tg-update-{update.update_id}",
-                request_id,
+                update,
+                msg_id=update.msg_id,
+                stream=subjects.STREAM_UPDATES,
+                request_id=request_id,
             )
         except Exception as error:
             # Not 200: Telegram retries the update later.

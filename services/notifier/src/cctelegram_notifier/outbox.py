@@ -19,6 +19,7 @@ from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
 from cctelegram_common import subjects
+from cctelegram_common.consumers import bind_durable
 from cctelegram_common.contracts.base import utc_now
 from cctelegram_common.contracts.outbox import (
     DeadLetter,
@@ -142,15 +143,8 @@ class OutboxConsumer:
         )
 
     async def subscribe(self) -> None:
-        """Create or update the durable consumer, then bind a pull subscription to it."""
-        try:
-            await self.js.add_consumer(subjects.STREAM_OUTBOX, self.consumer_config())
-        except (nats.errors.Error, TimeoutError) as error:
-            # An operator's consumer with other immutable settings, or a user not allowed to
-            # create consumers (a permission violation looks like a timeout): use what exists.
-            log.warning("outbox_consumer_kept", error=f"{type(error).__name__}: {error}"[:200])
-        self.subscription = await self.js.pull_subscribe_bind(
-            consumer=subjects.CONSUMER_NOTIFIER_OUTBOX, stream=subjects.STREAM_OUTBOX
+        self.subscription = await bind_durable(
+            self.js, subjects.STREAM_OUTBOX, self.consumer_config()
         )
 
     async def start(self, *, fetching: bool) -> None:

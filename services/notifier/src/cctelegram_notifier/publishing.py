@@ -8,15 +8,14 @@ from typing import Protocol
 
 import nats.errors
 from nats.js import JetStreamContext
-from opentelemetry import propagate
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.base import Contract
 from cctelegram_common.contracts.outbox import DeadLetter, DeliveryReported
 from cctelegram_common.contracts.updates import InboundUpdate
+from cctelegram_common.nats import PUBLISH_TIMEOUT_S
 from cctelegram_common.resilience import retry_async
 
-PUBLISH_TIMEOUT_S = 5.0
 # NATS writes that record what Telegram already accepted are retried this long: a NATS
 # restart takes a few seconds, and giving up early turns into a duplicate send later.
 PATIENCE_S = 20.0
@@ -39,24 +38,6 @@ class Publisher(Protocol):
         """Store ``payload`` on ``stream``; returns after the PubAck (dedup by ``msg_id``)."""
 
 
-class JetStreamPublisher:
-    """``Publisher`` over a JetStream context; carries the current trace in the headers."""
-
-    def __init__(self, js: JetStreamContext) -> None:
-        self.js = js
-
-    async def publish(self, subject: str, payload: Contract, *, msg_id: str, stream: str) -> None:
-        headers = {subjects.HEADER_MSG_ID: msg_id}
-        propagate.inject(headers)
-        await self.js.publish(
-            subject,
-            payload.model_dump_json().encode(),
-            headers=headers,
-            stream=stream,
-            timeout=PUBLISH_TIMEOUT_S,
-        )
-
-
 async def publish_report(publisher: Publisher, report: DeliveryReported) -> None:
     await publisher.publish(
         subjects.DELIVERY_REPORTED,
@@ -75,16 +56,11 @@ async def publish_dead_letter(publisher: Publisher, dead: DeadLetter) -> None:
     )
 
 
-def update_msg_id(update_id: int) -> str:
-    """``Nats-Msg-Id`` of an inbound update: a re-polled update is stored once."""
-    return f"tg-update-{update_id}"
-
-
 async def publish_update(publisher: Publisher, update: InboundUpdate) -> None:
     await publisher.publish(
         subjects.TELEGRAM_UPDATES,
         update,
-        msg_id=update_msg_id(update.update_id),
+        msg_id=update.msg_id,
         stream=subjects.STREAM_UPDATES,
     )
 

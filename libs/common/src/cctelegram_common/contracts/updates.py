@@ -19,3 +19,12 @@ class InboundUpdate(Contract):
     update: dict[str, Any] = Field(description="The Update object exactly as Telegram sent it")
     received_at: datetime = Field(default_factory=utc_now)
     source: str = Field(default="polling", description="polling or webhook")
+
+    @property
+    def msg_id(self) -> str:
+        """Its ``Nats-Msg-Id``: polled, re-polled or posted by webhook, stored once."""
+        return update_msg_id(self.update_id)
+
+
+def update_msg_id(update_id: int) -> str:
+    return f"tg-update-{update_id}"

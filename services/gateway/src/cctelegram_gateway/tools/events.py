@@ -25,7 +25,7 @@ from cctelegram_common.contracts.tools import (
     SendResult,
     SendTaskCompletionInput,
 )
-from cctelegram_common.nats import RpcFailedError, jetstream, rpc_call
+from cctelegram_common.nats import RpcFailedError, jetstream, publish_to_stream, rpc_call
 from cctelegram_gateway.registry import ToolContext, ToolError, registry
 
 # Ids derived from (client, idempotency key) live in this namespace, so the same key of the
@@ -48,16 +48,13 @@ def may_read(ctx: ToolContext, owner: str) -> bool:
 async def publish_command(ctx: ToolContext, subject: str, payload: BaseModel, msg_id: str) -> None:
     """JetStream publish with Nats-Msg-Id; returns only after the PubAck (the command is stored)."""
     try:
-        await ctx.broker.publish(
-            payload.model_dump_json().encode(),
+        await publish_to_stream(
+            jetstream(ctx.broker),
             subject,
-            headers={
-                subjects.HEADER_MSG_ID: msg_id,
-                subjects.HEADER_REQUEST_ID: ctx.request_id,
-                "content-type": "application/json",
-            },
+            payload,
+            msg_id=msg_id,
             stream=subjects.STREAM_EVENTS,
-            timeout=5.0,
+            request_id=ctx.request_id,
         )
     except Exception as error:
         raise ToolError(

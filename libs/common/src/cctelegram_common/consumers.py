@@ -1,0 +1,263 @@
+"""Durable JetStream pull consumers that hand each stored message, decoded, to one coroutine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import nats.errors
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+from prometheus_client import Counter, Histogram
+from pydantic import BaseModel, ValidationError
+
+from cctelegram_common.logging import get_logger
+from cctelegram_common.metrics import registry
+from cctelegram_common.resilience import backoff_delay
+from cctelegram_common.subjects import HEADER_MSG_ID, HEADER_REQUEST_ID
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+_log = get_logger(__name__)
+_tracer = trace.get_tracer("cctelegram")
+
+MESSAGES_HANDLED = Counter(
+    "stream_messages_handled_total",
+    "Stored messages a durable consumer handled, by outcome (acked, retried, rejected).",
+    ["consumer", "outcome"],
+    registry=registry,
+)
+HANDLING_SECONDS = Histogram(
+    "stream_message_handling_seconds",
+    "Time from taking a stored message to settling it.",
+    ["consumer"],
+    registry=registry,
+)
+
+
+async def settle(
+    message: Msg,
+    work: Callable[[], Awaitable[object]],
+    *,
+    base_delay_s: float = 0.5,
+    max_delay_s: float = 30.0,
+) -> bool:
+    """Ack ``message`` once ``work`` succeeded; on failure hand it back *with a delay*.
+    True when it was acked.
+
+    An immediate redelivery makes a dependency that is down for a few seconds (a JetStream
+    leader election) burn through MaxDeliver in a blink, and the message is never processed
+    again. Here every retry waits longer (jittered, capped).
+    """
+    try:
+        await work()
+    except Exception as error:
+        metadata = getattr(message, "metadata", None)
+        delivered = int(getattr(metadata, "num_delivered", 1) or 1)
+        delay = max(base_delay_s, backoff_delay(delivered + 1, base_delay_s, max_delay_s))
+        _log.warning(
+            "handler_failed_retrying",
+            error=f"{type(error).__name__}: {error}"[:300],
+            delivered=delivered,
+            retry_in_s=round(delay, 2),
+        )
+        with contextlib.suppress(Exception):  # no nak: redelivered after AckWait anyway
+            await message.nak(delay=delay)
+        return False
+    try:
+        await message.ack()
+    except Exception as error:
+        # Done but not acknowledged: redelivered after AckWait, and the work is idempotent.
+        _log.warning("ack_failed", error=type(error).__name__)
+    return True
+
+
+@contextlib.contextmanager
+def message_scope(message: Msg) -> Iterator[None]:
+    """While one stored message is handled: a consumer span continuing the publisher's
+    trace, and its request id on every log line."""
+    headers = message.headers or {}
+    request_id = headers.get(HEADER_REQUEST_ID)
+    bound = {"request_id": request_id} if request_id else {}
+    with (
+        _tracer.start_as_current_span(
+            f"{message.subject} process",
+            context=propagate.extract(headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": message.subject,
+                "messaging.message.id": headers.get(HEADER_MSG_ID, ""),
+            },
+        ),
+        structlog.contextvars.bound_contextvars(**bound),
+    ):
+        yield
+
+
+async def bind_durable(
+    js: JetStreamContext, stream: str, config: ConsumerConfig
+) -> JetStreamContext.PullSubscription:
+    """Create or update the durable consumer, then bind a pull subscription to it."""
+    try:
+        await js.add_consumer(stream, config)
+    except (nats.errors.Error, TimeoutError) as error:
+        # An operator's consumer with other immutable settings, or a user not allowed to
+        # create consumers (a permission violation looks like a timeout): use what exists.
+        _log.warning(
+            "consumer_kept",
+            consumer=config.durable_name,
+            error=f"{type(error).__name__}: {error}"[:200],
+        )
+    assert config.durable_name is not None
+    return await js.pull_subscribe_bind(consumer=config.durable_name, stream=stream)
+
+
+@dataclass(frozen=True)
+class Durable(Generic[ModelT]):
+    """What one durable consumer reads and what it does with each message."""
+
+    stream: str
+    subject: str
+    name: str
+    model: type[ModelT]
+    work: Callable[[ModelT], Awaitable[object]]
+    description: str = ""
+    batch_size: int = 16
+    ack_wait_s: float = 30.0
+    max_deliver: int = 50
+
+    def config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            name=self.name,
+            durable_name=self.name,
+            description=self.description or None,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait_s,
+            max_deliver=self.max_deliver,
+            filter_subject=self.subject,
+        )
+
+
+class DurableConsumer(Generic[ModelT]):
+    """Fetches batches from one durable consumer and handles them one message at a time,
+    in order: decoded into the model, in its own span and log context, settled on its own
+    (acked, or handed back with a growing delay).
+
+    Why not a FastStream subscriber: its per-message pipeline cost three times the CPU of
+    this loop (measured: 200-240 vs 64-70 µs per message), and its batch mode waits until a
+    batch is *full* or its timeout passed, so a lone message sat there for the whole
+    timeout. nats-py's ``fetch`` returns as soon as anything is there, with whatever else
+    is already waiting, which is both prompt and batched under load.
+    """
+
+    def __init__(
+        self, js: JetStreamContext, durable: Durable[ModelT], *, fetch_timeout_s: float = 5.0
+    ) -> None:
+        self.js = js
+        self.durable = durable
+        self.fetch_timeout_s = fetch_timeout_s
+        self._subscription: JetStreamContext.PullSubscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._fetching = False
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def subscribe(self) -> None:
+        self._subscription = await bind_durable(self.js, self.durable.stream, self.durable.config())
+
+    async def start(self) -> None:
+        if self.running:
+            return
+        self._closing = False
+        await self.subscribe()
+        self._task = asyncio.create_task(self._fetch_loop(), name=f"consume-{self.durable.name}")
+
+    async def stop(self) -> None:
+        """Finish the message in hand, hand the rest of its batch back, stop fetching."""
+        self._closing = True
+        task = self._task
+        if task is not None:
+            if self._fetching:
+                task.cancel()  # nothing taken yet: a pending pull just expires on the server
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._task = None
+        if self._subscription is not None:
+            with contextlib.suppress(Exception):
+                await self._subscription.unsubscribe()
+            self._subscription = None
+
+    async def _fetch_loop(self) -> None:
+        failures = 0
+        while not self._closing:
+            assert self._subscription is not None
+            self._fetching = True
+            try:
+                messages = await self._subscription.fetch(
+                    self.durable.batch_size, timeout=self.fetch_timeout_s
+                )
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except Exception as error:
+                failures += 1
+                _log.warning(
+                    "consumer_fetch_failed",
+                    consumer=self.durable.name,
+                    error=type(error).__name__,
+                    failures=failures,
+                )
+                await asyncio.sleep(min(5.0, 0.5 * failures))
+                if failures % 5 == 0:
+                    # The consumer may be gone (a fresh server): create and bind it again.
+                    with contextlib.suppress(Exception):
+                        await self.subscribe()
+                continue
+            finally:
+                self._fetching = False
+            failures = 0
+            for index, message in enumerate(messages):
+                if self._closing:
+                    for left in messages[index:]:
+                        with contextlib.suppress(Exception):
+                            await left.nak()
+                    return
+                await self.handle(message)
+
+    async def handle(self, message: Msg) -> None:
+        """Decode, run the work, settle. Never raises: a failure is a delayed redelivery."""
+        started = time.perf_counter()
+        outcome = "acked"
+        with message_scope(message):
+            try:
+                item = self.durable.model.model_validate_json(message.data)
+            except ValidationError as error:
+                # No retry can fix a payload that does not decode: terminate, loudly.
+                _log.error(
+                    "message_undecodable",
+                    consumer=self.durable.name,
+                    subject=message.subject,
+                    error=str(error)[:300],
+                )
+                outcome = "rejected"
+                with contextlib.suppress(Exception):
+                    await message.term()
+            else:
+                if not await settle(message, functools.partial(self.durable.work, item)):
+                    outcome = "retried"
+        MESSAGES_HANDLED.labels(self.durable.name, outcome).inc()
+        HANDLING_SECONDS.labels(self.durable.name).observe(time.perf_counter() - started)

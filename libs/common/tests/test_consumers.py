@@ -1,0 +1,86 @@
+"""Durable consumers against a real nats-server: prompt, ordered, settled one by one."""
+
+import asyncio
+import uuid
+
+import nats
+from pydantic import BaseModel
+
+from cctelegram_common.consumers import Durable, DurableConsumer, settle
+
+
+class Note(BaseModel):
+    n: int
+
+
+class FakeMessage:
+    """The part of a nats-py ``Msg`` that ``settle`` uses."""
+
+    def __init__(self, delivered: int) -> None:
+        self.metadata = type("Meta", (), {"num_delivered": delivered})
+        self.outcome: tuple[str, float | None] | None = None
+
+    async def ack(self) -> None:
+        self.outcome = ("ack", None)
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.outcome = ("nack", delay)
+
+
+async def test_settle_acks_success_and_hands_failures_back_later_each_time() -> None:
+    async def works() -> None:
+        return None
+
+    async def fails() -> None:
+        raise TimeoutError("outbox stream has no leader")
+
+    done = FakeMessage(1)
+    assert await settle(done, works)  # type: ignore[arg-type]
+    assert done.outcome == ("ack", None)
+
+    for delivered in (1, 5, 40):
+        failed = FakeMessage(delivered)
+        assert not await settle(failed, fails, base_delay_s=0.5, max_delay_s=30)  # type: ignore[arg-type]
+        assert failed.outcome is not None
+        kind, delay = failed.outcome
+        assert kind == "nack"
+        assert delay is not None
+        assert 0.5 <= delay <= 30  # never an immediate redelivery that burns MaxDeliver
+
+
+async def test_a_lone_message_is_handled_without_waiting_for_a_full_batch(nats_url: str) -> None:
+    """The fetch timeout is far longer than the test's patience: a consumer that waited for
+    a full batch (FastStream's batch mode did) would never get there."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    stream, subject = f"T{uuid.uuid4().hex[:8]}", f"test.{uuid.uuid4().hex}"
+    await js.add_stream(name=stream, subjects=[subject])
+    seen: list[int] = []
+    failed_once: set[int] = set()
+    got_all = asyncio.Event()
+
+    async def work(note: Note) -> None:
+        if note.n == 2 and note.n not in failed_once:
+            failed_once.add(note.n)
+            raise RuntimeError("a dependency is down for a moment")
+        seen.append(note.n)
+        if {1, 2, 3} <= set(seen):
+            got_all.set()
+
+    durable = Durable(stream=stream, subject=subject, name="test-durable", model=Note, work=work)
+    consumer = DurableConsumer(js, durable, fetch_timeout_s=60)
+    await consumer.start()
+    try:
+        await js.publish(subject, Note(n=1).model_dump_json().encode())
+        await js.publish(subject, b"not json at all")  # terminated, never blocks the rest
+        await js.publish(subject, Note(n=2).model_dump_json().encode())
+        await js.publish(subject, Note(n=3).model_dump_json().encode())
+        await asyncio.wait_for(got_all.wait(), 20)
+    finally:
+        await consumer.stop()
+    assert seen[0] == 1
+    assert sorted(seen) == [1, 2, 3]  # 2 came back after its delayed redelivery
+    info = await js.consumer_info(stream, "test-durable")
+    assert info.num_ack_pending == 0
+    assert info.num_pending == 0
+    await nc.close()
