@@ -8,6 +8,9 @@ import json
 import uuid
 
 import nats
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.trace import SpanKind
 from starlette.testclient import TestClient
 
 from cctelegram_common import subjects
@@ -284,3 +287,64 @@ def test_header_values_lose_surrounding_whitespace_whatever_the_parser() -> None
     padded = [(b"host", b"localhost"), (b"mcp-name", b" \tsend_telegram_event \t")]
     assert without_surrounding_whitespace(padded) == clean
     assert without_surrounding_whitespace([(b"x-empty", b"")]) == [(b"x-empty", b"")]
+
+
+class _Collector(SpanProcessor):
+    """Keeps the spans that end while it is switched on (the process provider is global)."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.spans: list[ReadableSpan] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.active:
+            self.spans.append(span)
+
+
+def test_an_mcp_call_continues_the_callers_trace_in_one_server_span(
+    client: TestClient, keys
+) -> None:
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    collector = _Collector()
+    provider.add_span_processor(collector)
+    trace_id = uuid.uuid4().hex
+    traceparent = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
+    call = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": "list_event_types", "arguments": {}},
+    }
+    collector.active = True
+    try:
+        response = client.post(
+            "/mcp",
+            json=call,
+            headers={
+                **bearer(keys.admin),
+                **MCP_HEADERS,
+                "MCP-Protocol-Version": "2025-11-25",
+                "traceparent": traceparent,
+            },
+        )
+        rest_trace_id = uuid.uuid4().hex
+        rest = client.post(
+            "/v1/tools/list_event_types",
+            json={},
+            headers={
+                **bearer(keys.admin),
+                "traceparent": f"00-{rest_trace_id}-{uuid.uuid4().hex[:16]}-01",
+            },
+        )
+    finally:
+        collector.active = False
+    assert response.status_code == 200, response.text
+    assert rest.status_code == 200, rest.text
+    continued = [s for s in collector.spans if f"{s.context.trace_id:032x}" == trace_id]
+    servers = [span for span in continued if span.kind is SpanKind.SERVER]
+    assert [span.name for span in servers] == ["tools/call list_event_types"], continued
+    assert servers[0].attributes["cctelegram.request_id"] == response.headers["x-request-id"]
+    # Every other request still gets the HTTP instrumentation's server span.
+    http_spans = [s for s in collector.spans if f"{s.context.trace_id:032x}" == rest_trace_id]
+    assert any(span.kind is SpanKind.SERVER for span in http_spans), http_spans

@@ -3,12 +3,14 @@ no secret in any exported span, and instrumentation helpers for HTTP in and out.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
-from opentelemetry import trace
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -152,9 +154,29 @@ def asgi_tracing(app: Any, excluded: str = "/health,/health/ready,/metrics") -> 
     )
 
 
+_TRACE_HEADERS = (b"traceparent", b"tracestate", b"baggage")
+
+
+@contextlib.contextmanager
+def continued_trace(scope: Any) -> Iterator[None]:
+    """While an ASGI request runs: the caller's W3C trace context (its ``traceparent``
+    header) as the current context, without a span of its own. For paths where the app
+    opens the server span itself."""
+    carrier = {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope.get("headers", ())
+        if name in _TRACE_HEADERS
+    }
+    token = otel_context.attach(propagate.extract(carrier)) if carrier else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            otel_context.detach(token)
+
+
 def current_traceparent() -> str | None:
     """The W3C ``traceparent`` of the current span, to store beside long-lived state."""
-    from opentelemetry import propagate
 
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
@@ -169,7 +191,6 @@ def links_to(traceparent: str | None) -> list[trace.Link]:
     """
     if not traceparent:
         return []
-    from opentelemetry import propagate
 
     context = propagate.extract({"traceparent": traceparent})
     span_context = trace.get_current_span(context).get_span_context()

@@ -19,7 +19,7 @@ from cctelegram_common.contracts.auth import KeyChanged, VerifyRequest, VerifyRe
 from cctelegram_common.http import HttpMetricsMiddleware
 from cctelegram_common.nats import current_message, rpc_call
 from cctelegram_common.service import Service
-from cctelegram_common.telemetry import asgi_tracing
+from cctelegram_common.telemetry import asgi_tracing, continued_trace
 from cctelegram_gateway import metrics as gateway_metrics
 from cctelegram_gateway import tools
 from cctelegram_gateway.auditing import Auditor
@@ -74,10 +74,36 @@ class McpFastPath:
         self.mcp_endpoint = mcp_endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/mcp" and scope["method"] == "POST":
+        if is_mcp_post(scope):
             await self.mcp_endpoint(scope, receive, send)
         else:
             await self.api(scope, receive, send)
+
+
+def is_mcp_post(scope: Scope) -> bool:
+    return bool(scope["type"] == "http" and scope["path"] == "/mcp" and scope["method"] == "POST")
+
+
+class ServerSpans:
+    """Every request is a server span; for ``POST /mcp`` the MCP SDK opens it.
+
+    The SDK's span ("tools/call send_telegram_event", with the JSON-RPC and tool
+    attributes) is the one an operator wants; a generic HTTP span around it cost more CPU
+    per call than any other part of tracing and said less. There only the caller's HTTP
+    trace context is continued (a ``traceparent`` in ``_meta`` wins, as the SDK decides).
+    A refused ``/mcp`` request (401, 413...) has no span: it is counted and audited.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.traced = asgi_tracing(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_mcp_post(scope):
+            with continued_trace(scope):
+                await self.app(scope, receive, send)
+        else:
+            await self.traced(scope, receive, send)
 
 
 def create_app(
@@ -162,7 +188,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
     )
     # Outermost: every request is a server span (health and metrics excluded) and is counted.
-    service.asgi = HttpMetricsMiddleware(asgi_tracing(front_door))
+    service.asgi = HttpMetricsMiddleware(ServerSpans(front_door))
     gateway_metrics.initialise([spec.name for spec in tool_registry])
     service.fastapi = api
     service.verifier = verifier
