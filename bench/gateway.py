@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import json
 import os
 import resource
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -295,14 +298,29 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No garbage collection in the load generator while it measures (as ``timeit`` does):
+    a full collection here stalls every call in flight and would be charged to the server.
+    A phase is a few seconds long, so memory stays bounded."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 async def measure(
     label: str, port: int, request: bytes, seconds: float, concurrency: int, server_pid: int
 ) -> tuple[Run, Run]:
     await closed_loop("127.0.0.1", port, request, 4, 1.0)  # warm-up (caches, JIT-ish paths)
-    server_cpu = process_cpu_s(server_pid)
-    peak = await closed_loop("127.0.0.1", port, request, concurrency, seconds)
-    server_cpu = process_cpu_s(server_pid) - server_cpu
-    half = await open_loop("127.0.0.1", port, request, max(1.0, peak.rate / 2), seconds)
+    with collector_paused():
+        server_cpu = process_cpu_s(server_pid)
+        peak = await closed_loop("127.0.0.1", port, request, concurrency, seconds)
+        server_cpu = process_cpu_s(server_pid) - server_cpu
+    with collector_paused():
+        half = await open_loop("127.0.0.1", port, request, max(1.0, peak.rate / 2), seconds)
     print(
         f"{label:<34} {peak.rate:>8.0f} calls/s  (refused {peak.refused}, server CPU "
         f"{server_cpu / peak.seconds * 100:.0f}% of a core)\n"
@@ -344,7 +362,10 @@ async def telemetry_overhead(
             try:
                 request = http_request("127.0.0.1", gateway.port, CALL, admin_key)
                 await closed_loop("127.0.0.1", gateway.port, request, 4, 1.0)
-                peak = await closed_loop("127.0.0.1", gateway.port, request, concurrency, seconds)
+                with collector_paused():
+                    peak = await closed_loop(
+                        "127.0.0.1", gateway.port, request, concurrency, seconds
+                    )
                 rates[label] = peak.rate
                 print(f"{'gateway, ' + label:<34} {peak.rate:>8.0f} calls/s", flush=True)
             finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -254,7 +255,13 @@ def run(service: Service, app: ASGIApp | None = None) -> None:
 
     uvloop (and httptools, which uvicorn picks up by itself) take a quarter to a third off
     the CPU every request and every NATS round trip costs in the event loop.
+
+    Everything built so far (modules, the SDK, schemas, the app) lives as long as the
+    process: ``gc.freeze()`` moves it out of the collector's sight. Without it every full
+    collection walked ~150,000 objects, a 70-200 ms pause that was the gateway's p99.
     """
+    gc.collect()
+    gc.freeze()
     try:
         import uvloop
     except ImportError:  # not built for this platform: the standard loop works the same
