@@ -348,3 +348,14 @@ def test_an_mcp_call_continues_the_callers_trace_in_one_server_span(
     # Every other request still gets the HTTP instrumentation's server span.
     http_spans = [s for s in collector.spans if f"{s.context.trace_id:032x}" == rest_trace_id]
     assert any(span.kind is SpanKind.SERVER for span in http_spans), http_spans
+
+
+def test_mcp_requests_are_counted_under_their_route(client: TestClient, keys) -> None:
+    """Alerts tell /mcp (long-polling wait_for_approval) apart by this label."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    listed = client.post("/mcp", json=body, headers={**bearer(keys.admin), **MCP_HEADERS})
+    assert listed.status_code == 200
+    metrics = client.get("/metrics").text
+    assert 'http_requests_total{method="POST",route="/mcp",status="2xx"}' in metrics, [
+        line for line in metrics.splitlines() if line.startswith("http_requests_total")
+    ]

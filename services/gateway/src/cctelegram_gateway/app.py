@@ -75,6 +75,9 @@ class McpFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if is_mcp_post(scope):
+            # What FastAPI would have set: the metrics middleware finds the route template
+            # ("/mcp", not "other") through it.
+            scope["app"] = self.api
             await self.mcp_endpoint(scope, receive, send)
         else:
             await self.api(scope, receive, send)
