@@ -2,11 +2,12 @@
 
 import asyncio
 import uuid
+from typing import Any
 
 import nats
 from pydantic import BaseModel
 
-from cctelegram_common.consumers import Durable, DurableConsumer, settle
+from cctelegram_common.consumers import Durable, DurableConsumer, next_fetch_size, settle
 
 
 class Note(BaseModel):
@@ -84,3 +85,47 @@ async def test_a_lone_message_is_handled_without_waiting_for_a_full_batch(nats_u
     assert info.num_ack_pending == 0
     assert info.num_pending == 0
     await nc.close()
+
+
+async def test_after_a_backlog_a_lone_message_does_not_wait_for_company(nats_url: str) -> None:
+    """A backlog is taken in batches; afterwards each lone message is handled on its own
+    (the fetch timeout is far beyond the wait, so none may sit waiting for company)."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    stream, subject = f"T{uuid.uuid4().hex[:8]}", f"test.{uuid.uuid4().hex}"
+    await js.add_stream(name=stream, subjects=[subject])
+    seen: list[int] = []
+    arrived: dict[int, asyncio.Event] = {}
+
+    async def work(note: Note) -> None:
+        seen.append(note.n)
+        arrived.setdefault(note.n, asyncio.Event()).set()
+
+    for n in range(40):
+        await js.publish(subject, Note(n=n).model_dump_json().encode())
+    consumer = DurableConsumer(
+        js,
+        Durable(stream=stream, subject=subject, name="test-backlog", model=Note, work=work),
+        fetch_timeout_s=60,
+    )
+    await consumer.start()
+    try:
+        await asyncio.wait_for(arrived.setdefault(39, asyncio.Event()).wait(), 20)
+        for n in (100, 101, 102):  # one at a time, each alone in the stream
+            await asyncio.sleep(0.05)
+            await js.publish(subject, Note(n=n).model_dump_json().encode())
+            await asyncio.wait_for(arrived.setdefault(n, asyncio.Event()).wait(), 20)
+    finally:
+        await consumer.stop()
+        await nc.close()
+    assert seen == [*range(40), 100, 101, 102]
+
+
+def test_the_next_fetch_asks_for_what_is_known_to_wait() -> None:
+    def fetched(num_pending: int) -> list[Any]:
+        return [type("Msg", (), {"metadata": type("Meta", (), {"num_pending": num_pending})})]
+
+    assert next_fetch_size([], 100) == 1  # idle: one, so it is handed over the moment it comes
+    assert next_fetch_size(fetched(0), 100) == 1
+    assert next_fetch_size(fetched(42), 100) == 42
+    assert next_fetch_size(fetched(5000), 100) == 100

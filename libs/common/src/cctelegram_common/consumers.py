@@ -123,6 +123,22 @@ async def bind_durable(
     return await js.pull_subscribe_bind(consumer=config.durable_name, stream=stream)
 
 
+def next_fetch_size(last: list[Msg], cap: int) -> int:
+    """How many messages to ask the next ``fetch`` for: as many as the last one said are
+    still waiting (``num_pending`` in its metadata), at least one, at most ``cap``.
+
+    Asking nats-py for more than is waiting can hold the first message until company
+    arrives: a pull request left over from the previous fetch lingers on the server with
+    the rest of its batch, and a notifier fetching 100 at a time delivered every other
+    message ~100 ms late at 10 msg/s. A backlog is still taken in big batches.
+    """
+    if not last:
+        return 1
+    metadata = getattr(last[-1], "metadata", None)
+    waiting = int(getattr(metadata, "num_pending", 0) or 0)
+    return max(1, min(cap, waiting))
+
+
 @dataclass(frozen=True)
 class Durable(Generic[ModelT]):
     """What one durable consumer reads and what it does with each message."""
@@ -204,16 +220,20 @@ class DurableConsumer(Generic[ModelT]):
 
     async def _fetch_loop(self) -> None:
         failures = 0
+        messages: list[Msg] = []
         while not self._closing:
             assert self._subscription is not None
             self._fetching = True
             try:
                 messages = await self._subscription.fetch(
-                    self.durable.batch_size, timeout=self.fetch_timeout_s
+                    next_fetch_size(messages, self.durable.batch_size),
+                    timeout=self.fetch_timeout_s,
                 )
             except (TimeoutError, nats.errors.TimeoutError):
+                messages = []
                 continue
             except Exception as error:
+                messages = []
                 failures += 1
                 _log.warning(
                     "consumer_fetch_failed",

@@ -19,7 +19,7 @@ from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
 from cctelegram_common import subjects
-from cctelegram_common.consumers import bind_durable
+from cctelegram_common.consumers import bind_durable, next_fetch_size
 from cctelegram_common.contracts.base import utc_now
 from cctelegram_common.contracts.outbox import (
     DeadLetter,
@@ -190,6 +190,7 @@ class OutboxConsumer:
     # --- fetching --------------------------------------------------------------------------
     async def _fetch_loop(self) -> None:
         failures = 0
+        messages: list[Msg] = []
         while not self._closing:
             await self._fetching.wait()
             free = self.settings.max_ack_pending - self.held
@@ -200,11 +201,14 @@ class OutboxConsumer:
             assert self.subscription is not None
             try:
                 messages = await self.subscription.fetch(
-                    min(free, self.settings.fetch_batch), timeout=self.settings.fetch_timeout_s
+                    next_fetch_size(messages, min(free, self.settings.fetch_batch)),
+                    timeout=self.settings.fetch_timeout_s,
                 )
             except (TimeoutError, nats.errors.TimeoutError):
+                messages = []
                 continue
             except Exception as error:
+                messages = []
                 failures += 1
                 log.warning("outbox_fetch_failed", error=type(error).__name__, failures=failures)
                 await asyncio.sleep(min(5.0, 0.5 * failures))
