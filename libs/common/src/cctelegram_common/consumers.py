@@ -139,6 +139,61 @@ def next_fetch_size(last: list[Msg], cap: int) -> int:
     return max(1, min(cap, waiting))
 
 
+class PullFetcher:
+    """One durable pull consumer's fetches: bound on ``subscribe``, each ``fetch`` asking
+    for what is known to wait (``next_fetch_size``). An idle timeout is an empty batch; any
+    other failure is logged and backed off, and every fifth in a row binds again, as the
+    consumer may be gone (a fresh server)."""
+
+    def __init__(
+        self, js: JetStreamContext, stream: str, config: ConsumerConfig, timeout_s: float
+    ) -> None:
+        self.js = js
+        self.stream = stream
+        self.config = config
+        self.timeout_s = timeout_s
+        self.subscription: JetStreamContext.PullSubscription | None = None
+        self.failures = 0
+        self._last: list[Msg] = []
+
+    async def subscribe(self) -> None:
+        self.subscription = await bind_durable(self.js, self.stream, self.config)
+
+    async def unsubscribe(self) -> None:
+        if self.subscription is not None:
+            with contextlib.suppress(Exception):
+                await self.subscription.unsubscribe()
+            self.subscription = None
+
+    async def fetch(self, cap: int) -> list[Msg]:
+        """At most ``cap`` messages; empty after an idle timeout or a failure."""
+        assert self.subscription is not None, "subscribe() first"
+        try:
+            messages = await self.subscription.fetch(
+                next_fetch_size(self._last, cap), timeout=self.timeout_s
+            )
+        except (TimeoutError, nats.errors.TimeoutError):
+            self._last = []
+            return []
+        except Exception as error:
+            self._last = []
+            self.failures += 1
+            _log.warning(
+                "consumer_fetch_failed",
+                consumer=self.config.durable_name,
+                error=type(error).__name__,
+                failures=self.failures,
+            )
+            await asyncio.sleep(min(5.0, 0.5 * self.failures))
+            if self.failures % 5 == 0:
+                with contextlib.suppress(Exception):
+                    await self.subscribe()
+            return []
+        self.failures = 0
+        self._last = messages
+        return messages
+
+
 @dataclass(frozen=True)
 class Durable(Generic[ModelT]):
     """What one durable consumer reads and what it does with each message."""
@@ -181,10 +236,8 @@ class DurableConsumer(Generic[ModelT]):
     def __init__(
         self, js: JetStreamContext, durable: Durable[ModelT], *, fetch_timeout_s: float = 5.0
     ) -> None:
-        self.js = js
         self.durable = durable
-        self.fetch_timeout_s = fetch_timeout_s
-        self._subscription: JetStreamContext.PullSubscription | None = None
+        self.fetcher = PullFetcher(js, durable.stream, durable.config(), fetch_timeout_s)
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._fetching = False
@@ -193,14 +246,11 @@ class DurableConsumer(Generic[ModelT]):
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    async def subscribe(self) -> None:
-        self._subscription = await bind_durable(self.js, self.durable.stream, self.durable.config())
-
     async def start(self) -> None:
         if self.running:
             return
         self._closing = False
-        await self.subscribe()
+        await self.fetcher.subscribe()
         self._task = asyncio.create_task(self._fetch_loop(), name=f"consume-{self.durable.name}")
 
     async def stop(self) -> None:
@@ -213,43 +263,15 @@ class DurableConsumer(Generic[ModelT]):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._task = None
-        if self._subscription is not None:
-            with contextlib.suppress(Exception):
-                await self._subscription.unsubscribe()
-            self._subscription = None
+        await self.fetcher.unsubscribe()
 
     async def _fetch_loop(self) -> None:
-        failures = 0
-        messages: list[Msg] = []
         while not self._closing:
-            assert self._subscription is not None
             self._fetching = True
             try:
-                messages = await self._subscription.fetch(
-                    next_fetch_size(messages, self.durable.batch_size),
-                    timeout=self.fetch_timeout_s,
-                )
-            except (TimeoutError, nats.errors.TimeoutError):
-                messages = []
-                continue
-            except Exception as error:
-                messages = []
-                failures += 1
-                _log.warning(
-                    "consumer_fetch_failed",
-                    consumer=self.durable.name,
-                    error=type(error).__name__,
-                    failures=failures,
-                )
-                await asyncio.sleep(min(5.0, 0.5 * failures))
-                if failures % 5 == 0:
-                    # The consumer may be gone (a fresh server): create and bind it again.
-                    with contextlib.suppress(Exception):
-                        await self.subscribe()
-                continue
+                messages = await self.fetcher.fetch(self.durable.batch_size)
             finally:
                 self._fetching = False
-            failures = 0
             for index, message in enumerate(messages):
                 if self._closing:
                     for left in messages[index:]:

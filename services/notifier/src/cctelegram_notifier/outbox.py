@@ -10,8 +10,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import nats.errors
-import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -19,7 +17,7 @@ from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
 from cctelegram_common import subjects
-from cctelegram_common.consumers import bind_durable, next_fetch_size
+from cctelegram_common.consumers import PullFetcher
 from cctelegram_common.contracts.base import utc_now
 from cctelegram_common.contracts.outbox import (
     DeadLetter,
@@ -102,7 +100,6 @@ class OutboxConsumer:
         *,
         on_token_rejected: Callable[[str], None] | None = None,
     ) -> None:
-        self.js = js
         self.delivery = delivery
         self.store = store
         self.publisher = publisher
@@ -111,7 +108,9 @@ class OutboxConsumer:
         self.on_token_rejected = on_token_rejected
         self.lanes: dict[int, Lane] = {}
         self.counters = Counters()
-        self.subscription: JetStreamContext.PullSubscription | None = None
+        self.fetcher = PullFetcher(
+            js, subjects.STREAM_OUTBOX, self.consumer_config(), settings.fetch_timeout_s
+        )
         self._fetching = asyncio.Event()  # set = fetch; cleared = paused / token rejected
         self._capacity = asyncio.Event()
         self._capacity.set()
@@ -142,13 +141,12 @@ class OutboxConsumer:
             filter_subject=subjects.OUTBOX_ALL,
         )
 
-    async def subscribe(self) -> None:
-        self.subscription = await bind_durable(
-            self.js, subjects.STREAM_OUTBOX, self.consumer_config()
-        )
+    @property
+    def subscription(self) -> JetStreamContext.PullSubscription | None:
+        return self.fetcher.subscription
 
     async def start(self, *, fetching: bool) -> None:
-        await self.subscribe()
+        await self.fetcher.subscribe()
         if fetching:
             self._fetching.set()
         self._tasks = [
@@ -183,14 +181,10 @@ class OutboxConsumer:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self.subscription is not None:
-            with contextlib.suppress(Exception):
-                await self.subscription.unsubscribe()
+        await self.fetcher.unsubscribe()
 
     # --- fetching --------------------------------------------------------------------------
     async def _fetch_loop(self) -> None:
-        failures = 0
-        messages: list[Msg] = []
         while not self._closing:
             await self._fetching.wait()
             free = self.settings.max_ack_pending - self.held
@@ -198,26 +192,7 @@ class OutboxConsumer:
                 self._capacity.clear()
                 await self._capacity.wait()
                 continue
-            assert self.subscription is not None
-            try:
-                messages = await self.subscription.fetch(
-                    next_fetch_size(messages, min(free, self.settings.fetch_batch)),
-                    timeout=self.settings.fetch_timeout_s,
-                )
-            except (TimeoutError, nats.errors.TimeoutError):
-                messages = []
-                continue
-            except Exception as error:
-                messages = []
-                failures += 1
-                log.warning("outbox_fetch_failed", error=type(error).__name__, failures=failures)
-                await asyncio.sleep(min(5.0, 0.5 * failures))
-                if failures % 5 == 0:
-                    # The consumer may be gone (a fresh server): create and bind it again.
-                    with contextlib.suppress(Exception):
-                        await self.subscribe()
-                continue
-            failures = 0
+            messages = await self.fetcher.fetch(min(free, self.settings.fetch_batch))
             for msg in messages:
                 await self._dispatch(msg)
 
