@@ -183,3 +183,16 @@ async def test_bootstrap_follows_a_new_server_secret(setup) -> None:
     assert not (await second.verify(full)).valid
     assert await second.ensure_bootstrap(full) == "updated"
     assert (await second.verify(full)).valid
+
+
+async def test_the_nats_store_lists_a_key_written_during_the_listing_once() -> None:
+    """nats-py's ``keys()`` watches the bucket: a key updated meanwhile comes back twice."""
+    from cctelegram_auth.store import NatsKeyStore
+
+    class WatchingKv:
+        async def keys(self) -> list[str]:
+            return ["k1", "k2", "k1"]
+
+    store = NatsKeyStore()
+    store.attach(WatchingKv())  # type: ignore[arg-type]
+    assert await store.key_ids() == ["k1", "k2"]

@@ -67,8 +67,10 @@ class NatsKeyStore:
         await self.kv.put(record.key_id, record.model_dump_json().encode())
 
     async def key_ids(self) -> list[str]:
+        """Each key id once. nats-py's ``keys()`` is a watch, and a key written while it runs
+        (``last_used_at``, updated in the background after a verify) comes back twice."""
         try:
-            return list(await self.kv.keys())
+            return list(dict.fromkeys(await self.kv.keys()))
         except nats.js.errors.NoKeysError:
             return []
 
