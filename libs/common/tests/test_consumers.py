@@ -2,12 +2,21 @@
 
 import asyncio
 import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import nats
+import pytest
 from pydantic import BaseModel
 
-from cctelegram_common.consumers import Durable, DurableConsumer, next_fetch_size, settle
+from cctelegram_common.consumers import (
+    BatchItem,
+    Durable,
+    DurableConsumer,
+    Outcome,
+    next_fetch_size,
+    settle,
+)
 
 
 class Note(BaseModel):
@@ -119,6 +128,75 @@ async def test_after_a_backlog_a_lone_message_does_not_wait_for_company(nats_url
         await consumer.stop()
         await nc.close()
     assert seen == [*range(40), 100, 101, 102]
+
+
+async def test_a_batch_handler_settles_each_message_by_its_own_outcome(nats_url: str) -> None:
+    """One call per fetched batch; a failed item comes back later on its own, an
+    undecodable one is terminated, and a handler that fails as a whole loses nothing."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    stream, subject = f"T{uuid.uuid4().hex[:8]}", f"test.{uuid.uuid4().hex}"
+    await js.add_stream(name=stream, subjects=[subject])
+    batches: list[list[int]] = []
+    done: list[int] = []
+    failed_once: set[int] = set()
+
+    async def work(items: Sequence[BatchItem[Note]]) -> list[Outcome]:
+        batches.append([item.value.n for item in items])
+        if [item.value.n for item in items] == [7] and 7 not in failed_once:
+            failed_once.add(7)
+            raise RuntimeError("the whole batch failed")
+        outcomes: list[Outcome] = []
+        for item in items:
+            with item.scope():
+                if item.value.n == 2 and item.value.n not in failed_once:
+                    failed_once.add(item.value.n)
+                    outcomes.append(RuntimeError("not now"))
+                    continue
+                done.append(item.value.n)
+                outcomes.append(None)
+        return outcomes
+
+    for n in range(5):
+        await js.publish(subject, Note(n=n).model_dump_json().encode())
+    await js.publish(subject, b"{broken")
+    consumer = DurableConsumer(
+        js,
+        Durable(stream=stream, subject=subject, name="test-batch", model=Note, batch_work=work),
+        fetch_timeout_s=60,
+    )
+    await consumer.start()
+    try:
+        await asyncio.wait_for(_until(lambda: {0, 1, 2, 3, 4} <= set(done)), 20)
+        await js.publish(subject, Note(n=7).model_dump_json().encode())
+        await asyncio.wait_for(_until(lambda: 7 in done), 20)
+    finally:
+        await consumer.stop()
+    assert sorted(done) == [0, 1, 2, 3, 4, 7]
+    assert done.index(2) > done.index(4)  # handed back with a delay, not retried at once
+    assert any(len(batch) > 1 for batch in batches)
+    assert batches.count([7]) >= 2  # failed as a whole once, then handled
+    info = await js.consumer_info(stream, "test-batch")
+    assert info.num_ack_pending == 0
+    assert info.num_pending == 0
+    await nc.close()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.02)
+
+
+def test_a_durable_takes_one_kind_of_work() -> None:
+    async def one(_note: Note) -> None:
+        return None
+
+    async def many(_items: Sequence[BatchItem[Note]]) -> list[Outcome]:
+        return []
+
+    for work, batch_work in ((None, None), (one, many)):
+        with pytest.raises(ValueError, match="either work or batch_work"):
+            Durable(stream="S", subject="s", name="n", model=Note, work=work, batch_work=batch_work)
 
 
 def test_the_next_fetch_asks_for_what_is_known_to_wait() -> None:

@@ -2,9 +2,15 @@
 
 import nats
 import pytest
+from nats.js import JetStreamContext
 
 from cctelegram_common import streams
 from cctelegram_common.natsserver import NatsServer
+
+
+async def direct_gets(js: JetStreamContext, bucket: str) -> bool:
+    """Whether a bucket's reads are direct gets (the server answers with the message)."""
+    return bool((await js.stream_info(f"KV_{bucket}")).config.allow_direct)
 
 
 async def test_provision_is_idempotent_and_complete(fresh_nats: NatsServer) -> None:
@@ -21,5 +27,22 @@ async def test_provision_is_idempotent_and_complete(fresh_nats: NatsServer) -> N
         assert await streams.missing(js) == []
         outbox = await js.stream_info("CCTG_OUTBOX")
         assert str(outbox.config.retention) in {"workqueue", "RetentionPolicy.WORK_QUEUE"}
+        for bucket in streams.BUCKETS:
+            assert await direct_gets(js, bucket.bucket)
+    finally:
+        await client.close()
+
+
+async def test_provision_switches_direct_gets_on_for_an_older_bucket(
+    fresh_nats: NatsServer,
+) -> None:
+    client = await nats.connect(fresh_nats.url)
+    try:
+        js = client.jetstream()
+        older = streams.BUCKETS[0]
+        await js.create_key_value(older.config(1), direct=False)
+        assert not await direct_gets(js, older.bucket)
+        await streams.provision(js)
+        assert await direct_gets(js, older.bucket)
     finally:
         await client.close()

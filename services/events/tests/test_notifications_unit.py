@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, time
 
+from pydantic import BaseModel
+
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import EventState, Severity, SubmitEvent
 from cctelegram_common.contracts.modes import Mode
@@ -94,6 +96,60 @@ async def test_task_events_edit_one_live_card_and_notify_at_the_end() -> None:
     assert len([m for m in publisher.outbox() if m.operation is Operation.SEND_MESSAGE]) == 3 * len(
         USERS
     )
+
+
+class FlakyPublisher(RecordingPublisher):
+    """Refuses every message of one event (its stream has no leader, say)."""
+
+    def __init__(self, refused_event_id: str) -> None:
+        super().__init__()
+        self.refused_event_id = refused_event_id
+
+    async def publish(self, subject: str, payload: BaseModel, *, msg_id: str, stream: str) -> None:
+        if msg_id.startswith(self.refused_event_id):
+            raise TimeoutError("no leader")
+        await super().publish(subject, payload, msg_id=msg_id, stream=stream)
+
+
+async def test_a_batch_keeps_order_settles_each_event_on_its_own_and_folds_duplicates() -> None:
+    clock = ManualClock(datetime(2026, 1, 1, 12, tzinfo=UTC))
+    service, _publisher, _modes = notifications(clock)
+    batch = [event(title=f"n{i}") for i in range(6)]
+    seen_before = batch[1]
+    await service.submit(seen_before)
+    refused = batch[3]
+    service.publisher = publisher = FlakyPublisher(refused.event_id)
+    twice = [*batch, batch[4]]  # the same event twice in one fetched batch
+
+    outcomes = await service.submit_many(twice)
+
+    assert len(outcomes) == len(twice)
+    assert isinstance(outcomes[3], TimeoutError)  # handed back; the others go on
+    statuses = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert [s.event_id for s in statuses] == [e.event_id for e in twice if e is not refused]
+    assert all(s.state is EventState.QUEUED for s in statuses)
+    # Each chat gets the new events once, in the order they were stored.
+    for chat in USERS:
+        texts = [m.text or "" for m in publisher.outbox() if m.chat_id == chat]
+        assert [text.split("<b>")[1] for text in texts] == [f"n{i}</b>" for i in (0, 2, 4, 5)]
+    # The refused one goes out when it comes back, as if it were new.
+    service.publisher = publisher
+    publisher.refused_event_id = "-"
+    assert (await service.submit(refused)).state is EventState.QUEUED
+
+
+async def test_a_live_card_whose_first_send_failed_is_sent_again_not_edited() -> None:
+    clock = ManualClock(datetime(2026, 1, 1, 12, tzinfo=UTC))
+    service, _publisher, _modes = notifications(clock)
+    started = event(EventType.TASK_STARTED, task_id="deploy-1", title="Deploy started")
+    service.publisher = publisher = FlakyPublisher(started.event_id)
+    (outcome,) = await service.submit_many([started])
+    assert isinstance(outcome, TimeoutError)
+    publisher.refused_event_id = "-"
+    await service.submit(started)  # redelivered
+    sent = publisher.outbox()
+    assert [m.operation for m in sent] == [Operation.SEND_MESSAGE] * len(USERS)
+    assert {m.outbox_id for m in sent} == {f"{started.event_id}:{chat}:0" for chat in USERS}
 
 
 class NoBridge:

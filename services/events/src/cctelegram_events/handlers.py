@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from faststream.nats import NatsBroker
 from pydantic import BaseModel
 
 from cctelegram_common import subjects
-from cctelegram_common.consumers import Durable
+from cctelegram_common.consumers import BatchItem, Durable, Outcome
 from cctelegram_common.contracts.approvals import CancelApprovalRequest, SubmitApproval
 from cctelegram_common.contracts.events import SubmitEvent
 from cctelegram_common.contracts.modes import ModeResult, SetModeRequest
@@ -49,6 +49,12 @@ async def _answer(
 def durables(holder: RuntimeHolder) -> list[Durable[Any]]:
     """The durable consumers of the events service: stored commands and reports it works on."""
 
+    async def submit_events(items: Sequence[BatchItem[SubmitEvent]]) -> list[Outcome]:
+        outcomes = await holder.get().notifications.submit_many(
+            [item.value for item in items], [item.scope for item in items]
+        )
+        return [outcome if isinstance(outcome, BaseException) else None for outcome in outcomes]
+
     async def fold_delivery(report: DeliveryReported) -> None:
         runtime = holder.get()
         await runtime.notifications.on_delivery(report)
@@ -60,7 +66,7 @@ def durables(holder: RuntimeHolder) -> list[Durable[Any]]:
             subject=subjects.EVENT_SUBMIT,
             name=subjects.CONSUMER_EVENTS_SUBMIT,
             model=SubmitEvent,
-            work=lambda event: holder.get().notifications.submit(event),
+            batch_work=submit_events,
             description="events: render and route submitted notifications",
         ),
         Durable(

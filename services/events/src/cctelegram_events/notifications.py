@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import hashlib
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pydantic import Field
 
@@ -58,6 +63,20 @@ class TaskCard(Contract):
     card_outbox_ids: dict[str, str] = Field(description="chat id → outbox id of the card")
 
 
+@dataclass(frozen=True)
+class Route:
+    """What a new event comes to: its state, what goes to the outbox, to which chats."""
+
+    state: EventState
+    messages: tuple[OutboxMessage, ...]
+    chats: tuple[int, ...]
+    error: str | None
+
+
+Scope = Callable[[], AbstractContextManager[object]]
+StepT = TypeVar("StepT")
+
+
 @dataclass
 class NotificationService:
     """Turns ``SubmitEvent`` into outbox messages exactly once per event id."""
@@ -78,22 +97,104 @@ class NotificationService:
 
     async def submit(self, event: SubmitEvent) -> EventStatus:
         """Render and route one event. A redelivered or re-submitted id changes nothing."""
-        existing = await load(self.status_kv, event.event_id, EventStatus)
-        if existing is not None:
-            metrics.EVENTS_PROCESSED.labels("duplicate").inc()
-            return existing[0]
+        (outcome,) = await self.submit_many([event])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def submit_many(
+        self, events: Sequence[SubmitEvent], scopes: Sequence[Scope] | None = None
+    ) -> list[EventStatus | BaseException]:
+        """``submit`` for a batch, sharing its round trips: one outcome per event, in order
+        (its status, or the exception that stopped it; the others go on).
+
+        1. Whether each event was seen before: the status reads are issued together.
+        2. Each new event is gated, rendered and routed *in order* (live task cards and
+           held events keep state that the next event of the same task may read).
+        3. Its outbox messages are published pipelined, in the same order: nats-py writes a
+           request's bytes before it first waits, and tasks start in the order they were
+           made, so the stream (and each chat) gets them in order.
+        4. Statuses are recorded together.
+
+        ``scopes[i]`` is entered around every step of event ``i`` (its span and log context).
+        """
+        entered = scopes or [contextlib.nullcontext] * len(events)
+
+        async def step(index: int, work: Callable[[], Awaitable[StepT]]) -> StepT:
+            with entered[index]():
+                return await work()
+
+        outcomes: list[EventStatus | BaseException | None] = [None] * len(events)
+        seen = await asyncio.gather(
+            *(
+                step(i, functools.partial(load, self.status_kv, event.event_id, EventStatus))
+                for i, event in enumerate(events)
+            ),
+            return_exceptions=True,
+        )
+        routes: dict[int, Route] = {}
+        first_of: dict[str, int] = {}
+        for i, event in enumerate(events):
+            earlier = seen[i]
+            if isinstance(earlier, BaseException):
+                outcomes[i] = earlier
+            elif earlier is not None:
+                metrics.EVENTS_PROCESSED.labels("duplicate").inc()
+                outcomes[i] = earlier[0]
+            elif event.event_id in first_of:  # the same event twice in one batch
+                metrics.EVENTS_PROCESSED.labels("duplicate").inc()
+            else:
+                first_of[event.event_id] = i
+                try:
+                    routes[i] = await step(i, functools.partial(self._route, event))
+                except Exception as error:
+                    outcomes[i] = error
+        publishes = [
+            (i, asyncio.ensure_future(step(i, functools.partial(self._publish, message))))
+            for i, route in routes.items()
+            for message in route.messages
+        ]
+        for i, publish in publishes:
+            try:
+                await publish
+            except Exception as error:
+                outcomes[i] = error
+        published = [i for i in routes if outcomes[i] is None]
+        recorded = await asyncio.gather(
+            *(
+                step(i, functools.partial(self._record_route, events[i], routes[i]))
+                for i in published
+            ),
+            return_exceptions=True,
+        )
+        for i, status in zip(published, recorded, strict=True):
+            outcomes[i] = status
+        finished: list[EventStatus | BaseException] = []
+        for i, event in enumerate(events):
+            # A duplicate within the batch ends as its first copy did.
+            outcome = outcomes[i] if outcomes[i] is not None else outcomes[first_of[event.event_id]]
+            assert outcome is not None
+            finished.append(outcome)
+        return finished
+
+    async def _publish(self, message: OutboxMessage) -> None:
+        await publish_outbox(self.publisher, message)
+        metrics.OUTBOX_PUBLISHED.labels(message.operation.value).inc()
+
+    async def _route(self, event: SubmitEvent) -> Route:
+        """What to do with a new event: its state, and the outbox messages to publish."""
         chats = self.targets(event)
         if event.type in TASK_TERMINAL:
             metrics.TASK_COMPLETIONS.labels(event.type.value).inc()
         mode = (await self.modes.get()).mode
         decision = gate(event.type, severity_of(event), mode, self.quiet_hours, self.clock())
         if not chats:
-            return await self._record(
-                event, EventState.FAILED, (), (), "no target chats: TELEGRAM_ALLOWED_USERS is empty"
+            return Route(
+                EventState.FAILED, (), (), "no target chats: TELEGRAM_ALLOWED_USERS is empty"
             )
         if decision is Gate.SUPPRESS:
             metrics.EVENTS_PROCESSED.labels("suppressed").inc()
-            return await self._record(event, EventState.SUPPRESSED, (), chats, f"mode {mode}")
+            return Route(EventState.SUPPRESSED, (), chats, f"mode {mode}")
         if decision is Gate.HOLD:
             held = HeldEvent(
                 event_id=event.event_id,
@@ -105,7 +206,7 @@ class NotificationService:
             )
             await self.state_kv.put(HELD_PREFIX + event.event_id, held.model_dump_json().encode())
             metrics.EVENTS_PROCESSED.labels("held").inc()
-            return await self._record(event, EventState.HELD, (), chats, None)
+            return Route(EventState.HELD, (), chats, None)
 
         parts = render_message_parts(event, self.style)
         messages = await self._live_card_messages(event, parts, chats)
@@ -121,13 +222,13 @@ class NotificationService:
                 for chat in chats
                 for index, part in enumerate(parts)
             ]
-        for message in messages:
-            await publish_outbox(self.publisher, message)
-            metrics.OUTBOX_PUBLISHED.labels(message.operation.value).inc()
-        metrics.EVENTS_PROCESSED.labels("queued").inc()
-        return await self._record(
-            event, EventState.QUEUED, tuple(m.outbox_id for m in messages), chats, None
-        )
+        return Route(EventState.QUEUED, tuple(messages), chats, None)
+
+    async def _record_route(self, event: SubmitEvent, route: Route) -> EventStatus:
+        if route.state is EventState.QUEUED:
+            metrics.EVENTS_PROCESSED.labels("queued").inc()
+        outbox_ids = tuple(message.outbox_id for message in route.messages)
+        return await self._record(event, route.state, outbox_ids, route.chats, route.error)
 
     async def _record(
         self,
@@ -175,6 +276,9 @@ class NotificationService:
             await self.state_kv.put(key, card.model_dump_json().encode())
             return None  # this event's own message becomes the card
         card, _revision = loaded
+        if card.event_id == event.event_id:
+            # This event made the card and is back (its publish failed): send it as the card.
+            return None
         # The card is one message: its first part, which split_html kept valid on its own.
         card_text = parts[0]
         edits = [
