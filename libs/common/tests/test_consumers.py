@@ -162,7 +162,14 @@ async def test_a_batch_handler_settles_each_message_by_its_own_outcome(nats_url:
     await js.publish(subject, b"{broken")
     consumer = DurableConsumer(
         js,
-        Durable(stream=stream, subject=subject, name="test-batch", model=Note, batch_work=work),
+        Durable(
+            stream=stream,
+            subject=subject,
+            name="test-batch",
+            model=Note,
+            batch_work=work,
+            linger_s=0.01,
+        ),
         fetch_timeout_s=60,
     )
     await consumer.start()

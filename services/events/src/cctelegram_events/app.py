@@ -107,7 +107,7 @@ def create_app(settings: EventsSettings | None = None) -> Service:
     service = Service(SERVICE_NAME, settings)
     holder = RuntimeHolder()
     handlers.register(service.broker, holder)
-    for durable in handlers.durables(holder):
+    for durable in handlers.durables(holder, settings.submit_linger_ms / 1000):
         service.consume(durable)
     background: list[asyncio.Task[None]] = []
 

@@ -46,8 +46,13 @@ async def _answer(
         return fail("internal", f"{method} failed")
 
 
-def durables(holder: RuntimeHolder) -> list[Durable[Any]]:
-    """The durable consumers of the events service: stored commands and reports it works on."""
+def durables(holder: RuntimeHolder, submit_linger_s: float = 0.0) -> list[Durable[Any]]:
+    """The durable consumers of the events service: stored commands and reports it works on.
+
+    ``submit_linger_s``: see ``EventsSettings.submit_linger_ms`` (measured with
+    bench/gateway.py: ~10 % less events CPU and ~25 % less nats-server CPU per event at
+    peak, for at most that much added latency while events arrive back to back).
+    """
 
     async def submit_events(items: Sequence[BatchItem[SubmitEvent]]) -> list[Outcome]:
         outcomes = await holder.get().notifications.submit_many(
@@ -67,6 +72,7 @@ def durables(holder: RuntimeHolder) -> list[Durable[Any]]:
             name=subjects.CONSUMER_EVENTS_SUBMIT,
             model=SubmitEvent,
             batch_work=submit_events,
+            linger_s=submit_linger_s,
             description="events: render and route submitted notifications",
         ),
         Durable(

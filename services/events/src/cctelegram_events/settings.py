@@ -44,6 +44,13 @@ class EventsSettings(ServiceSettings):
     expiry_interval_s: float = Field(
         default=1.0, gt=0, description="How often the expiry / digest job looks"
     )
+    submit_linger_ms: float = Field(
+        default=5,
+        ge=0,
+        le=1000,
+        description="While events keep coming, wait this long between fetches so they are "
+        "handled several at a time (fewer round trips per event); 0 = fetch at once",
+    )
     task_root_allowlist: Annotated[tuple[Path, ...], NoDecode] = Field(
         default=(),
         description="If set, TaskMaster files are read only under these directories",
