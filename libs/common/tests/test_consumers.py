@@ -7,7 +7,9 @@ from typing import Any
 
 import nats
 import pytest
+from opentelemetry import trace
 from pydantic import BaseModel
+from structlog.contextvars import get_contextvars
 
 from cctelegram_common.consumers import (
     BatchItem,
@@ -141,24 +143,32 @@ async def test_a_batch_handler_settles_each_message_by_its_own_outcome(nats_url:
     done: list[int] = []
     failed_once: set[int] = set()
 
+    async def in_its_context(item: BatchItem[Note]) -> tuple[object, bool]:
+        return get_contextvars().get("request_id"), trace.get_current_span() is item.span
+
     async def work(items: Sequence[BatchItem[Note]]) -> list[Outcome]:
         batches.append([item.value.n for item in items])
+        for item in items:  # each item's steps see its own span and request id
+            request_id, span_is_current = await item.run(in_its_context(item))
+            assert span_is_current
+            assert request_id == f"req-{item.value.n}"
         if [item.value.n for item in items] == [7] and 7 not in failed_once:
             failed_once.add(7)
             raise RuntimeError("the whole batch failed")
         outcomes: list[Outcome] = []
         for item in items:
-            with item.scope():
-                if item.value.n == 2 and item.value.n not in failed_once:
-                    failed_once.add(item.value.n)
-                    outcomes.append(RuntimeError("not now"))
-                    continue
-                done.append(item.value.n)
-                outcomes.append(None)
+            if item.value.n == 2 and item.value.n not in failed_once:
+                failed_once.add(item.value.n)
+                outcomes.append(RuntimeError("not now"))
+                continue
+            done.append(item.value.n)
+            outcomes.append(None)
         return outcomes
 
     for n in range(5):
-        await js.publish(subject, Note(n=n).model_dump_json().encode())
+        await js.publish(
+            subject, Note(n=n).model_dump_json().encode(), headers={"X-Request-Id": f"req-{n}"}
+        )
     await js.publish(subject, b"{broken")
     consumer = DurableConsumer(
         js,
@@ -175,7 +185,9 @@ async def test_a_batch_handler_settles_each_message_by_its_own_outcome(nats_url:
     await consumer.start()
     try:
         await asyncio.wait_for(_until(lambda: {0, 1, 2, 3, 4} <= set(done)), 20)
-        await js.publish(subject, Note(n=7).model_dump_json().encode())
+        await js.publish(
+            subject, Note(n=7).model_dump_json().encode(), headers={"X-Request-Id": "req-7"}
+        )
         await asyncio.wait_for(_until(lambda: 7 in done), 20)
     finally:
         await consumer.stop()

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import nats.errors
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind
 from prometheus_client import Counter, Histogram
@@ -26,6 +28,7 @@ from cctelegram_common.resilience import backoff_delay
 from cctelegram_common.subjects import HEADER_MSG_ID, HEADER_REQUEST_ID
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+StepT = TypeVar("StepT")
 
 _log = get_logger(__name__)
 _tracer = trace.get_tracer("cctelegram")
@@ -126,22 +129,32 @@ def message_scope(message: Msg) -> Iterator[None]:
 
 @dataclass
 class BatchItem(Generic[ModelT]):
-    """One decoded message of a fetched batch. Work done for it runs inside ``scope()``:
-    its consumer span is current (so what it publishes continues the trace) and its request
-    id is on every log line."""
+    """One decoded message of a fetched batch. Work done for it runs in its ``context``
+    (``item.run(coro)``): its consumer span is current there, so what it publishes continues
+    the trace, and its request id is on every log line. The context is made once per
+    message; entering a span and a log scope around every step cost ~15 % of the events
+    service's CPU per message."""
 
     value: ModelT
     message: Msg
     span: Span
-    log_context: dict[str, str]
+    context: contextvars.Context
 
-    @contextlib.contextmanager
-    def scope(self) -> Iterator[None]:
-        with (
-            trace.use_span(self.span, end_on_exit=False),
-            structlog.contextvars.bound_contextvars(**self.log_context),
-        ):
-            yield
+    def run(self, work: Coroutine[Any, Any, StepT]) -> asyncio.Task[StepT]:
+        """``work`` as a task in this message's context."""
+        return asyncio.get_running_loop().create_task(work, context=self.context)
+
+
+def _message_context(span: Span, log_context: dict[str, str]) -> contextvars.Context:
+    """A copy of the current context with ``span`` current and ``log_context`` bound."""
+
+    def bind() -> None:
+        otel_context.attach(trace.set_span_in_context(span))  # never detached: a copy
+        structlog.contextvars.bind_contextvars(**log_context)
+
+    context = contextvars.copy_context()
+    context.run(bind)
+    return context
 
 
 # What a batch handler returns: per item, None when it is done (acked) or the exception that
@@ -249,8 +262,8 @@ class Durable(Generic[ModelT]):
     work: Callable[[ModelT], Awaitable[object]] | None = None
     # Instead of ``work``: one call per fetched batch, returning one ``Outcome`` per item, in
     # order. For work whose round trips a batch can share (reads issued together, publishes
-    # pipelined): the handler decides what may overlap, and runs each item's steps inside
-    # ``item.scope()``.
+    # pipelined): the handler decides what may overlap, and runs each item's steps with
+    # ``item.run(...)``.
     batch_work: Callable[[Sequence[BatchItem[ModelT]]], Awaitable[Sequence[Outcome]]] | None = None
     description: str = ""
     batch_size: int = 16
@@ -374,7 +387,7 @@ class DurableConsumer(Generic[ModelT]):
                 with trace.use_span(span, end_on_exit=True):
                     await self._reject(message, error)
                 continue
-            items.append(BatchItem(value, message, span, log_context))
+            items.append(BatchItem(value, message, span, _message_context(span, log_context)))
         outcomes: Sequence[Outcome]
         try:
             outcomes = await self.durable.batch_work(items)
@@ -384,11 +397,10 @@ class DurableConsumer(Generic[ModelT]):
             outcomes = [error] * len(items)
         elapsed = time.perf_counter() - started
         for item, failure in zip(items, outcomes, strict=True):
-            with item.scope():
-                if failure is None:
-                    await acknowledge(item.message)
-                else:
-                    await hand_back(item.message, failure)
+            if failure is None:
+                await acknowledge(item.message)
+            else:
+                await item.run(hand_back(item.message, failure))
             item.span.end()
             MESSAGES_HANDLED.labels(
                 self.durable.name, "acked" if failure is None else "retried"

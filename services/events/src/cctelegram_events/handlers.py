@@ -56,7 +56,7 @@ def durables(holder: RuntimeHolder, submit_linger_s: float = 0.0) -> list[Durabl
 
     async def submit_events(items: Sequence[BatchItem[SubmitEvent]]) -> list[Outcome]:
         outcomes = await holder.get().notifications.submit_many(
-            [item.value for item in items], [item.scope for item in items]
+            [item.value for item in items], [item.context for item in items]
         )
         return [outcome if isinstance(outcome, BaseException) else None for outcome in outcomes]
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import hashlib
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractContextManager
+from asyncio import Future
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import Field
 
@@ -73,7 +74,6 @@ class Route:
     error: str | None
 
 
-Scope = Callable[[], AbstractContextManager[object]]
 StepT = TypeVar("StepT")
 
 
@@ -103,7 +103,7 @@ class NotificationService:
         return outcome
 
     async def submit_many(
-        self, events: Sequence[SubmitEvent], scopes: Sequence[Scope] | None = None
+        self, events: Sequence[SubmitEvent], contexts: Sequence[contextvars.Context] | None = None
     ) -> list[EventStatus | BaseException]:
         """``submit`` for a batch, sharing its round trips: one outcome per event, in order
         (its status, or the exception that stopped it; the others go on).
@@ -116,13 +116,13 @@ class NotificationService:
            made, so the stream (and each chat) gets them in order.
         4. Statuses are recorded together.
 
-        ``scopes[i]`` is entered around every step of event ``i`` (its span and log context).
+        Every step of event ``i`` runs as a task in ``contexts[i]`` (its span and log context).
         """
-        entered = scopes or [contextlib.nullcontext] * len(events)
+        loop = asyncio.get_running_loop()
 
-        async def step(index: int, work: Callable[[], Awaitable[StepT]]) -> StepT:
-            with entered[index]():
-                return await work()
+        def step(index: int, work: Callable[[], Coroutine[Any, Any, StepT]]) -> Future[StepT]:
+            context = contexts[index] if contexts is not None else None
+            return loop.create_task(work(), context=context)
 
         outcomes: list[EventStatus | BaseException | None] = [None] * len(events)
         seen = await asyncio.gather(
@@ -150,7 +150,7 @@ class NotificationService:
                 except Exception as error:
                     outcomes[i] = error
         publishes = [
-            (i, asyncio.ensure_future(step(i, functools.partial(self._publish, message))))
+            (i, step(i, functools.partial(self._publish, message)))
             for i, route in routes.items()
             for message in route.messages
         ]
