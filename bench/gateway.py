@@ -2,7 +2,7 @@
 authentication and durable storage, latency at half that rate, and the same for a bare SDK
 server with a no-op tool (the floor of the stack), measured with the same load generator.
 
-Run: ``uv run python bench/gateway.py [--seconds 8] [--concurrency 32] [--rounds 5]``.
+Run: ``uv run python bench/gateway.py [--seconds 8] [--concurrency 32] [--rounds 7]``.
 
 The chain: nats-server (file store) → auth → gateway → JetStream (CCTG_EVENTS), plus the
 events service consuming SubmitEvent when it starts. Every figure is printed with what it
@@ -538,7 +538,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved peak rounds")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved peak rounds")
     parser.add_argument("--serve-floor", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_floor is not None:
