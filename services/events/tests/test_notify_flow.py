@@ -9,7 +9,7 @@ from cctelegram_common import subjects
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import EventState, EventStatus, SubmitEvent
 from cctelegram_common.contracts.outbox import DeliveryOutcome, DeliveryReported, Operation
-from cctelegram_events.testing import EventsHarness
+from cctelegram_events.testing import EventsHarness, running_events
 
 
 async def _publish(harness: EventsHarness, subject: str, payload: object, msg_id: str) -> None:
@@ -93,3 +93,34 @@ async def test_a_failed_delivery_is_reported_with_its_error(events_harness: Even
     await _publish(events_harness, subjects.DELIVERY_REPORTED, report, message.outbox_id)
     status = await _status(events_harness, event.event_id, EventState.FAILED)
     assert status.last_error == "Forbidden: bot was blocked by the user"
+
+
+async def test_a_burst_reaches_each_chat_in_the_order_it_was_stored(nats_url: str) -> None:
+    """Events stored back to back are handled in batches (outbox publishes pipelined): each
+    chat's outbox still gets them in stream order. Guards the assumption that nats-py writes
+    a request before it first waits, should an upgrade change that."""
+    async with running_events(nats_url, submit_linger_ms=20) as harness:
+        js = harness.nc.jetstream()
+        events = [
+            SubmitEvent(
+                event_id=uuid.uuid4().hex,
+                type=EventType.INFO_NOTIFICATION,
+                title=f"n{index}",
+                client_id="client-a",
+            )
+            for index in range(60)
+        ]
+        acks = [
+            await js.publish_async(
+                subjects.EVENT_SUBMIT,
+                event.model_dump_json().encode(),
+                headers={"Nats-Msg-Id": event.event_id},
+            )
+            for event in events
+        ]
+        await asyncio.gather(*acks)
+        users = harness.users
+        messages = await harness.tap.wait_for(lambda m: len(m) >= len(events) * len(users))
+    for user in users:
+        titles = [m.text for m in messages if m.chat_id == user]
+        assert titles == [f"ℹ️ <b>n{index}</b>" for index in range(len(events))]  # noqa: RUF001
