@@ -1,0 +1,44 @@
+"""Fixtures for tests with the real Claude Code CLI, run offline against the Anthropic stand-in.
+
+`claude_bin` installs the pinned CLI once per session into a cache folder outside the repo
+(set CCTELEGRAM_SKIP_CLAUDE_CODE=1 to skip these tests on a machine without Node.js/npm).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cctelegram_anthropic_standin import Standin
+from cctelegram_anthropic_standin.install import InstallError, ensure_claude_code
+from cctelegram_cli.testing import RunningSuite, start_suite
+
+
+@pytest.fixture(scope="session")
+def claude_bin() -> Path:
+    if os.environ.get("CCTELEGRAM_SKIP_CLAUDE_CODE") == "1":
+        pytest.skip("CCTELEGRAM_SKIP_CLAUDE_CODE=1")
+    try:
+        return ensure_claude_code()
+    except InstallError as exc:
+        pytest.fail(
+            f"could not install Claude Code (set CCTELEGRAM_SKIP_CLAUDE_CODE=1 to skip): {exc}"
+        )
+
+
+@pytest.fixture
+def standin() -> Iterator[Standin]:
+    with Standin() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSuite]:
+    running = start_suite(Path(tmp_path_factory.mktemp("cctelegram-data")))
+    try:
+        yield running
+    finally:
+        running.stop()
