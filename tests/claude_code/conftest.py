@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from cctelegram_anthropic_standin import Standin
+from cctelegram_anthropic_standin.claude import ClaudeRunner
 from cctelegram_anthropic_standin.install import InstallError, ensure_claude_code
 from cctelegram_cli.testing import RunningSuite, start_suite
 
@@ -33,6 +34,12 @@ def claude_bin() -> Path:
 def standin() -> Iterator[Standin]:
     with Standin() as running:
         yield running
+
+
+@pytest.fixture
+def claude(claude_bin: Path, standin: Standin) -> ClaudeRunner:
+    """Runs `claude -p` against this test's stand-in; `.with_mcp(url, key)` adds the gateway."""
+    return ClaudeRunner(claude_bin, standin.url)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from cctelegram_anthropic_standin import Standin, Text, ToolUse, marker
-from cctelegram_anthropic_standin.claude import run_claude, start_claude
+from cctelegram_anthropic_standin.claude import ClaudeRunner, run_claude, start_claude
 from cctelegram_anthropic_standin.hooks import (
     HookServer,
     http_hook_entry,
@@ -46,7 +46,13 @@ def test_standin_streams_scripted_turns_chosen_by_marker_and_history(standin: St
     first_user = {"role": "user", "content": [{"type": "text", "text": f"{marker('plain')} go"}]}
     url = f"{standin.url}/v1/messages?beta=true"
     with httpx.Client(timeout=10, trust_env=False) as http:
-        body = {"model": "m", "max_tokens": 100, "stream": True, "messages": [first_user]}
+        body = {
+            "model": "m",
+            "max_tokens": 100,
+            "stream": True,
+            "tools": [{"name": "notify", "input_schema": {"type": "object"}}],
+            "messages": [first_user],
+        }
         response = http.post(url, json=body, headers={"x-api-key": "sk-secret-1"})
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -85,10 +91,14 @@ def test_standin_streams_scripted_turns_chosen_by_marker_and_history(standin: St
                 ],
             },
         ]
-        plain = http.post(url, json={"model": "m", "max_tokens": 100, "messages": history})
+        plain = http.post(url, json={**body, "stream": False, "messages": history})
         assert plain.status_code == 200
         assert plain.json()["content"] == [{"type": "text", "text": "Done."}]
         assert plain.json()["stop_reason"] == "end_turn"
+
+        # A marker but no tools (a title or summary request quoting the prompt): not a turn.
+        quoting = http.post(url, json={"model": "m", "max_tokens": 9, "messages": [first_user]})
+        assert quoting.json()["content"] == [{"type": "text", "text": "OK."}]
 
         side = http.post(
             url,
@@ -115,6 +125,12 @@ def test_standin_streams_scripted_turns_chosen_by_marker_and_history(standin: St
 
     recorded = standin.requests_for("plain")
     assert [r.turn for r in recorded] == [0, 0, 1]
+    assert [r.side for r in standin.all_requests() if r.script == "plain"] == [
+        False,
+        False,
+        False,
+        True,
+    ]
     assert recorded[0].query == "beta=true"
     assert recorded[0].headers["x-api-key"] == "[redacted]"
     assert [(r.tool_use_id, r.text) for r in standin.tool_results("plain")] == [
@@ -141,21 +157,14 @@ def wait_for_message(suite: RunningSuite, needle: str, timeout_s: float = 30) ->
 
 
 def test_real_claude_calls_the_gateway_tool_and_the_message_reaches_the_chat(
-    claude_bin: Path, standin: Standin, suite: RunningSuite, tmp_path: Path
+    claude: ClaudeRunner, standin: Standin, suite: RunningSuite, tmp_path: Path
 ) -> None:
     text = f"Build passed ✅ {uuid.uuid4().hex[:8]}"
     name = f"send-{uuid.uuid4().hex[:8]}"
     standin.add_script(name, [ToolUse(SEND, {"message": text}), "Sent it."])
 
-    result = run_claude(
-        f"{marker(name)} Tell the team the build passed.",
-        cwd=tmp_path,
-        standin_url=standin.url,
-        mcp_url=suite.mcp_url,
-        api_key=suite.api_key,
-        allowed_tools=[SEND],
-        claude_bin=claude_bin,
-        timeout_s=180,
+    result = claude.with_mcp(suite.mcp_url, suite.api_key).run(
+        f"{marker(name)} Tell the team the build passed.", cwd=tmp_path, allowed_tools=[SEND]
     )
 
     assert result.exit_code == 0, result.describe()
@@ -253,6 +262,6 @@ def test_an_allowing_hook_lets_bash_run_and_two_sessions_run_at_once(
         [tool_result] = standin.tool_results(name)
         assert not tool_result.is_error, tool_result.text
     assert len(hooks.events("PreToolUse")) == 2
-    assert {c.body["session_id"] for c in hooks.events("PreToolUse")} == {
-        r.output["session_id"] for _, _, r in results if r.output
-    }
+    sessions = {standin.sessions(name)[0] for _, name, _ in results}
+    assert {c.body["session_id"] for c in hooks.events("PreToolUse")} == sessions
+    assert {r.output["session_id"] for _, _, r in results if r.output} == sessions

@@ -33,6 +33,8 @@ from .scripts import (
     count_assistant_messages,
     find_script_name,
     normalize_turn,
+    offers_tools,
+    session_of,
     text_reply,
     tool_results_of,
 )
@@ -43,7 +45,13 @@ _SECRET_HEADERS = {"x-api-key", "authorization", "proxy-authorization", "cookie"
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One request the stand-in received (secret headers replaced by `[redacted]`)."""
+    """One request the stand-in received (secret headers replaced by `[redacted]`).
+
+    `script`/`turn`: the script and turn that answered it (None for side requests and other
+    routes). `session_id`: Claude Code's session (header `x-claude-code-session-id`).
+    `side`: a request without tools that carried a marker (e.g. a title or summary request
+    quoting the prompt); answered with a short text, not counted as a script turn.
+    """
 
     method: str
     path: str
@@ -53,6 +61,8 @@ class RecordedRequest:
     script: str | None
     turn: int | None
     received_at: float
+    session_id: str | None = None
+    side: bool = False
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -89,10 +99,15 @@ class StandinState:
         with self._lock:
             return list(self._scripts)
 
-    def reply_for(self, body: Mapping[str, Any]) -> tuple[str | None, int | None, Reply]:
+    def reply_for(
+        self, body: Mapping[str, Any], session: str | None = None
+    ) -> tuple[str | None, int | None, Reply]:
+        """(script, turn, reply); turn None: a side request (no marker, or no tools)."""
         name = find_script_name(body)
         if name is None:
             return None, None, text_reply(SIDE_REQUEST_TEXT)
+        if not offers_tools(body):
+            return name, None, text_reply(SIDE_REQUEST_TEXT)
         turn = count_assistant_messages(body)
         with self._lock:
             script = self._scripts.get(name)
@@ -100,27 +115,40 @@ class StandinState:
             return name, turn, text_reply(f"[stand-in] no script named {name!r} is registered.")
         if turn >= len(script):
             return name, turn, text_reply(f"[stand-in] script {name!r} has no turn {turn}.")
-        return name, turn, build_reply(name, turn, script[turn])
+        return name, turn, build_reply(name, turn, script[turn], session)
 
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
             self._requests.append(request)
 
-    def requests(
-        self, script: str | None = None, *, all_requests: bool = False
-    ) -> list[RecordedRequest]:
-        """Recorded requests: those of `script`, or (all_requests) every one received."""
+    def all_requests(self) -> list[RecordedRequest]:
         with self._lock:
-            recorded = list(self._requests)
-        if all_requests:
-            return recorded
-        return [r for r in recorded if r.script == script]
+            return list(self._requests)
 
-    def tool_results(self, script: str) -> list[ToolResult]:
+    def requests(self, script: str, session_id: str | None = None) -> list[RecordedRequest]:
+        """The conversation requests (side requests excluded) of `script`, optionally of one
+        session only."""
+        return [
+            r
+            for r in self.all_requests()
+            if r.script == script
+            and not r.side
+            and (session_id is None or r.session_id == session_id)
+        ]
+
+    def sessions(self, script: str) -> list[str]:
+        """The session ids that ran `script`, in order of their first request."""
+        found: list[str] = []
+        for request in self.requests(script):
+            if request.session_id and request.session_id not in found:
+                found.append(request.session_id)
+        return found
+
+    def tool_results(self, script: str, session_id: str | None = None) -> list[ToolResult]:
         """Every distinct tool_result the model received in the conversation(s) of `script`."""
         seen: set[str] = set()
         results: list[ToolResult] = []
-        for request in self.requests(script):
+        for request in self.requests(script, session_id):
             if not isinstance(request.body, dict):
                 continue
             for result in tool_results_of(request.body):
@@ -238,7 +266,13 @@ def create_app(state: StandinState) -> Starlette:
             )
         return body, None
 
-    def record(request: Request, body: Any, script: str | None, turn: int | None) -> None:
+    def record(
+        request: Request,
+        body: Any,
+        script: str | None,
+        turn: int | None,
+        session: str | None = None,
+    ) -> None:
         state.record(
             RecordedRequest(
                 method=request.method,
@@ -249,6 +283,8 @@ def create_app(state: StandinState) -> Starlette:
                 script=script,
                 turn=turn,
                 received_at=time.time(),
+                session_id=session,
+                side=script is not None and turn is None,
             )
         )
 
@@ -262,8 +298,9 @@ def create_app(state: StandinState) -> Starlette:
         if not isinstance(body.get("messages"), list):
             record(request, body, None, None)
             return _error(400, "invalid_request_error", "messages: Field required (a list)")
-        script, turn, reply = state.reply_for(body)
-        record(request, body, script, turn)
+        session = session_of(request.headers, body)
+        script, turn, reply = state.reply_for(body, session)
+        record(request, body, script, turn, session)
         model = str(body.get("model") or "claude-standin")
         tokens = _estimate_tokens(body)
         if body.get("stream"):
@@ -303,7 +340,7 @@ def create_app(state: StandinState) -> Starlette:
 
     async def control_requests(request: Request) -> Response:
         script = request.query_params.get("script")
-        recorded = state.requests(script, all_requests=script is None)
+        recorded = state.all_requests() if script is None else state.requests(script)
         return JSONResponse(
             [
                 {
@@ -315,6 +352,8 @@ def create_app(state: StandinState) -> Starlette:
                     "script": r.script,
                     "turn": r.turn,
                     "received_at": r.received_at,
+                    "session_id": r.session_id,
+                    "side": r.side,
                 }
                 for r in recorded
             ]

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -316,3 +316,75 @@ def run_claude(
         version=version,
         keep_home=keep_home,
     ).wait()
+
+
+@dataclass(frozen=True)
+class ClaudeRunner:
+    """`run_claude` / `start_claude` with the binary, the stand-in and (optionally) the MCP
+    server bound once; the pytest fixture `claude` is one of these.
+
+        result = claude.with_mcp(suite.mcp_url, suite.api_key).run(prompt, cwd=tmp_path)
+    """
+
+    claude_bin: Path
+    standin_url: str
+    mcp_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    timeout_s: float = 180
+
+    def with_mcp(self, mcp_url: str, api_key: str | None) -> ClaudeRunner:
+        return replace(self, mcp_url=mcp_url, api_key=api_key)
+
+    def start(
+        self,
+        prompt: str,
+        *,
+        cwd: Path | str,
+        permission_prompt_tool: str | None = None,
+        allowed_tools: Sequence[str] = (),
+        extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+        output_format: str = "json",
+        keep_home: bool = False,
+    ) -> ClaudeProcess:
+        return start_claude(
+            prompt,
+            cwd=cwd,
+            standin_url=self.standin_url,
+            mcp_url=self.mcp_url,
+            api_key=self.api_key,
+            permission_prompt_tool=permission_prompt_tool,
+            allowed_tools=allowed_tools,
+            extra_args=extra_args,
+            env=env,
+            timeout_s=self.timeout_s if timeout_s is None else timeout_s,
+            output_format=output_format,
+            claude_bin=self.claude_bin,
+            keep_home=keep_home,
+        )
+
+    def run(
+        self,
+        prompt: str,
+        *,
+        cwd: Path | str,
+        permission_prompt_tool: str | None = None,
+        allowed_tools: Sequence[str] = (),
+        extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+        output_format: str = "json",
+        keep_home: bool = False,
+    ) -> ClaudeResult:
+        return self.start(
+            prompt,
+            cwd=cwd,
+            permission_prompt_tool=permission_prompt_tool,
+            allowed_tools=allowed_tools,
+            extra_args=extra_args,
+            env=env,
+            timeout_s=timeout_s,
+            output_format=output_format,
+            keep_home=keep_home,
+        ).wait()

@@ -71,13 +71,41 @@ def normalize_turn(turn: Turn) -> tuple[Block, ...]:
     return tuple(blocks)
 
 
-def tool_use_id(script: str, turn: int, index: int) -> str:
-    """Deterministic, so a retried request gets the same id."""
-    digest = hashlib.sha256(f"{script}\0{turn}\0{index}".encode()).hexdigest()[:24]
-    return f"toolu_{digest}"
+def tool_use_id(script: str, turn: int, index: int, session: str = "") -> str:
+    """Deterministic per conversation (a retried request gets the same id), distinct across
+    the sessions that run the same script."""
+    seed = f"{script}\0{turn}\0{index}\0{session}"
+    return f"toolu_{hashlib.sha256(seed.encode()).hexdigest()[:24]}"
 
 
-def build_reply(script: str, turn_index: int, blocks: Sequence[Block]) -> Reply:
+def session_of(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
+    """Claude Code's session id: header `x-claude-code-session-id`, else `metadata.user_id`
+    (a JSON string holding `session_id`)."""
+    for key, value in headers.items():
+        if key.lower() == "x-claude-code-session-id" and value:
+            return value
+    metadata = body.get("metadata")
+    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
+    if isinstance(user_id, str):
+        try:
+            parsed = json.loads(user_id)
+        except ValueError:
+            return None
+        session = parsed.get("session_id") if isinstance(parsed, dict) else None
+        return session if isinstance(session, str) and session else None
+    return None
+
+
+def offers_tools(body: Mapping[str, Any]) -> bool:
+    """Claude Code's conversation requests offer tools; its side requests (titles, summaries,
+    quota probes, classifiers) offer none."""
+    tools = body.get("tools")
+    return isinstance(tools, list) and len(tools) > 0
+
+
+def build_reply(
+    script: str, turn_index: int, blocks: Sequence[Block], session: str | None = None
+) -> Reply:
     rendered: list[dict[str, Any]] = []
     calls = False
     for index, block in enumerate(blocks):
@@ -88,7 +116,7 @@ def build_reply(script: str, turn_index: int, blocks: Sequence[Block]) -> Reply:
             rendered.append(
                 {
                     "type": "tool_use",
-                    "id": block.id or tool_use_id(script, turn_index, index),
+                    "id": block.id or tool_use_id(script, turn_index, index, session or ""),
                     "name": block.name,
                     "input": dict(block.input),
                 }

@@ -115,14 +115,19 @@ class Standin:
         self.state.add_script(name, turns)
         return marker(name)
 
-    def requests_for(self, name: str) -> list[RecordedRequest]:
-        """The `/v1/messages` requests of the conversation(s) that carried script `name`."""
-        return self.state.requests(name)
+    def requests_for(self, name: str, session_id: str | None = None) -> list[RecordedRequest]:
+        """The `/v1/messages` requests of the conversation(s) that carried script `name`
+        (side requests excluded), optionally of one Claude Code session only."""
+        return self.state.requests(name, session_id)
+
+    def sessions(self, name: str) -> list[str]:
+        """Claude Code session ids that ran script `name`, in order of first request."""
+        return self.state.sessions(name)
 
     def all_requests(self) -> list[RecordedRequest]:
         """Every request received, side requests and unknown routes included, in order."""
-        return self.state.requests(all_requests=True)
+        return self.state.all_requests()
 
-    def tool_results(self, name: str) -> list[ToolResult]:
+    def tool_results(self, name: str, session_id: str | None = None) -> list[ToolResult]:
         """The distinct tool_result blocks the model received in script `name`, in order."""
-        return self.state.tool_results(name)
+        return self.state.tool_results(name, session_id)
