@@ -7,10 +7,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# The test modules here import ``people`` (pytest runs with --import-mode=importlib).
+sys.path.insert(0, str(Path(__file__).parent))
 
 from cctelegram_anthropic_standin import Standin
 from cctelegram_anthropic_standin.claude import ClaudeRunner

@@ -3,6 +3,7 @@ tool (REST and MCP), resource and endpoint; plus hypothesis-made Authorization h
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ PROTECTED_ENDPOINTS = [
     ("POST", "/v1/integrations/alertmanager", {"alerts": []}),
     ("POST", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
     ("GET", "/v1/keys", None),
+    ("POST", "/v1/hooks/claude-code", {"hook_event_name": "Stop", "session_id": "s"}),
 ]
 
 
@@ -32,9 +34,29 @@ def rest(client: TestClient, spec: Any, headers: dict[str, str]) -> Any:
     return client.post(spec.route, json=PROBE, headers=headers)
 
 
+class McpResponse:
+    """The HTTP response of one JSON-RPC call, plain JSON or (tools that may wait for a
+    person) one SSE stream whose last event is the result."""
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+        self.status_code = response.status_code
+        self.headers = response.headers
+
+    def json(self) -> Any:
+        if self.headers.get("content-type", "").startswith("text/event-stream"):
+            data = [
+                line.removeprefix("data:").strip()
+                for line in self.response.text.splitlines()
+                if line.startswith("data:")
+            ]
+            return json.loads(data[-1])
+        return self.response.json()
+
+
 def mcp(client: TestClient, method: str, params: dict[str, Any], headers: dict[str, str]) -> Any:
     body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": params}
-    return client.post("/mcp", json=body, headers={**MCP_HEADERS, **headers})
+    return McpResponse(client.post("/mcp", json=body, headers={**MCP_HEADERS, **headers}))
 
 
 def test_every_bad_key_is_refused_everywhere(client: TestClient, keys) -> None:

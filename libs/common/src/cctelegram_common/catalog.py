@@ -39,6 +39,13 @@ from cctelegram_common.contracts.bridge import (
     EnsureBridgeResult,
     ProcessCheck,
 )
+from cctelegram_common.contracts.claude_code import (
+    SessionCheckRequest,
+    SessionCheckResult,
+    SessionEndRequest,
+    SessionRule,
+    SessionRuleRequest,
+)
 from cctelegram_common.contracts.events import SubmitEvent
 from cctelegram_common.contracts.modes import ModeResult, SetModeRequest
 from cctelegram_common.contracts.outbox import DeadLetter, DeliveryReported, OutboxMessage
@@ -195,6 +202,24 @@ CHANNELS += [
         CancelApprovalRequest,
         ApprovalRecord,
         "cancel_approval: withdraw an open approval (owner or read-all).",
+    ),
+    _events_rpc(
+        subjects.EVENTS_RPC_SESSION_CHECK,
+        SessionCheckRequest,
+        SessionCheckResult,
+        "Claude Code: note a session's activity; does a session rule allow this tool use?",
+    ),
+    _events_rpc(
+        subjects.EVENTS_RPC_SESSION_RULE,
+        SessionRuleRequest,
+        SessionRule,
+        "Claude Code: the rule a decided 'Allow for this session' approval stands for.",
+    ),
+    _events_rpc(
+        subjects.EVENTS_RPC_SESSION_END,
+        SessionEndRequest,
+        SessionCheckResult,
+        "Claude Code SessionEnd: the session's rules end with it.",
     ),
     _events_rpc(subjects.EVENTS_RPC_MODE_SET, SetModeRequest, ModeResult, "switch_to_*_mode."),
     _events_rpc(

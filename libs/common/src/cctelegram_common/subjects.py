@@ -81,6 +81,7 @@ KV_DELIVERIES: Final = "cctg_deliveries"
 KV_BRIDGE: Final = "cctg_bridge"
 KV_EVENT_STATUS: Final = "cctg_event_status"
 KV_STATE: Final = "cctg_state"
+KV_SESSIONS: Final = "cctg_sessions"
 
 # --- durable consumers (<service>-<handler>) ----------------------------------------------
 CONSUMER_EVENTS_SUBMIT: Final = "events-submit"
@@ -136,6 +137,9 @@ EVENTS_RPC_TODOS_REGISTER: Final = rpc_subject(EVENTS_RPC_SERVICE, "todos_regist
 EVENTS_RPC_TASK_STATUS: Final = rpc_subject(EVENTS_RPC_SERVICE, "task_status")
 EVENTS_RPC_TODO: Final = rpc_subject(EVENTS_RPC_SERVICE, "todo")
 EVENTS_RPC_TEMPLATES: Final = rpc_subject(EVENTS_RPC_SERVICE, "templates")
+EVENTS_RPC_SESSION_CHECK: Final = rpc_subject(EVENTS_RPC_SERVICE, "session_check")
+EVENTS_RPC_SESSION_RULE: Final = rpc_subject(EVENTS_RPC_SERVICE, "session_rule")
+EVENTS_RPC_SESSION_END: Final = rpc_subject(EVENTS_RPC_SERVICE, "session_end")
 
 # Keys in KV_STATE written by the events service.
 STATE_KEY_MODE: Final = "mode"

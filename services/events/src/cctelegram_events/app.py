@@ -19,6 +19,7 @@ from cctelegram_events.notifications import NotificationService
 from cctelegram_events.ports import NatsKv, system_clock
 from cctelegram_events.responses import ResponseLog, StreamResponseReader
 from cctelegram_events.runtime import Runtime, RuntimeHolder
+from cctelegram_events.sessions import SessionService
 from cctelegram_events.settings import EventsSettings
 from cctelegram_events.tasks import TaskService
 from cctelegram_events.updates import UpdateInterpreter
@@ -39,6 +40,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
     status_kv = NatsKv(await js.key_value(subjects.KV_EVENT_STATUS))
     state_kv = NatsKv(await js.key_value(subjects.KV_STATE))
     approvals_kv = NatsKv(await js.key_value(subjects.KV_APPROVALS))
+    sessions_kv = NatsKv(await js.key_value(subjects.KV_SESSIONS))
     publisher = JetStreamPublisher(js)
     clock = system_clock
     modes = ModeStore(state_kv, clock)
@@ -85,6 +87,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
         responses=responses,
         tasks=tasks,
         updates=updates,
+        sessions=SessionService(sessions_kv, approvals_kv, clock),
     )
 
 

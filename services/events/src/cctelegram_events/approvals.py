@@ -37,6 +37,7 @@ from cctelegram_common.logging import get_logger
 from cctelegram_common.telemetry import current_traceparent, links_to
 from cctelegram_events import metrics
 from cctelegram_events.callbacks import CallbackSigner
+from cctelegram_events.claude_cards import render_claude_code_card
 from cctelegram_events.ports import (
     CasConflictError,
     Clock,
@@ -187,8 +188,12 @@ class ApprovalService:
         on_timeout = command.on_timeout
         if on_timeout != ON_TIMEOUT_EXPIRE and on_timeout not in command.options:
             on_timeout = ON_TIMEOUT_EXPIRE
-        card_text = render_approval_card(
-            command.title, command.description, command.options, command.details, command.source
+        card_text = (
+            render_claude_code_card(command, command.claude_code)
+            if command.claude_code is not None
+            else render_approval_card(
+                command.title, command.description, command.options, command.details, command.source
+            )
         )
         record = ApprovalRecord(
             approval_id=command.approval_id,
@@ -202,6 +207,8 @@ class ApprovalService:
             allow_text_reply=command.allow_text_reply,
             task_id=command.task_id,
             source=command.source,
+            text_reply_decides=command.text_reply_decides,
+            claude_code=command.claude_code,
             chat_ids=approvers,
             card_outbox_ids=tuple(f"{command.approval_id}:{chat}:0" for chat in approvers),
             card_text=card_text,
@@ -452,6 +459,9 @@ class ApprovalService:
         now = self.clock()
         comment = text.strip()[:1000]
         option_index = match_option(text, current.options)
+        if option_index is None and current.text_reply_decides in current.options:
+            # A card whose free-text reply is an answer (a deny reason, Claude's next step).
+            option_index = current.options.index(current.text_reply_decides)
 
         def apply(record: ApprovalRecord) -> ApprovalRecord | None:
             if record.is_open and option_index is not None:

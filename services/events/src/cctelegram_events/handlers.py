@@ -11,6 +11,11 @@ from pydantic import BaseModel
 from cctelegram_common import subjects
 from cctelegram_common.consumers import BatchItem, Durable, Outcome
 from cctelegram_common.contracts.approvals import CancelApprovalRequest, SubmitApproval
+from cctelegram_common.contracts.claude_code import (
+    SessionCheckRequest,
+    SessionEndRequest,
+    SessionRuleRequest,
+)
 from cctelegram_common.contracts.events import SubmitEvent
 from cctelegram_common.contracts.modes import ModeResult, SetModeRequest
 from cctelegram_common.contracts.outbox import DeliveryReported
@@ -149,3 +154,15 @@ def register(broker: NatsBroker, holder: RuntimeHolder) -> None:
             return catalogue()
 
         return await _answer(holder, "templates", call)
+
+    @broker.subscriber(subjects.EVENTS_RPC_SESSION_CHECK, queue=RPC_QUEUE)
+    async def session_check(request: SessionCheckRequest) -> RpcReply:
+        return await _answer(holder, "session_check", lambda rt: rt.sessions.check(request))
+
+    @broker.subscriber(subjects.EVENTS_RPC_SESSION_RULE, queue=RPC_QUEUE)
+    async def session_rule(request: SessionRuleRequest) -> RpcReply:
+        return await _answer(holder, "session_rule", lambda rt: rt.sessions.add_rule(request))
+
+    @broker.subscriber(subjects.EVENTS_RPC_SESSION_END, queue=RPC_QUEUE)
+    async def session_end(request: SessionEndRequest) -> RpcReply:
+        return await _answer(holder, "session_end", lambda rt: rt.sessions.end(request))

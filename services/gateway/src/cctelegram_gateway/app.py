@@ -24,8 +24,9 @@ from cctelegram_gateway import metrics as gateway_metrics
 from cctelegram_gateway import tools
 from cctelegram_gateway.auditing import Auditor
 from cctelegram_gateway.calls import ToolRunner
+from cctelegram_gateway.hooks import add_hook_routes
 from cctelegram_gateway.integrations import add_integration_routes
-from cctelegram_gateway.mcp_server import build_mcp_app, build_server
+from cctelegram_gateway.mcp_server import build_mcp_app, build_server, wants_stream
 from cctelegram_gateway.middleware import GatewayMiddleware
 from cctelegram_gateway.ratelimit import RateLimiter
 from cctelegram_gateway.registry import ToolRegistry, registry
@@ -69,15 +70,28 @@ class McpFastPath:
     stays registered in FastAPI for other methods (405) and for route-template metrics.
     """
 
-    def __init__(self, api: ASGIApp, mcp_endpoint: ASGIApp) -> None:
+    def __init__(
+        self,
+        api: ASGIApp,
+        mcp_endpoint: ASGIApp,
+        streamed_endpoint: ASGIApp | None = None,
+        streamed_tools: frozenset[str] = frozenset(),
+    ) -> None:
         self.api = api
         self.mcp_endpoint = mcp_endpoint
+        self.streamed_endpoint = streamed_endpoint
+        self.streamed_tools = streamed_tools
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if is_mcp_post(scope):
             # What FastAPI would have set: the metrics middleware finds the route template
             # ("/mcp", not "other") through it.
             scope["app"] = self.api
+            if self.streamed_endpoint is not None and wants_stream(
+                dict(scope["headers"]), scope["state"].get("body"), self.streamed_tools
+            ):
+                await self.streamed_endpoint(scope, receive, send)
+                return
             await self.mcp_endpoint(scope, receive, send)
         else:
             await self.api(scope, receive, send)
@@ -138,7 +152,12 @@ def create_app(
     )
     limiter = RateLimiter(settings.agent_default_rate_limit_per_minute)
     auditor = Auditor(audit)
-    runner = ToolRunner(broker=broker, limiter=limiter, auditor=auditor)
+    runner = ToolRunner(
+        broker=broker,
+        limiter=limiter,
+        auditor=auditor,
+        extras={"claude_code": settings.claude_code},
+    )
 
     # No queue group: every replica hears every change and drops the key from its cache.
     @broker.subscriber(subjects.AUTH_KEY_CHANGED)
@@ -158,10 +177,14 @@ def create_app(
 
     server = build_server(tool_registry, runner, settings.server_name)
     mcp_endpoint, session_manager = build_mcp_app(server, settings.max_body_bytes)
+    streamed_endpoint, streamed_manager = build_mcp_app(
+        server, settings.max_body_bytes, json_response=False
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        async with session_manager.run():  # a mounted MCP app's own lifespan never runs
+        # A mounted MCP app's own lifespan never runs.
+        async with session_manager.run(), streamed_manager.run():
             yield
 
     api = FastAPI(
@@ -177,13 +200,14 @@ def create_app(
     install_error_handlers(api)
     add_tool_routes(api, tool_registry, runner)
     add_integration_routes(api, runner, settings.telegram_webhook_secret)
+    add_hook_routes(api, runner)
     # /mcp first: routes are matched in order (here and in the metrics middleware), and it
     # is the hot path.
     api.router.routes.insert(0, Route("/mcp", endpoint=mcp_endpoint, methods=["POST"]))
     api.router.routes.extend(service.routes())
 
     front_door = GatewayMiddleware(
-        McpFastPath(api, mcp_endpoint),
+        McpFastPath(api, mcp_endpoint, streamed_endpoint, tool_registry.streamed_names()),
         verifier=verifier,
         auditor=auditor,
         allowed_hosts=settings.allowed_hosts,

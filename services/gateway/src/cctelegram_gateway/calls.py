@@ -6,7 +6,7 @@ outcome (``isError`` results vs HTTP statuses).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from faststream.nats import NatsBroker
@@ -67,6 +67,8 @@ class ToolRunner:
     broker: NatsBroker
     limiter: RateLimiter
     auditor: Auditor
+    # Read-only configuration tools may need (e.g. "claude_code": ClaudeCodeSettings).
+    extras: dict[str, Any] = field(default_factory=dict)
 
     def authorize(self, principal: Principal, permission: Permission, what: str, rid: str) -> None:
         if principal.can(permission):
@@ -116,7 +118,9 @@ class ToolRunner:
         return parsed
 
     def context(self, principal: Principal, request_id: str) -> ToolContext:
-        return ToolContext(principal=principal, request_id=request_id, broker=self.broker)
+        return ToolContext(
+            principal=principal, request_id=request_id, broker=self.broker, extras=self.extras
+        )
 
     async def call(
         self,

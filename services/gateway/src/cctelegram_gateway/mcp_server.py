@@ -3,6 +3,8 @@ served as stateless Streamable HTTP (JSON responses) so any replica answers any 
 
 from __future__ import annotations
 
+import contextlib
+import json
 from typing import Any
 
 import mcp_types as types
@@ -16,7 +18,12 @@ from cctelegram_common import __version__
 from cctelegram_common.contracts.auth import Principal
 from cctelegram_gateway.calls import CallRefusedError, ToolRunner
 from cctelegram_gateway.middleware import current_principal, current_request_id
-from cctelegram_gateway.registry import ToolError, ToolRegistry, ToolSpec
+from cctelegram_gateway.registry import ToolError, ToolRegistry, ToolSpec, current_progress
+from cctelegram_gateway.tools.claude_code import (
+    PROJECT_HEADER,
+    SESSION_HEADER,
+    current_session_hints,
+)
 
 INSTRUCTIONS = (
     "CCTelegram reaches people on Telegram: send notifications (send_telegram_event, "
@@ -45,9 +52,37 @@ def tool_schema(spec: ToolSpec[Any, Any]) -> types.Tool:
         name=spec.name,
         description=spec.description,
         input_schema=spec.input_model.model_json_schema(),
-        output_schema=spec.output_model.model_json_schema(mode="serialization"),
+        output_schema=None
+        if spec.text_only
+        else spec.output_model.model_json_schema(mode="serialization"),
         annotations=types.ToolAnnotations(read_only_hint=spec.read_only or None),
     )
+
+
+def _session_hints(ctx: ServerRequestContext[Any, Any]) -> tuple[str | None, str | None]:
+    """``X-CCTelegram-Session`` / ``-Project`` of the MCP server's configured headers."""
+    headers = getattr(ctx.request, "headers", None)
+    if headers is None:
+        return None, None
+    session = (headers.get(SESSION_HEADER) or "").strip()[:200] or None
+    project = (headers.get(PROJECT_HEADER) or "").strip()[:100] or None
+    return session, project
+
+
+def _progress_reporter(ctx: ServerRequestContext[Any, Any]) -> Any:
+    """Sends progress notifications on this call's stream when the client asked for them."""
+    meta = ctx.meta or {}
+    if meta.get("progress_token") is None and meta.get("progressToken") is None:
+        return None
+    ticks = 0
+
+    async def report(message: str) -> None:
+        nonlocal ticks
+        ticks += 1
+        with contextlib.suppress(Exception):  # a keep-alive must never fail the call
+            await ctx.session.report_progress(float(ticks), None, message)
+
+    return report
 
 
 def build_server(registry: ToolRegistry, runner: ToolRunner, name: str) -> Server[Any]:
@@ -69,6 +104,8 @@ def build_server(registry: ToolRegistry, runner: ToolRunner, name: str) -> Serve
         spec = registry.get(params.name)
         if spec is None:
             return _error(f"unknown tool '{params.name}'")
+        hints = current_session_hints.set(_session_hints(ctx))
+        progress = current_progress.set(_progress_reporter(ctx) if spec.streams else None)
         try:
             result = await runner.call(spec, principal, request_id, params.arguments)
         except CallRefusedError as refused:
@@ -80,6 +117,12 @@ def build_server(registry: ToolRegistry, runner: ToolRunner, name: str) -> Serve
                 else ""
             )
             return _error(f"{error.message}{hint}")
+        finally:
+            current_session_hints.reset(hints)
+            current_progress.reset(progress)
+        if spec.text_only:
+            text = result.model_dump_json(exclude_none=True)
+            return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=result.model_dump_json())],
             structured_content=result.model_dump(mode="json"),
@@ -147,18 +190,41 @@ def build_server(registry: ToolRegistry, runner: ToolRunner, name: str) -> Serve
 
 
 def build_mcp_app(
-    server: Server[Any], max_body_bytes: int
+    server: Server[Any], max_body_bytes: int, *, json_response: bool = True
 ) -> tuple[StreamableHTTPASGIApp, StreamableHTTPSessionManager]:
     """The ASGI endpoint for /mcp and the manager whose ``run()`` must wrap the app's life.
 
     Host/Origin are checked by the gateway's own middleware for every path (one policy,
-    one error shape), so the SDK's copy of that check is off.
+    one error shape), so the SDK's copy of that check is off. ``json_response=False`` is
+    the streamed twin for calls that may wait for a person (see ``wants_stream``).
     """
     manager = StreamableHTTPSessionManager(
         app=server,
-        json_response=True,
+        json_response=json_response,
         stateless=True,
         security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         max_request_body_size=max_body_bytes,
     )
     return StreamableHTTPASGIApp(manager), manager
+
+
+def wants_stream(headers: Any, body: bytes | None, streamed: frozenset[str]) -> bool:
+    """A ``tools/call`` of a tool that may wait for a person, from a client that takes an
+    SSE response: answer it over a stream (Claude Code abandons a JSON response after 60 s;
+    over SSE it waits, and progress notifications keep proxies from timing out). Everything
+    else keeps the cheaper plain-JSON path."""
+    if b"text/event-stream" not in headers.get(b"accept", b""):
+        return False
+    name = headers.get(b"mcp-name")
+    if name is not None:
+        return headers.get(b"mcp-method") == b"tools/call" and name.decode("latin-1") in streamed
+    if not body or b'"tools/call"' not in body:
+        return False
+    if not any(tool.encode() in body for tool in streamed):
+        return False
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return False
+    params = message.get("params") if isinstance(message, dict) else None
+    return isinstance(params, dict) and params.get("name") in streamed

@@ -172,7 +172,7 @@ class GatewayMiddleware:
             await self._too_large(send, request_id)
             return
         try:
-            body_receive = await self._buffer_body(receive)
+            body_receive = await self._buffer_body(receive, scope)
         except BodyTooLargeError:
             await self._too_large(send, request_id)
             return
@@ -245,8 +245,9 @@ class GatewayMiddleware:
             coalesce=True,
         )
 
-    async def _buffer_body(self, receive: Receive) -> Receive:
-        """Read the body (bounded) before the app sees it; replay it, then pass through."""
+    async def _buffer_body(self, receive: Receive, scope: Scope) -> Receive:
+        """Read the body (bounded) before the app sees it; replay it, then pass through.
+        The bytes stay in the request state for routing that depends on them (/mcp)."""
         chunks: list[bytes] = []
         size = 0
         trailing: Message | None = None
@@ -262,9 +263,9 @@ class GatewayMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        queue: list[Message] = [
-            {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        ]
+        body = b"".join(chunks)
+        scope["state"]["body"] = body
+        queue: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
         if trailing is not None:
             queue.append(trailing)
 

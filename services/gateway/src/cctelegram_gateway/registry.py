@@ -7,6 +7,7 @@ next to the tool; their field descriptions become the MCP schemas and the OpenAP
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, get_type_hints
@@ -17,6 +18,12 @@ from pydantic import BaseModel
 from cctelegram_common.contracts.auth import Permission, Principal
 
 InputT = TypeVar("InputT", bound=BaseModel)
+
+# Set by the MCP layer for a call of a ``streams`` tool whose client asked for progress:
+# a long wait calls it now and then, so the stream stays visibly alive.
+current_progress: contextvars.ContextVar[Callable[[str], Awaitable[None]] | None] = (
+    contextvars.ContextVar("current_progress", default=None)
+)
 OutputT = TypeVar("OutputT", bound=BaseModel)
 
 
@@ -58,6 +65,12 @@ class ToolSpec(Generic[InputT, OutputT]):
     rest_method: str = "POST"
     rest_path: str = ""
     read_only: bool = False
+    # The result is one JSON text block and nothing else (Claude Code's permission prompt
+    # tool rejects structured content); no output schema is declared for it.
+    text_only: bool = False
+    # May wait minutes for a person: answered over an SSE stream when the client takes one
+    # (Claude Code gives up on a plain JSON response after 60 s).
+    streams: bool = False
 
     @property
     def route(self) -> str:
@@ -113,6 +126,8 @@ class ToolRegistry:
         rest_method: str = "POST",
         rest_path: str = "",
         read_only: bool = False,
+        text_only: bool = False,
+        streams: bool = False,
     ) -> Callable[[Handler[InputT, OutputT]], Handler[InputT, OutputT]]:
         """Decorator: input and output models are read from the handler's annotations."""
 
@@ -132,6 +147,8 @@ class ToolRegistry:
                     rest_method=rest_method,
                     rest_path=rest_path,
                     read_only=read_only,
+                    text_only=text_only,
+                    streams=streams,
                 )
             )
             return handler
@@ -146,6 +163,9 @@ class ToolRegistry:
 
     def __len__(self) -> int:
         return len(self._tools)
+
+    def streamed_names(self) -> frozenset[str]:
+        return frozenset(spec.name for spec in self._tools.values() if spec.streams)
 
     def visible_to(self, principal: Principal) -> list[ToolSpec[Any, Any]]:
         """The tools this caller may call (MCP lists only these)."""

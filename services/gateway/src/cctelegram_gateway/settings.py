@@ -3,15 +3,54 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from cctelegram_common.settings import HttpSettings, ServiceSettings, service_config
 
 LOCAL_HOSTS = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"]
 LOCAL_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+
+
+class ClaudeCodeSettings(BaseModel):
+    """``GATEWAY_CLAUDE_CODE__*``: how the gateway answers Claude Code."""
+
+    permission_wait_s: float = Field(
+        default=600.0, gt=0, le=86400, description="request_permission: how long a card waits"
+    )
+    permission_timeout: Literal["deny", "allow"] = Field(
+        default="deny", description="request_permission's answer when nobody decided in time"
+    )
+    hook_wait_s: float = Field(
+        default=570.0,
+        gt=0,
+        le=3600,
+        description="PreToolUse / PermissionRequest: answer within this (the hook's own "
+        "timeout is 600 s by default; set the hook's timeout above this)",
+    )
+    hook_fallback: Literal["ask", "deny", "allow"] = Field(
+        default="ask", description="PreToolUse's answer when nobody decided in time"
+    )
+    question_wait_s: float = Field(
+        default=300.0, gt=0, le=3600, description="AskUserQuestion / ExitPlanMode cards"
+    )
+    read_only_mcp_tools: list[str] = Field(
+        default_factory=list,
+        description="MCP tools (full names, '*' suffix for a prefix) that pass without a person",
+    )
+    continue_window_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=3600,
+        description="Stop: wait this long for a reply that continues the session (0 = off)",
+    )
+    continue_projects: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Projects whose Stop hook waits for a reply ('*' = every project)",
+    )
+    notify_subagent_stop: bool = Field(default=False, description="SubagentStop notifications")
 
 
 class GatewaySettings(ServiceSettings):
@@ -49,6 +88,10 @@ class GatewaySettings(ServiceSettings):
         "sends it as X-Telegram-Bot-Api-Secret-Token",
     )
     server_name: str = Field(default="cctelegram", description="MCP server name (same everywhere)")
+    claude_code: ClaudeCodeSettings = Field(
+        default_factory=ClaudeCodeSettings,
+        description="GATEWAY_CLAUDE_CODE__*: permission prompt tool and hooks",
+    )
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod

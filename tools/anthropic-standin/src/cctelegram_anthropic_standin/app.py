@@ -115,7 +115,11 @@ class StandinState:
             return name, turn, text_reply(f"[stand-in] no script named {name!r} is registered.")
         if turn >= len(script):
             return name, turn, text_reply(f"[stand-in] script {name!r} has no turn {turn}.")
-        return name, turn, build_reply(name, turn, script[turn], session)
+        return (
+            name,
+            turn,
+            build_reply(name, turn, script[turn], session, previous=tool_results_of(body)),
+        )
 
     def record(self, request: RecordedRequest) -> None:
         with self._lock:

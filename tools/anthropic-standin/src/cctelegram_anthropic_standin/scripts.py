@@ -103,8 +103,33 @@ def offers_tools(body: Mapping[str, Any]) -> bool:
     return isinstance(tools, list) and len(tools) > 0
 
 
+RESULT_FIELD = re.compile(r"^\{\{result:([A-Za-z0-9_]+)\}\}$")
+
+
+def _fill(value: Any, previous: Sequence[ToolResult]) -> Any:
+    """``"{{result:FIELD}}"`` → FIELD of the last tool result's JSON (a script can pass an id
+    the previous tool returned, e.g. an approval id to wait for)."""
+    if isinstance(value, dict):
+        return {key: _fill(item, previous) for key, item in value.items()}
+    match = RESULT_FIELD.match(value) if isinstance(value, str) else None
+    if match is None:
+        return value
+    for result in reversed(previous):
+        try:
+            parsed = json.loads(result.text)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict) and match.group(1) in parsed:
+            return parsed[match.group(1)]
+    return value
+
+
 def build_reply(
-    script: str, turn_index: int, blocks: Sequence[Block], session: str | None = None
+    script: str,
+    turn_index: int,
+    blocks: Sequence[Block],
+    session: str | None = None,
+    previous: Sequence[ToolResult] = (),
 ) -> Reply:
     rendered: list[dict[str, Any]] = []
     calls = False
@@ -118,7 +143,7 @@ def build_reply(
                     "type": "tool_use",
                     "id": block.id or tool_use_id(script, turn_index, index, session or ""),
                     "name": block.name,
-                    "input": dict(block.input),
+                    "input": _fill(dict(block.input), previous),
                 }
             )
     return Reply(tuple(rendered), "tool_use" if calls else "end_turn")

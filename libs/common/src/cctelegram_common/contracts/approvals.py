@@ -6,6 +6,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from cctelegram_common.contracts.base import Contract, utc_now
+from cctelegram_common.contracts.claude_code import ClaudeCodeCard
 
 DEFAULT_OPTIONS: tuple[str, ...] = ("Approve", "Deny")
 ON_TIMEOUT_EXPIRE = "expire"
@@ -55,6 +56,14 @@ class SubmitApproval(Contract):
     )
     task_id: str | None = Field(default=None, max_length=200)
     source: str = Field(default="claude-code", max_length=100)
+    text_reply_decides: str | None = Field(
+        default=None,
+        description="Option a text reply applies when it names none (e.g. 'Deny': the reply "
+        "is the reason); None = such a reply is a comment",
+    )
+    claude_code: ClaudeCodeCard | None = Field(
+        default=None, description="A Claude Code tool use, question, plan or finished session"
+    )
     request_id: str | None = None
     submitted_at: datetime = Field(default_factory=utc_now)
 
@@ -84,6 +93,8 @@ class ApprovalRecord(Contract):
     allow_text_reply: bool = True
     task_id: str | None = None
     source: str = "claude-code"
+    text_reply_decides: str | None = None
+    claude_code: ClaudeCodeCard | None = None
     chat_ids: tuple[int, ...] = Field(default=(), description="Chats the card went to")
     card_outbox_ids: tuple[str, ...] = Field(default=(), description="One per chat, same order")
     card_text: str = Field(default="", description="The card's HTML, reused when it is edited")

@@ -30,7 +30,7 @@ from cctelegram_common.contracts.tools import (
     WaitForApprovalInput,
     WaitForApprovalResult,
 )
-from cctelegram_gateway.registry import ToolContext, ToolError, registry
+from cctelegram_gateway.registry import ToolContext, ToolError, current_progress, registry
 from cctelegram_gateway.tools.events import (
     bucket,
     call_events,
@@ -41,6 +41,8 @@ from cctelegram_gateway.tools.events import (
 
 # How long a just-sent approval may take to appear (the events service creates it).
 APPEAR_GRACE_S = 5.0
+# How often a long wait tells a client that asked for progress that it is still waiting.
+KEEPALIVE_S = 15.0
 _KV_REMOVED = ("DEL", "PURGE")
 
 
@@ -73,7 +75,25 @@ async def watch_approval(
     ctx: ToolContext, approval_id: str, timeout_s: float, until_closed: bool = True
 ) -> ApprovalRecord:
     """The approval once it is closed (or, with ``until_closed=False``, once it exists), or
-    as it stands when ``timeout_s`` runs out."""
+    as it stands when ``timeout_s`` runs out. Reports progress while it waits when the
+    caller asked for it (``current_progress``)."""
+    progress = current_progress.get()
+    if progress is None:
+        return await _watch(ctx, approval_id, timeout_s, until_closed)
+    watching = asyncio.ensure_future(_watch(ctx, approval_id, timeout_s, until_closed))
+    try:
+        while True:
+            done, _pending = await asyncio.wait({watching}, timeout=KEEPALIVE_S)
+            if done:
+                return watching.result()
+            await progress("Waiting for a person on Telegram")
+    finally:
+        watching.cancel()
+
+
+async def _watch(
+    ctx: ToolContext, approval_id: str, timeout_s: float, until_closed: bool
+) -> ApprovalRecord:
     store = await bucket(ctx, subjects.KV_APPROVALS)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
@@ -113,6 +133,7 @@ async def watch_approval(
     description="Ask the approvers on Telegram to decide; one button per option. Returns the "
     "approval_id at once (wait_seconds=0) or waits for the decision up to wait_seconds.",
     permission=Permission.APPROVALS_REQUEST,
+    streams=True,
 )
 async def send_approval_request(
     ctx: ToolContext, params: SendApprovalRequestInput
@@ -170,6 +191,7 @@ async def send_approval_request(
     "(default 50, max 120) pass; then status is still 'pending' and you can call again.",
     permission=Permission.APPROVALS_READ,
     read_only=True,
+    streams=True,
 )
 async def wait_for_approval(
     ctx: ToolContext, params: WaitForApprovalInput
