@@ -252,3 +252,15 @@ def test_a_run_past_its_timeout_is_killed_and_says_so(tmp_path: Path) -> None:
     )
     assert result.timed_out
     assert result.exit_code != 0
+
+
+def test_a_short_wait_raises_without_ending_the_run_and_close_ends_it(tmp_path: Path) -> None:
+    fake = write_executable(tmp_path / "claude", "#!/bin/sh\nsleep 60\n")
+    runner = ClaudeRunner(fake, "http://127.0.0.1:9")
+    process = runner.start("x", cwd=tmp_path)
+    with pytest.raises(TimeoutError):
+        process.wait(0.2)
+    assert process.poll() is None
+    runner.close()
+    assert process.poll() is not None
+    assert process.wait().exit_code != 0
