@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -239,6 +240,7 @@ def test_runner_sets_an_offline_env_own_home_and_keeps_the_key_off_argv_and_outp
     kept = runner.run("again", cwd=tmp_path, keep_home=True)
     assert kept.home is not None
     assert kept.home.is_dir()
+    shutil.rmtree(kept.home)
     assert (
         "headers"
         not in json.loads(kept.stdout.splitlines()[0])["config"]["mcpServers"]["cctelegram"]
