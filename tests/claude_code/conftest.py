@@ -41,9 +41,14 @@ def standin() -> Iterator[Standin]:
 
 
 @pytest.fixture
-def claude(claude_bin: Path, standin: Standin) -> ClaudeRunner:
-    """Runs `claude -p` against this test's stand-in; `.with_mcp(url, key)` adds the gateway."""
-    return ClaudeRunner(claude_bin, standin.url)
+def claude(claude_bin: Path, standin: Standin) -> Iterator[ClaudeRunner]:
+    """Runs `claude -p` against this test's stand-in; `.with_mcp(url, key)` adds the gateway.
+    Processes still running at the end of the test are killed."""
+    runner = ClaudeRunner(claude_bin, standin.url)
+    try:
+        yield runner
+    finally:
+        runner.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """The Claude Code test harness itself: the Anthropic stand-in speaks the streamed Messages API,
-the real `claude -p` runs a scripted MCP tool call against `cctelegram up` and the sandbox, and a
+the real `claude -p` runs a scripted MCP tool call against `cctelegram up` and the sandbox, a
 project PreToolUse http hook can deny a Bash command (it does not run; the reason reaches the
-model)."""
+model) or allow it (two sessions at once), and `--permission-prompt-tool` reaches an MCP tool
+(here a small fake server, so the runner's flag is proven independently of the gateway)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from mcp.server.mcpserver import MCPServer
 
 from cctelegram_anthropic_standin import Standin, Text, ToolUse, marker
 from cctelegram_anthropic_standin.claude import ClaudeRunner, run_claude, start_claude
@@ -22,6 +24,7 @@ from cctelegram_anthropic_standin.hooks import (
     pre_tool_use_decision,
     write_hook_settings,
 )
+from cctelegram_anthropic_standin.server import ThreadedServer
 from cctelegram_cli.testing import RunningSuite
 from cctelegram_cli.up import DEMO_USER_ID
 
@@ -265,3 +268,50 @@ def test_an_allowing_hook_lets_bash_run_and_two_sessions_run_at_once(
     sessions = {standin.sessions(name)[0] for _, name, _ in results}
     assert {c.body["session_id"] for c in hooks.events("PreToolUse")} == sessions
     assert {r.output["session_id"] for _, _, r in results if r.output} == sessions
+
+
+def test_the_permission_prompt_tool_decides_whether_bash_runs(
+    claude: ClaudeRunner, standin: Standin, tmp_path: Path
+) -> None:
+    calls: list[dict[str, Any]] = []
+    fake = MCPServer("fake-permissions")
+
+    @fake.tool(structured_output=False)  # Claude Code accepts exactly one text block
+    def request_permission(
+        tool_name: str, input: dict[str, Any], tool_use_id: str | None = None
+    ) -> str:
+        calls.append({"tool_name": tool_name, "input": input, "tool_use_id": tool_use_id})
+        if "deny-me" in str(input.get("command")):
+            return json.dumps({"behavior": "deny", "message": "the fake says no"})
+        return json.dumps({"behavior": "allow", "updatedInput": input})
+
+    app = fake.streamable_http_app(stateless_http=True, json_response=True)
+    with ThreadedServer(app, lifespan="on") as server:
+        runner = claude.with_mcp(f"{server.url}/mcp", "fake-key-0123456789")
+        results = {}
+        for word in ("deny-me", "allow-me"):
+            name = f"{word}-{uuid.uuid4().hex[:8]}"
+            standin.add_script(
+                name, [ToolUse("Bash", {"command": f"echo {word} > {word}.txt"}), "Done."]
+            )
+            results[word] = (
+                name,
+                runner.run(
+                    f"{marker(name)} write it",
+                    cwd=tmp_path,
+                    permission_prompt_tool="mcp__cctelegram__request_permission",
+                ),
+            )
+
+    for _, result in results.values():
+        assert result.exit_code == 0, result.describe()
+    assert not (tmp_path / "deny-me.txt").exists()
+    assert (tmp_path / "allow-me.txt").read_text().strip() == "allow-me"
+    [denied] = standin.tool_results(results["deny-me"][0])
+    assert denied.is_error
+    assert denied.text == "the fake says no"
+    [allowed] = standin.tool_results(results["allow-me"][0])
+    assert not allowed.is_error
+    assert [c["tool_name"] for c in calls] == ["Bash", "Bash"]
+    assert calls[0]["input"] == {"command": "echo deny-me > deny-me.txt"}
+    assert calls[0]["tool_use_id"] == denied.tool_use_id

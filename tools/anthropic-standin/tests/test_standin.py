@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -239,6 +240,7 @@ def test_runner_sets_an_offline_env_own_home_and_keeps_the_key_off_argv_and_outp
     kept = runner.run("again", cwd=tmp_path, keep_home=True)
     assert kept.home is not None
     assert kept.home.is_dir()
+    shutil.rmtree(kept.home)
     assert (
         "headers"
         not in json.loads(kept.stdout.splitlines()[0])["config"]["mcpServers"]["cctelegram"]
@@ -252,3 +254,15 @@ def test_a_run_past_its_timeout_is_killed_and_says_so(tmp_path: Path) -> None:
     )
     assert result.timed_out
     assert result.exit_code != 0
+
+
+def test_a_short_wait_raises_without_ending_the_run_and_close_ends_it(tmp_path: Path) -> None:
+    fake = write_executable(tmp_path / "claude", "#!/bin/sh\nsleep 60\n")
+    runner = ClaudeRunner(fake, "http://127.0.0.1:9")
+    process = runner.start("x", cwd=tmp_path)
+    with pytest.raises(TimeoutError):
+        process.wait(0.2)
+    assert process.poll() is None
+    runner.close()
+    assert process.poll() is not None
+    assert process.wait().exit_code != 0

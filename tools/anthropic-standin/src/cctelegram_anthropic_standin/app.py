@@ -37,6 +37,7 @@ from .scripts import (
     session_of,
     text_reply,
     tool_results_of,
+    user_texts,
 )
 
 SIDE_REQUEST_TEXT = "OK."
@@ -69,6 +70,12 @@ class RecordedRequest:
         if isinstance(self.body, dict) and isinstance(self.body.get("messages"), list):
             return list(self.body["messages"])
         return []
+
+    @property
+    def user_texts(self) -> list[str]:
+        """Every text block of the user messages (prompt, system reminders, hook feedback such
+        as a Stop hook's block reason), tool results excluded."""
+        return user_texts(self.body) if isinstance(self.body, dict) else []
 
     @property
     def tool_names(self) -> list[str]:

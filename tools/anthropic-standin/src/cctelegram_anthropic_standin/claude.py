@@ -178,19 +178,24 @@ class ClaudeProcess:
         return self.process.poll()
 
     def wait(self, timeout_s: float | None = None) -> ClaudeResult:
-        """Wait for the end (at most the run's timeout, counted from the start); on timeout the
-        process group is killed and the result says `timed_out`."""
+        """Wait for the end. At the run's own deadline (`timeout_s` of the start, counted from
+        the spawn) the process group is killed and the result says `timed_out`. A shorter
+        `timeout_s` here only bounds this wait: it raises `TimeoutError` and the run goes on."""
         if self._result is not None:
             return self._result
-        budget = self._timeout_s - (time.monotonic() - self._started)
-        if timeout_s is not None:
-            budget = min(budget, timeout_s)
+        remaining = self._timeout_s - (time.monotonic() - self._started)
         timed_out = False
-        try:
-            self.process.wait(timeout=max(budget, 0))
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            self.kill()
+        if timeout_s is not None and timeout_s < remaining:
+            try:
+                self.process.wait(timeout=max(timeout_s, 0))
+            except subprocess.TimeoutExpired as exc:
+                raise TimeoutError(f"claude (pid {self.pid}) still running") from exc
+        else:
+            try:
+                self.process.wait(timeout=max(remaining, 0))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                self.kill()
         wall = time.monotonic() - self._started
         self._out.seek(0)
         self._err.seek(0)
@@ -228,7 +233,7 @@ class ClaudeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
-        self.wait(0)
+        self.wait()
 
 
 def start_claude(
@@ -331,6 +336,8 @@ class ClaudeRunner:
     mcp_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
     timeout_s: float = 180
+    # Every process started through this runner (and its with_mcp copies): close() ends them.
+    started: list[ClaudeProcess] = field(default_factory=list, repr=False, compare=False)
 
     def with_mcp(self, mcp_url: str, api_key: str | None) -> ClaudeRunner:
         return replace(self, mcp_url=mcp_url, api_key=api_key)
@@ -348,7 +355,7 @@ class ClaudeRunner:
         output_format: str = "json",
         keep_home: bool = False,
     ) -> ClaudeProcess:
-        return start_claude(
+        process = start_claude(
             prompt,
             cwd=cwd,
             standin_url=self.standin_url,
@@ -363,6 +370,15 @@ class ClaudeRunner:
             claude_bin=self.claude_bin,
             keep_home=keep_home,
         )
+        self.started.append(process)
+        return process
+
+    def close(self) -> None:
+        """Kill what is still running and release every process's files (fixture teardown)."""
+        for process in self.started:
+            process.kill()
+            process.wait()
+        self.started.clear()
 
     def run(
         self,

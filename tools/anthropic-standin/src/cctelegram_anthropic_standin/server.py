@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from types import TracebackType
+from typing import Any, Literal
 
 import uvicorn
 
@@ -34,57 +36,60 @@ def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     return sock
 
 
-class Standin:
-    """A running stand-in of the Anthropic Messages API: scripts in, recorded requests out.
+class ThreadedServer:
+    """Any ASGI app served by uvicorn on a loopback socket in a background thread (the
+    stand-in uses it; tests use it for small helper servers, e.g. a fake MCP server)."""
 
-    `start()` / `stop()` or a `with` block. Thread-safe: scripts may be added and requests read
-    while `claude` processes talk to it.
-    """
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.state = StandinState()
+    def __init__(
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        lifespan: Literal["auto", "on", "off"] = "off",
+    ) -> None:
+        self._app = app
         self._host = host
         self._port = port
+        self._lifespan = lifespan
         self._sock: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
 
-    # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> Standin:
+    def start(self) -> ThreadedServer:
         if self._thread is not None:
-            raise RuntimeError("the stand-in is already started")
+            raise RuntimeError("already started")
         sock = bind_socket(self._host, self._port)
         host, port = sock.getsockname()[:2]
         self._sock = sock
         self.url = f"http://{host}:{port}"
-        config = uvicorn.Config(
-            create_app(self.state),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-            proxy_headers=False,
-            server_header=False,
+        server = uvicorn.Server(
+            uvicorn.Config(
+                self._app,
+                log_level="warning",
+                access_log=False,
+                lifespan=self._lifespan,
+                timeout_graceful_shutdown=2,
+                proxy_headers=False,
+                server_header=False,
+            )
         )
-        server = uvicorn.Server(config)
         # uvicorn installs signal handlers only in the main thread: this one is stopped by stop().
         self._server = server
         self._thread = threading.Thread(
             target=lambda: asyncio.run(server.serve(sockets=[sock])),
-            name=f"anthropic-standin:{port}",
+            name=f"threaded-server:{port}",
             daemon=True,
         )
         self._thread.start()
-        deadline = _START_TIMEOUT_S
-        step = 0.02
+        deadline = time.monotonic() + _START_TIMEOUT_S
         while not server.started:
             if not self._thread.is_alive():
-                raise RuntimeError("the stand-in server thread died while starting")
-            if deadline <= 0:
-                raise RuntimeError("the stand-in did not start in time")
-            threading.Event().wait(step)
-            deadline -= step
+                raise RuntimeError(f"the server thread for {self.url} died while starting")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server for {self.url} did not start in time")
+            time.sleep(0.02)
         return self
 
     def stop(self) -> None:
@@ -97,6 +102,42 @@ class Standin:
         self._server = None
         self._thread = None
         self._sock = None
+
+    def __enter__(self) -> ThreadedServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class Standin:
+    """A running stand-in of the Anthropic Messages API: scripts in, recorded requests out.
+
+    `start()` / `stop()` or a `with` block. Thread-safe: scripts may be added and requests read
+    while `claude` processes talk to it.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.state = StandinState()
+        self._server = ThreadedServer(create_app(self.state), host, port)
+
+    @property
+    def url(self) -> str:
+        """`http://127.0.0.1:PORT` once started."""
+        return self._server.url
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> Standin:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
 
     def __enter__(self) -> Standin:
         return self.start()
