@@ -156,7 +156,7 @@ def create_app(
         broker=broker,
         limiter=limiter,
         auditor=auditor,
-        extras={"claude_code": settings.claude_code},
+        extras={"claude_code": settings.claude_code, "auditor": auditor},
     )
 
     # No queue group: every replica hears every change and drops the key from its cache.

@@ -22,6 +22,7 @@ from cctelegram_common.contracts.approvals import (
     ApprovalStatus,
     SubmitApproval,
 )
+from cctelegram_common.contracts.audit import AuditOutcome
 from cctelegram_common.contracts.base import utc_now
 from cctelegram_common.contracts.claude_code import (
     ALLOW_SESSION_OPTION,
@@ -35,6 +36,7 @@ from cctelegram_common.contracts.claude_code import (
     SessionRuleRequest,
 )
 from cctelegram_common.redaction import redact
+from cctelegram_gateway.auditing import Auditor
 from cctelegram_gateway.registry import ToolContext
 from cctelegram_gateway.settings import ClaudeCodeSettings
 from cctelegram_gateway.tools.approvals import watch_approval
@@ -182,6 +184,33 @@ async def ask_person(
     )
     await publish_command(ctx, subjects.APPROVAL_SUBMIT, command, approval_id)
     return await watch_approval(ctx, approval_id, wait_s)
+
+
+def audit_tool_use(ctx: ToolContext, tool_name: str, outcome: AuditOutcome, reason: str) -> None:
+    """One audit record per gated tool use: who allowed or refused it, never its input."""
+    auditor = ctx.extras.get("auditor")
+    if isinstance(auditor, Auditor):
+        auditor.record(
+            "claude_code.tool_use",
+            outcome,
+            client_id=ctx.principal.client_id,
+            key_id=ctx.principal.key_id,
+            request_id=ctx.request_id,
+            target=tool_name[:200],
+            reason=reason[:200],
+        )
+
+
+def audit_answer(ctx: ToolContext, tool_name: str, record: ApprovalRecord) -> None:
+    if allowed(record):
+        how = "for this session" if allowed_for_session(record) else "once"
+        audit_tool_use(
+            ctx, tool_name, AuditOutcome.SUCCESS, f"allowed {how} by {decided_by(record)}"
+        )
+    elif record.is_open or record.status is ApprovalStatus.EXPIRED:
+        audit_tool_use(ctx, tool_name, AuditOutcome.DENIED, "no answer in time")
+    else:
+        audit_tool_use(ctx, tool_name, AuditOutcome.DENIED, f"refused by {decided_by(record)}")
 
 
 def decided_by(record: ApprovalRecord) -> str:

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.approvals import ApprovalRecord, ApprovalStatus
+from cctelegram_common.contracts.audit import AuditOutcome
 from cctelegram_common.contracts.auth import Permission, Principal
 from cctelegram_common.contracts.claude_code import (
     ALLOW_OPTION,
@@ -50,6 +51,8 @@ from cctelegram_gateway.claude_code import (
     allowed,
     allowed_for_session,
     ask_person,
+    audit_answer,
+    audit_tool_use,
     check_session,
     decided_by,
     deny_message,
@@ -209,8 +212,12 @@ class HookHandler:
         self._gate(Permission.APPROVALS_REQUEST, hook)
         session = await self._session(hook, with_tool=True)
         if session.allowed_by is not None:
+            audit_tool_use(
+                self.ctx, hook.tool_name, AuditOutcome.SUCCESS, f"session rule {session.allowed_by}"
+            )
             return _pre_tool_use("allow", f"Allowed for this session ({session.allowed_by})")
         record = await self._ask_tool_use(hook, session, PERMISSION_OPTIONS)
+        audit_answer(self.ctx, hook.tool_name, record)
         if allowed(record):
             if allowed_for_session(record):
                 await add_session_rule(self.ctx, session, record, hook.tool_name, hook.tool_input)
@@ -225,11 +232,15 @@ class HookHandler:
         self._gate(Permission.APPROVALS_REQUEST, hook)
         session = await self._session(hook, with_tool=True)
         if session.allowed_by is not None:
+            audit_tool_use(
+                self.ctx, hook.tool_name, AuditOutcome.SUCCESS, f"session rule {session.allowed_by}"
+            )
             return self._permission_decision({"behavior": "allow", "updatedInput": hook.tool_input})
         suggestions = hook.permission_suggestions[:7]
         labels = list(dict.fromkeys(_suggestion_label(s) for s in suggestions))
         options = (ALLOW_OPTION, *labels, DENY_OPTION) if labels else PERMISSION_OPTIONS
         record = await self._ask_tool_use(hook, session, options)
+        audit_answer(self.ctx, hook.tool_name, record)
         if record.is_open or record.chosen_option is None:
             return _no_opinion()  # nobody answered: the terminal dialog decides
         chosen = record.chosen_option

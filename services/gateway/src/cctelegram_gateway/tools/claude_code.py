@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cctelegram_common.contracts.audit import AuditOutcome
 from cctelegram_common.contracts.auth import Permission
 from cctelegram_common.contracts.claude_code import (
     DENY_OPTION,
@@ -29,6 +30,8 @@ from cctelegram_gateway.claude_code import (
     allowed,
     allowed_for_session,
     ask_person,
+    audit_answer,
+    audit_tool_use,
     check_session,
     deny_message,
     preview_of,
@@ -88,6 +91,9 @@ async def request_permission(ctx: ToolContext, params: RequestPermissionInput) -
         project=project,
     )
     if session.allowed_by is not None:
+        audit_tool_use(
+            ctx, params.tool_name, AuditOutcome.SUCCESS, f"session rule {session.allowed_by}"
+        )
         return PermissionAnswer(behavior="allow", updatedInput=params.input)
     record = await ask_person(
         ctx,
@@ -102,6 +108,7 @@ async def request_permission(ctx: ToolContext, params: RequestPermissionInput) -
         text_reply_decides=DENY_OPTION,
         idempotency_key=params.tool_use_id and f"perm:{session.session_key}:{params.tool_use_id}",
     )
+    audit_answer(ctx, params.tool_name, record)
     if allowed(record):
         if allowed_for_session(record):
             await add_session_rule(ctx, session, record, params.tool_name, params.input)
