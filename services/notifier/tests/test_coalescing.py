@@ -24,7 +24,7 @@ from cctelegram_common.contracts.outbox import (
     OutboxMessage,
 )
 from cctelegram_common.natsserver import NatsServer
-from cctelegram_notifier.coalesce import SEPARATOR, Measure, measure, plan
+from cctelegram_notifier.coalesce import SEPARATOR, Measure, measure, merged_message, plan
 from cctelegram_notifier.store import delivery_key
 from cctelegram_notifier.testing import (
     NotifierProcess,
@@ -78,6 +78,15 @@ def test_plan_stops_at_a_card_another_thread_or_the_length_limit() -> None:
     bold = [_note(f"b{i}", 1, "<b>x</b>" * 60) for i in range(2)]
     assert plan(bold) == 1  # 120 entities would pass Telegram's 100
     assert plan(notes, max_messages=2) == 2
+    digest = _note("digest", 1, extra={"digest_of": ["e1"]})
+    assert plan([notes[0], digest]) == 1  # other extra parameters: kept apart
+    silent = _note("s", 1, disable_notification=True)
+    assert plan([notes[0], silent]) == 2
+    assert merged_message([notes[0], silent]).disable_notification is False  # loud wins
+    assert merged_message([silent, silent]).disable_notification is True
+    assert merged_message([notes[0], silent]).text == f"<b>n0</b> done{SEPARATOR}<b>s</b> done"
+    markdown = _note("md", 1, "*x*", parse_mode="MarkdownV2")
+    assert plan([markdown, notes[0]]) == 1
 
 
 # --- against real NATS and the sandbox at Telegram's real limits ----------------------------

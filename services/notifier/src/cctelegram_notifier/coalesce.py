@@ -90,12 +90,29 @@ def measure(text: str, parse_mode: str | None) -> Measure | None:
     return Measure(units, entities)
 
 
+# Fields that belong to each original and may differ inside one merged message. Every other
+# field (chat, thread, parse mode, extra Bot API parameters, and any field added later) must
+# be equal: a new field keeps messages apart until someone decides it may be merged.
+_PER_ORIGINAL = frozenset(
+    {
+        "outbox_id",
+        "event_id",
+        "approval_id",
+        "text",
+        "parse_mode",
+        "disable_notification",
+        "created_at",
+    }
+)
+
+
 def merge_key(message: OutboxMessage) -> str | None:
     """Messages with the same key may share one Telegram message; None: never merged.
 
     Plain notifications only: a text ``sendMessage`` without buttons, not a reply, in a parse
-    mode we can measure. Same chat, same forum thread, same parse mode and the same extra
-    Bot API parameters (a digest's bookkeeping makes it stand alone).
+    mode we can measure (HTML or none). Same chat, same forum thread, same parse mode, the
+    same extra Bot API parameters (a digest's bookkeeping makes it stand alone) and the same
+    value of every other field.
     """
     if (
         message.operation is not Operation.SEND_MESSAGE
@@ -108,10 +125,12 @@ def merge_key(message: OutboxMessage) -> str | None:
     if mode not in ("", "html"):
         return None
     try:
-        extra = json.dumps(message.extra, sort_keys=True, default=str)
+        shared = json.dumps(
+            message.model_dump(mode="json", exclude=set(_PER_ORIGINAL)), sort_keys=True
+        )
     except (TypeError, ValueError):
         return None
-    return f"{message.chat_id}|{message.message_thread_id}|{mode}|{extra}"
+    return f"{mode}|{shared}"
 
 
 def plan(
