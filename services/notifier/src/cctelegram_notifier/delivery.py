@@ -149,6 +149,16 @@ class DeliveryResult:
     migrated_to_chat_id: int | None = None
     already_recorded: bool = False
 
+    @classmethod
+    def recorded(cls, record: DeliveryRecord) -> DeliveryResult:
+        """Telegram accepted it earlier (a redelivery): report it again, never resend."""
+        return cls(
+            DeliveryOutcome.SENT,
+            record.chat_id,
+            record.telegram_message_ids,
+            already_recorded=True,
+        )
+
     @property
     def dead_letter_reason(self) -> str:
         detail = f": {self.error}" if self.error else ""
@@ -292,12 +302,7 @@ class DeliveryService:
         ``TokenRejectedError`` and ``DeliveryInterruptedError``."""
         record = await self.store.get_record(message.outbox_id)
         if record is not None:
-            return DeliveryResult(
-                DeliveryOutcome.SENT,
-                record.chat_id,
-                record.telegram_message_ids,
-                already_recorded=True,
-            )
+            return DeliveryResult.recorded(record)
         return await self._send(message, (message,))
 
     async def deliver_merged(self, members: Sequence[OutboxMessage]) -> DeliveryResult:

@@ -317,24 +317,11 @@ class OutboxConsumer:
             finished: list[tuple[Held, OutboxMessage, DeliveryResult]] = []
             fresh: list[tuple[Held, OutboxMessage]] = []
             for held, outbox, record in zip(batch, outboxes, records, strict=True):
-                deliveries = held.msg.metadata.num_delivered if held.msg.metadata else 1
-                if deliveries > self.settings.max_deliveries:
-                    result = DeliveryResult(
-                        DeliveryOutcome.FAILED,
-                        outbox.chat_id,
-                        attempts=deliveries,
-                        reason=FailureReason.REDELIVERED_TOO_OFTEN,
-                        error=f"handed out {deliveries} times",
-                    )
-                    finished.append((held, outbox, result))
+                given_up = self._redelivered_too_often(held.msg, outbox)
+                if given_up is not None:
+                    finished.append((held, outbox, given_up))
                 elif record is not None:
-                    result = DeliveryResult(
-                        DeliveryOutcome.SENT,
-                        record.chat_id,
-                        record.telegram_message_ids,
-                        already_recorded=True,
-                    )
-                    finished.append((held, outbox, result))
+                    finished.append((held, outbox, DeliveryResult.recorded(record)))
                 else:
                     fresh.append((held, outbox))
             await self._finish_all(finished)
@@ -377,18 +364,22 @@ class OutboxConsumer:
                 "cctg.operation": outbox.operation.value,
             },
         ):
-            deliveries = msg.metadata.num_delivered if msg.metadata else 1
-            if deliveries > self.settings.max_deliveries:
-                result = DeliveryResult(
-                    DeliveryOutcome.FAILED,
-                    outbox.chat_id,
-                    attempts=deliveries,
-                    reason=FailureReason.REDELIVERED_TOO_OFTEN,
-                    error=f"handed out {deliveries} times",
-                )
-            else:
+            result = self._redelivered_too_often(msg, outbox)
+            if result is None:
                 result = await self.delivery.deliver(outbox)
             await self._finish(msg, outbox, result)
+
+    def _redelivered_too_often(self, msg: Msg, outbox: OutboxMessage) -> DeliveryResult | None:
+        deliveries = msg.metadata.num_delivered if msg.metadata else 1
+        if deliveries <= self.settings.max_deliveries:
+            return None
+        return DeliveryResult(
+            DeliveryOutcome.FAILED,
+            outbox.chat_id,
+            attempts=deliveries,
+            reason=FailureReason.REDELIVERED_TOO_OFTEN,
+            error=f"handed out {deliveries} times",
+        )
 
     async def _finish(self, msg: Msg, outbox: OutboxMessage, result: DeliveryResult) -> None:
         """Report, then ack (the delivery record is already written): a crash before the ack
