@@ -34,6 +34,8 @@ from cctelegram_notifier.testing import (
     stream_contracts,
     wait_until,
 )
+from cctelegram_sandbox.entities import utf16_len
+from cctelegram_sandbox.formatting import format_text
 from cctelegram_sandbox.testing import RunningSandbox, run_sandbox
 
 CARD_KEYBOARD = ((InlineButton(text="Approve", callback_data="a"),),)
@@ -60,6 +62,26 @@ def test_measure_counts_what_telegram_shows_after_parsing_html() -> None:
     for broken in ("a < b", "<b>open", "<marquee>x</marquee>", "<b><i>x</b></i>"):
         assert measure(broken, "HTML") is None, broken  # Telegram would refuse: sent alone
     assert measure("*x*", "MarkdownV2") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "✅ <b>Build passed</b> on <code>main</code> &amp; <i>deployed</i>",
+        '<a href="https://x.y/z?a=1&amp;b=2">PR #12</a> — <blockquote expandable>log\n'
+        '<pre><code class="language-python">x = a &lt; b</code></pre></blockquote>',
+        "🔥 &#128293; &#x1F525; &lt;tag&gt; &quot;q&quot; &unknown; & alone",
+        '<span class="tg-spoiler">s</span> <tg-spoiler>t</tg-spoiler> <s>u</s> <u>v</u>',
+        "  padded line with trailing spaces   ",
+    ],
+)
+def test_measure_agrees_with_telegrams_html_parser(text: str) -> None:
+    """The sandbox's parser is a port of TDLib's: what we count is what Telegram counts."""
+    parsed, entities = format_text(text, "HTML")
+    measured = measure(text.strip(), "HTML")
+    assert measured is not None
+    assert measured.utf16 == utf16_len(parsed)
+    assert measured.entities >= len(entities)
 
 
 def test_plan_stops_at_a_card_another_thread_or_the_length_limit() -> None:
