@@ -9,7 +9,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -316,12 +316,17 @@ class OutboxConsumer:
             )
             finished: list[tuple[Held, OutboxMessage, DeliveryResult]] = []
             fresh: list[tuple[Held, OutboxMessage]] = []
+            # The same outbox message held twice (handed out again while we held it) is
+            # sent once: the later copy ends like a redelivery of a recorded message.
+            twins: list[tuple[Held, OutboxMessage]] = []
             for held, outbox, record in zip(batch, outboxes, records, strict=True):
                 given_up = self._redelivered_too_often(held.msg, outbox)
                 if given_up is not None:
                     finished.append((held, outbox, given_up))
                 elif record is not None:
                     finished.append((held, outbox, DeliveryResult.recorded(record)))
+                elif any(outbox.outbox_id == other.outbox_id for _, other in fresh):
+                    twins.append((held, outbox))
                 else:
                     fresh.append((held, outbox))
             await self._finish_all(finished)
@@ -335,12 +340,16 @@ class OutboxConsumer:
                     count=len(fresh),
                     error=result.error,
                 )
-                for held, _ in fresh:
+                for held, _ in fresh + twins:
                     await self._handle(held)
                 return
             if len(fresh) > 1 and result.outcome is DeliveryOutcome.SENT:
                 metrics.COALESCED.inc(len(fresh))
-            await self._finish_all([(held, outbox, result) for held, outbox in fresh])
+            again = replace(result, already_recorded=True)
+            await self._finish_all(
+                [(held, outbox, result) for held, outbox in fresh]
+                + [(held, outbox, again) for held, outbox in twins]
+            )
 
     async def _finish_all(self, finished: list[tuple[Held, OutboxMessage, DeliveryResult]]) -> None:
         await asyncio.gather(
