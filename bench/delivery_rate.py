@@ -2,13 +2,19 @@
 
 Runs a real nats-server, the sandbox (subprocess, flood control on, rate_scale 1) and the
 notifier (subprocess, default limits), then:
-1. backlog: 600 messages over 60 private chats + 3 groups are stored in the outbox before the
-   notifier starts; prints messages/s achieved (first to last accepted call, from the
-   sandbox's call timestamps) against the 30/s ceiling, and the 429s received;
-2. latency: 10 messages/s for 20 s, spread over the same chats; prints p50 / p99 / max from
-   the outbox PubAck (what a tool call waits for) to the sandbox accepting the sendMessage.
+1. backlog (burst coalescing off, so every message is its own call, as before): 600 messages
+   over 60 private chats + 3 groups are stored in the outbox before the notifier starts;
+   prints messages/s achieved (first to last accepted call, from the sandbox's call
+   timestamps) against the 30/s ceiling, and the 429s received;
+2. latency (a fresh notifier with default settings, coalescing on from here): 10 messages/s
+   for 20 s, spread over the same chats; prints p50 / p99 / max from the outbox PubAck (what
+   a tool call waits for) to the sandbox accepting the sendMessage;
+3. burst: 60 notifications in 6 s to one private chat; prints the time from the first
+   publish until the last of them is visible, the calls that carried them and the 429s;
+   ``--baseline`` runs the same burst with coalescing off first (over a minute: one call per
+   second per chat).
 
-    uv run python bench/delivery_rate.py [--backlog 600] [--latency-seconds 20]
+    uv run python bench/delivery_rate.py [--backlog 600] [--latency-seconds 20] [--baseline]
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from nats.js import JetStreamContext
 from cctelegram_common import streams, subjects
 from cctelegram_common.contracts.outbox import Operation, OutboxMessage
 from cctelegram_common.natsserver import NatsServer
+from cctelegram_notifier.coalesce import SEPARATOR
 from cctelegram_notifier.testing import NotifierProcess, sandbox_calls
 from cctelegram_sandbox.testing import RunningSandbox, run_sandbox
 
@@ -35,6 +42,8 @@ GROUPS = 3
 # Telegram allows 20/min per group: a group's share of a 20 s backlog stays under that.
 MESSAGES_PER_GROUP = 10
 CEILING_PER_S = 30.0
+BURST_COUNT = 60
+BURST_SECONDS = 6.0
 
 
 def make_chats(sandbox: RunningSandbox) -> tuple[list[int], list[int]]:
@@ -59,13 +68,13 @@ def backlog_plan(total: int, private: list[int], groups: list[int]) -> list[int]
     return plan + group_share
 
 
-async def publish(js: JetStreamContext, outbox_id: str, chat: int) -> None:
+async def publish(js: JetStreamContext, outbox_id: str, chat: int, text: str | None = None) -> None:
     message = OutboxMessage(
         outbox_id=outbox_id,
         operation=Operation.SEND_MESSAGE,
         chat_id=chat,
-        text=outbox_id,
-        parse_mode=None,
+        text=text or outbox_id,
+        parse_mode=None if text is None else "HTML",
     )
     await js.publish(
         subjects.outbox_subject(chat),
@@ -76,13 +85,72 @@ async def publish(js: JetStreamContext, outbox_id: str, chat: int) -> None:
 
 
 def accepted(sandbox: RunningSandbox, prefix: str) -> dict[str, float]:
-    """outbox id → when the sandbox accepted its sendMessage (first 200)."""
+    """original → when the sandbox accepted the sendMessage that carried it (first 200);
+    a coalesced call carries several, separated by the rule line."""
     times: dict[str, float] = {}
     for call in sandbox_calls(sandbox, "sendMessage"):
-        text = str((call.get("params") or {}).get("text", ""))
-        if call["status"] == 200 and text.startswith(prefix):
-            times.setdefault(text, float(call["timestamp"]))
+        if call["status"] != 200:
+            continue
+        for part in str((call.get("params") or {}).get("text", "")).split(SEPARATOR):
+            if part.startswith(prefix):
+                times.setdefault(part.split(":")[0], float(call["timestamp"]))
     return times
+
+
+def calls_carrying(sandbox: RunningSandbox, prefix: str) -> list[int]:
+    """How many originals each accepted call with ``prefix`` carried."""
+    return [
+        len(str(call["params"].get("text", "")).split(SEPARATOR))
+        for call in sandbox_calls(sandbox, "sendMessage")
+        if call["status"] == 200 and str(call["params"].get("text", "")).startswith(prefix)
+    ]
+
+
+def rate_limited(sandbox: RunningSandbox) -> int:
+    statuses: dict[str, Any] = sandbox.stats()["calls_by_status"]
+    return int(statuses.get("429", 0))
+
+
+def start_notifier(
+    server: NatsServer, sandbox: RunningSandbox, log_path: Path, *, coalesce: bool
+) -> NotifierProcess:
+    notifier = NotifierProcess(
+        {
+            "NATS_URL": server.url,
+            "TELEGRAM_BOT_TOKEN": sandbox.token,
+            "TELEGRAM_API_BASE_URL": sandbox.url,
+            "NOTIFIER_POLLING__ENABLED": "false",
+            "NOTIFIER_COALESCE__ENABLED": str(coalesce).lower(),
+        },
+        log_path=str(log_path),
+    )
+    return notifier.start()
+
+
+async def burst(
+    js: JetStreamContext, sandbox: RunningSandbox, label: str, count: int, seconds: float
+) -> None:
+    """``count`` notifications spread evenly over ``seconds`` to one new private chat."""
+    user = {"id": 90_000 + sum(map(ord, label)), "first_name": label}  # a chat per label
+    chat = sandbox.create_chat(type="private", user=user)["id"]
+    limited_before = rate_limited(sandbox)
+    prefix = f"{label}-"
+    started = time.time()
+    start = time.monotonic()
+    for index in range(count):
+        await asyncio.sleep(max(0.0, start + index * seconds / count - time.monotonic()))
+        outbox_id = f"{prefix}{index}"
+        text = f"{outbox_id}: <b>step {index}</b> finished, tests green ✅"
+        await publish(js, outbox_id, chat, text)
+    await wait_for(sandbox, prefix, count, timeout_s=180)
+    visible_s = max(accepted(sandbox, prefix).values()) - started
+    carried = calls_carrying(sandbox, prefix)
+    print(
+        f"  {label}: {count} notifications in {seconds:.0f}s to one chat -> all visible "
+        f"{visible_s:.1f}s after the first was published (target <= 10 s); "
+        f"{len(carried)} sendMessage calls carried them (up to {max(carried)} each); "
+        f"429s received: {rate_limited(sandbox) - limited_before} (target 0)"
+    )
 
 
 async def wait_for(sandbox: RunningSandbox, prefix: str, count: int, timeout_s: float) -> None:
@@ -98,7 +166,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-async def main(backlog: int, latency_seconds: float, rate_per_s: float) -> None:
+async def main(backlog: int, latency_seconds: float, rate_per_s: float, *, baseline: bool) -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         NatsServer(Path(tmp) / "nats") as server,
@@ -111,16 +179,7 @@ async def main(backlog: int, latency_seconds: float, rate_per_s: float) -> None:
         plan = backlog_plan(backlog, private, groups)
         for index, chat in enumerate(plan):
             await publish(js, f"backlog-{index}", chat)
-        notifier = NotifierProcess(
-            {
-                "NATS_URL": server.url,
-                "TELEGRAM_BOT_TOKEN": sandbox.token,
-                "TELEGRAM_API_BASE_URL": sandbox.url,
-                "NOTIFIER_POLLING__ENABLED": "false",
-            },
-            log_path=str(Path(tmp) / "notifier.log"),
-        )
-        notifier.start()
+        notifier = start_notifier(server, sandbox, Path(tmp) / "notifier.log", coalesce=False)
         try:
             await wait_for(sandbox, "backlog-", len(plan), timeout_s=120)
             stamps = sorted(accepted(sandbox, "backlog-").values())
@@ -154,7 +213,16 @@ async def main(backlog: int, latency_seconds: float, rate_per_s: float) -> None:
                         f"{in_second} accepted in the second before"
                     )
 
+            if baseline:
+                print("burst with coalescing off (one call per second per chat):")
+                await burst(js, sandbox, "baseline", BURST_COUNT, BURST_SECONDS)
+            notifier.stop()
             await asyncio.sleep(3.0)  # let every per-chat window empty
+            # From here on the notifier runs with its defaults: bursts coalesced.
+            notifier = start_notifier(
+                server, sandbox, Path(tmp) / "notifier-default.log", coalesce=True
+            )
+            await asyncio.to_thread(notifier.wait_ready)
             chats = private + groups
             published_at: dict[str, float] = {}
             count = int(latency_seconds * rate_per_s)
@@ -178,6 +246,11 @@ async def main(backlog: int, latency_seconds: float, rate_per_s: float) -> None:
             )
             statuses = sandbox.stats()["calls_by_status"]
             print(f"  429s received in total: {int(statuses.get('429', 0))}")
+
+            await asyncio.sleep(2.0)
+            print("burst with coalescing on (the default):")
+            await burst(js, sandbox, "burst", BURST_COUNT, BURST_SECONDS)
+            print(f"  429s received in total: {rate_limited(sandbox)}")
         finally:
             notifier.stop()
             await nc.close()
@@ -188,5 +261,15 @@ if __name__ == "__main__":
     parser.add_argument("--backlog", type=int, default=600)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=10.0, help="messages/s in the latency run")
+    parser.add_argument(
+        "--baseline", action="store_true", help="also run the burst with coalescing off (>60 s)"
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.backlog, arguments.latency_seconds, arguments.rate))
+    asyncio.run(
+        main(
+            arguments.backlog,
+            arguments.latency_seconds,
+            arguments.rate,
+            baseline=arguments.baseline,
+        )
+    )

@@ -50,6 +50,8 @@ def notifier_env(nats_url: str, sandbox: RunningSandbox) -> dict[str, str]:
         "TELEGRAM_API_BASE_URL": sandbox.url,
         "NOTIFIER_RATE_SCALE": "30",
         "NOTIFIER_POLLING__ENABLED": "false",
+        # The checks below count each outbox message as one Telegram message of its own.
+        "NOTIFIER_COALESCE__ENABLED": "false",
         "NOTIFIER_RETRY__BASE_S": "0.05",
         "NOTIFIER_RETRY__CAP_S": "0.5",
         "NOTIFIER_RETRY__BREAKER_RESET_S": "60",

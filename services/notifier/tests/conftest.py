@@ -100,6 +100,8 @@ def notifier_settings(sandbox: Any, **overrides: Any) -> NotifierSettings:
         "polling": {"enabled": False},
         "retry": {"base_s": 0.05, "cap_s": 0.5, "breaker_reset_s": 0.5},
         "heartbeat_interval_s": 0.5,
+        # These tests look at each outbox message's own call; test_coalescing turns it on.
+        "coalesce": {"enabled": False},
         **overrides,
     }
     return NotifierSettings(**fields)

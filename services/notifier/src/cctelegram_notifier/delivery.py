@@ -11,9 +11,10 @@ import html
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from cctelegram_common.contracts.outbox import (
@@ -30,10 +31,11 @@ from cctelegram_common.resilience import (
     backoff_delay,
 )
 from cctelegram_notifier import metrics
+from cctelegram_notifier.coalesce import join, merged_message, replace_member
 from cctelegram_notifier.publishing import patiently
 from cctelegram_notifier.scheduler import Grant, Scheduler, Sleep
 from cctelegram_notifier.settings import RetrySettings
-from cctelegram_notifier.store import DeliveryStore
+from cctelegram_notifier.store import DeliveryStore, MergedMessage
 from cctelegram_notifier.telegram import BotApi, TelegramError, TelegramUnavailableError
 
 log = get_logger(__name__)
@@ -146,6 +148,16 @@ class DeliveryResult:
     error_code: int | None = None
     migrated_to_chat_id: int | None = None
     already_recorded: bool = False
+
+    @classmethod
+    def recorded(cls, record: DeliveryRecord) -> DeliveryResult:
+        """Telegram accepted it earlier (a redelivery): report it again, never resend."""
+        return cls(
+            DeliveryOutcome.SENT,
+            record.chat_id,
+            record.telegram_message_ids,
+            already_recorded=True,
+        )
 
     @property
     def dead_letter_reason(self) -> str:
@@ -290,12 +302,23 @@ class DeliveryService:
         ``TokenRejectedError`` and ``DeliveryInterruptedError``."""
         record = await self.store.get_record(message.outbox_id)
         if record is not None:
-            return DeliveryResult(
-                DeliveryOutcome.SENT,
-                record.chat_id,
-                record.telegram_message_ids,
-                already_recorded=True,
-            )
+            return DeliveryResult.recorded(record)
+        return await self._send(message, (message,))
+
+    async def deliver_merged(self, members: Sequence[OutboxMessage]) -> DeliveryResult:
+        """Send several plain notifications (none recorded yet, same chat and thread, in
+        order) as one Telegram message; the result holds for each of them. Once Telegram
+        accepted it, every member's delivery record is written before the call's in-flight
+        permit is released. A 400 (bad markup, too long) is returned, not retried as plain
+        text: the caller then sends the members one by one, each under the usual policy."""
+        if len(members) == 1:
+            return await self._send(members[0], (members[0],))
+        return await self._send(merged_message(members), tuple(members))
+
+    async def _send(
+        self, message: OutboxMessage, members: tuple[OutboxMessage, ...]
+    ) -> DeliveryResult:
+        merged = len(members) > 1
         chat_id = await self._effective_chat(message.chat_id)
         migrated = chat_id if chat_id != message.chat_id else None
         is_edit = message.operation in (Operation.EDIT_MESSAGE_TEXT, Operation.EDIT_REPLY_MARKUP)
@@ -330,6 +353,9 @@ class DeliveryService:
             return failed(
                 FailureReason.CHAT_MIGRATED, "the message to edit is in the old group", 400, 0
             )
+        rewritten: MergedMessage | None = None
+        if message.operation is Operation.EDIT_MESSAGE_TEXT and target is not None:
+            message, rewritten = await self._edit_of_merged(message, chat_id, target)
 
         plain = False
         attempts = unavailable = limited = 0
@@ -342,7 +368,9 @@ class DeliveryService:
                 None if is_answer else chat_id, counts=not is_answer
             )
             try:
-                outcome = await self._attempt(message, chat_id, target, plain, grant)
+                outcome = await self._attempt(
+                    message, members, chat_id, target, plain, grant, rewritten
+                )
             finally:
                 self.scheduler.release(grant)
             attempts += outcome.attempts
@@ -369,7 +397,7 @@ class DeliveryService:
                 if limited >= self.retry.max_rate_limited:
                     return failed(FailureReason.RATE_LIMITED, error.description, 429, attempts)
                 continue
-            if action is Action.RESEND_PLAIN and not plain and message.text:
+            if action is Action.RESEND_PLAIN and not plain and message.text and not merged:
                 plain = True
                 log.info("resend_as_plain_text", outbox_id=message.outbox_id)
                 continue
@@ -391,10 +419,42 @@ class DeliveryService:
                 raise TokenRejectedError(str(error)) from None
             return failed(FailureReason.BAD_REQUEST, error.description, error.error_code, attempts)
 
+    async def _edit_of_merged(
+        self, message: OutboxMessage, chat_id: int, target: int
+    ) -> tuple[OutboxMessage, MergedMessage | None]:
+        """An edit of one original that was sent inside a coalesced message rewrites only
+        that original's part (a live task card, say): the others stay as they were."""
+        if message.target_outbox_id is None or message.text is None:
+            return message, None
+        merged = await self.store.get_merged(chat_id, target)
+        if merged is None:
+            return message, None
+        text = message.text
+        if (message.parse_mode or "").lower() != (merged.parse_mode or "").lower():
+            # Bring the edit into the merged message's parse mode.
+            text = to_plain_text(text, message.parse_mode)
+            if (merged.parse_mode or "").lower() == "html":
+                text = html.escape(text, quote=False)
+        members = replace_member(merged.members, message.target_outbox_id, text)
+        if members is None:
+            return message, None
+        rewritten = merged.model_copy(update={"members": tuple(members)})
+        edit = message.model_copy(
+            update={"text": join([part for _, part in members]), "parse_mode": merged.parse_mode}
+        )
+        return edit, rewritten
+
     async def _attempt(
-        self, message: OutboxMessage, chat_id: int, target: int | None, plain: bool, grant: Grant
+        self,
+        message: OutboxMessage,
+        members: tuple[OutboxMessage, ...],
+        chat_id: int,
+        target: int | None,
+        plain: bool,
+        grant: Grant,
+        rewritten: MergedMessage | None = None,
     ) -> _Attempt:
-        """One call while holding the scheduler's grant; on success the record is written
+        """One call while holding the scheduler's grant; on success the records are written
         before the grant is given back, so a crash can only duplicate calls in flight."""
         if self.interrupter is not None:
             self.interrupter.check()
@@ -421,11 +481,49 @@ class DeliveryService:
             self._record_ok()
         ids = _message_ids(answer, target)
         if message.operation is not Operation.ANSWER_CALLBACK_QUERY:
-            record = DeliveryRecord(
-                outbox_id=message.outbox_id, chat_id=chat_id, telegram_message_ids=ids
-            )
-            await patiently(lambda: self.store.put_record(record))
+            await self._record(members, chat_id, ids, plain, rewritten)
         return _Attempt(1, result=self._sent(message, chat_id, ids))
+
+    async def _record(
+        self,
+        members: tuple[OutboxMessage, ...],
+        chat_id: int,
+        ids: tuple[int, ...],
+        plain: bool,
+        rewritten: MergedMessage | None,
+    ) -> None:
+        """Delivery records of everything this call carried. A merged message's parts are
+        stored first (an edit of one part must find them), then every member's record at
+        once: a crash can leave some recorded and some not, and a redelivery then resends
+        only the unrecorded ones (one duplicate message per crash, as for a single send)."""
+        if rewritten is not None:
+            if plain:
+                rewritten = rewritten.model_copy(
+                    update={
+                        "parse_mode": None,
+                        "members": tuple(
+                            (member_id, to_plain_text(text, rewritten.parse_mode))
+                            for member_id, text in rewritten.members
+                        ),
+                    }
+                )
+            stored = rewritten
+            await patiently(lambda: self.store.put_merged(stored))
+        if len(members) > 1 and ids:
+            merged = MergedMessage(
+                chat_id=chat_id,
+                message_id=ids[0],
+                parse_mode=members[0].parse_mode,
+                members=tuple(
+                    (member.outbox_id, (member.text or "").strip()) for member in members
+                ),
+            )
+            await patiently(lambda: self.store.put_merged(merged))
+        records = [
+            DeliveryRecord(outbox_id=member.outbox_id, chat_id=chat_id, telegram_message_ids=ids)
+            for member in members
+        ]
+        await asyncio.gather(*(patiently(partial(self.store.put_record, r)) for r in records))
 
     def _sent(self, message: OutboxMessage, chat_id: int, ids: tuple[int, ...]) -> DeliveryResult:
         metrics.MESSAGES_SENT.labels(message.operation.value).inc()

@@ -35,6 +35,11 @@ DUPLICATES_SKIPPED = Counter(
     "Redelivered outbox messages already recorded as sent (acked without sending)",
     registry=registry,
 )
+COALESCED = Counter(
+    "outbox_coalesced_total",
+    "Outbox messages sent inside a merged Telegram message (bursts coalesced)",
+    registry=registry,
+)
 OUTBOX_IN_FLIGHT = Gauge(
     "outbox_in_flight",
     "Outbox messages this instance holds (fetched, not yet acked)",

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -27,6 +28,7 @@ from cctelegram_common.contracts.outbox import (
 )
 from cctelegram_common.logging import get_logger
 from cctelegram_notifier import metrics
+from cctelegram_notifier.coalesce import merge_key, plan
 from cctelegram_notifier.delivery import (
     DeliveryInterruptedError,
     DeliveryResult,
@@ -41,7 +43,7 @@ from cctelegram_notifier.publishing import (
     publish_dead_letter,
     publish_report,
 )
-from cctelegram_notifier.settings import OutboxSettings
+from cctelegram_notifier.settings import CoalesceSettings, OutboxSettings
 from cctelegram_notifier.store import DeliveryStore
 
 log = get_logger(__name__)
@@ -54,6 +56,9 @@ OVERFLOW_RETRY_S = 5.0
 # handed back this much later.
 BOOKKEEPING_RETRY_S = 1.0
 TOKEN_REJECTED_RETRY_S = 30.0
+# A merged message Telegram refuses with these is sent again original by original: merging
+# must never make a notification fail that would have gone through alone.
+UNMERGE_ON = frozenset({FailureReason.BAD_REQUEST, FailureReason.PARSE_ENTITIES})
 
 
 @dataclass
@@ -86,7 +91,11 @@ class OutboxConsumer:
     - parallel chats: lanes run concurrently; the scheduler decides who may call when;
     - a slow or rate-limited chat blocks only its lane; past ``chat_backlog`` held messages
       its newer messages go back to NATS for a while instead of filling ``max_ack_pending``;
-    - held messages are kept alive with ``in_progress`` so AckWait only fires on a crash.
+    - held messages are kept alive with ``in_progress`` so AckWait only fires on a crash;
+    - bursts coalesced (``coalesce.enabled``): when the head of a lane is a plain notification,
+      the lane first waits until the chat may be called, then sends the head and the plain
+      notifications right behind it as one message; a card with buttons ends the run and
+      keeps its place. Each original is recorded, reported and acked as itself.
     """
 
     def __init__(
@@ -99,8 +108,10 @@ class OutboxConsumer:
         interrupter: Interrupter,
         *,
         on_token_rejected: Callable[[str], None] | None = None,
+        coalesce: CoalesceSettings | None = None,
     ) -> None:
         self.delivery = delivery
+        self.coalesce = coalesce if coalesce is not None else CoalesceSettings(enabled=False)
         self.store = store
         self.publisher = publisher
         self.settings = settings
@@ -225,9 +236,8 @@ class OutboxConsumer:
     async def _run_lane(self, lane: Lane) -> None:
         try:
             while lane.queue:
-                held = lane.queue[0]
                 try:
-                    await self._handle(held)
+                    done = await self._next(lane)
                 except DeliveryInterruptedError:
                     await self._hand_back(lane)
                     return
@@ -245,8 +255,9 @@ class OutboxConsumer:
                     )
                     await self._hand_back(lane, BOOKKEEPING_RETRY_S)
                     return
-                lane.queue.popleft()
-                self._held -= 1
+                for _ in range(done):
+                    lane.queue.popleft()
+                    self._held -= 1
                 metrics.OUTBOX_IN_FLIGHT.set(self._held)
         finally:
             if not lane.queue and self.lanes.get(lane.chat_id) is lane:
@@ -259,6 +270,91 @@ class OutboxConsumer:
             held = lane.queue.popleft()
             self._held -= 1
             await _nak(held.msg, delay_s)
+
+    async def _next(self, lane: Lane) -> int:
+        """Deliver the head of the lane, alone or with the plain notifications behind it;
+        returns how many held messages (from the head) are finished."""
+        head = lane.queue[0]
+        if self.coalesce.enabled and head.outbox is not None and merge_key(head.outbox):
+            # Whatever arrives while the chat's window is closed joins this call.
+            await self.delivery.scheduler.chat_ready(head.outbox.chat_id)
+            waiting = [
+                held.outbox
+                for held in itertools.takewhile(lambda held: held.outbox is not None, lane.queue)
+                if held.outbox is not None
+            ]
+            count = plan(
+                waiting,
+                max_utf16=self.coalesce.max_chars,
+                max_entities=self.coalesce.max_entities,
+                max_messages=self.coalesce.max_messages,
+            )
+            if count > 1:
+                await self._handle_merged(list(itertools.islice(lane.queue, count)))
+                return count
+        await self._handle(head)
+        return 1
+
+    async def _handle_merged(self, batch: list[Held]) -> None:
+        """Several plain notifications of one chat as one Telegram message. Already recorded
+        ones (a redelivery after a crash) are only reported; the rest share one call, and
+        each is then recorded, reported and acked as itself with the carrying message id."""
+        outboxes = [held.outbox for held in batch if held.outbox is not None]
+        context = propagate.extract(dict(batch[0].msg.headers or {}))
+        with tracer.start_as_current_span(
+            "telegram deliver",
+            context=context,
+            attributes={
+                "cctg.outbox_id": outboxes[0].outbox_id,
+                "cctg.chat_id": outboxes[0].chat_id,
+                "cctg.operation": outboxes[0].operation.value,
+                "cctg.coalesced": len(outboxes),
+            },
+        ):
+            records = await asyncio.gather(
+                *(self.store.get_record(outbox.outbox_id) for outbox in outboxes)
+            )
+            finished: list[tuple[Held, OutboxMessage, DeliveryResult]] = []
+            fresh: list[tuple[Held, OutboxMessage]] = []
+            # The same outbox message held twice (handed out again while we held it) is
+            # sent once: the later copy ends like a redelivery of a recorded message.
+            twins: list[tuple[Held, OutboxMessage]] = []
+            for held, outbox, record in zip(batch, outboxes, records, strict=True):
+                given_up = self._redelivered_too_often(held.msg, outbox)
+                if given_up is not None:
+                    finished.append((held, outbox, given_up))
+                elif record is not None:
+                    finished.append((held, outbox, DeliveryResult.recorded(record)))
+                elif any(outbox.outbox_id == other.outbox_id for _, other in fresh):
+                    twins.append((held, outbox))
+                else:
+                    fresh.append((held, outbox))
+            await self._finish_all(finished)
+            if not fresh:
+                return
+            result = await self.delivery.deliver_merged([outbox for _, outbox in fresh])
+            if len(fresh) > 1 and result.reason in UNMERGE_ON:
+                log.info(
+                    "coalesced_message_refused_sending_one_by_one",
+                    chat_id=outboxes[0].chat_id,
+                    count=len(fresh),
+                    error=result.error,
+                )
+                for held, _ in fresh + twins:
+                    await self._handle(held)
+                return
+            if len(fresh) > 1 and result.outcome is DeliveryOutcome.SENT:
+                metrics.COALESCED.inc(len(fresh))
+            again = replace(result, already_recorded=True)
+            await self._finish_all(
+                [(held, outbox, result) for held, outbox in fresh]
+                + [(held, outbox, again) for held, outbox in twins]
+            )
+
+    async def _finish_all(self, finished: list[tuple[Held, OutboxMessage, DeliveryResult]]) -> None:
+        await asyncio.gather(
+            *(self._finish(held.msg, outbox, result) for held, outbox, result in finished)
+        )
 
     async def _handle(self, held: Held) -> None:
         msg, outbox = held.msg, held.outbox
@@ -277,18 +373,22 @@ class OutboxConsumer:
                 "cctg.operation": outbox.operation.value,
             },
         ):
-            deliveries = msg.metadata.num_delivered if msg.metadata else 1
-            if deliveries > self.settings.max_deliveries:
-                result = DeliveryResult(
-                    DeliveryOutcome.FAILED,
-                    outbox.chat_id,
-                    attempts=deliveries,
-                    reason=FailureReason.REDELIVERED_TOO_OFTEN,
-                    error=f"handed out {deliveries} times",
-                )
-            else:
+            result = self._redelivered_too_often(msg, outbox)
+            if result is None:
                 result = await self.delivery.deliver(outbox)
             await self._finish(msg, outbox, result)
+
+    def _redelivered_too_often(self, msg: Msg, outbox: OutboxMessage) -> DeliveryResult | None:
+        deliveries = msg.metadata.num_delivered if msg.metadata else 1
+        if deliveries <= self.settings.max_deliveries:
+            return None
+        return DeliveryResult(
+            DeliveryOutcome.FAILED,
+            outbox.chat_id,
+            attempts=deliveries,
+            reason=FailureReason.REDELIVERED_TOO_OFTEN,
+            error=f"handed out {deliveries} times",
+        )
 
     async def _finish(self, msg: Msg, outbox: OutboxMessage, result: DeliveryResult) -> None:
         """Report, then ack (the delivery record is already written): a crash before the ack

@@ -109,6 +109,7 @@ class NotifierRuntime:
                 self.settings.outbox,
                 self.interrupter,
                 on_token_rejected=self._token_rejected,
+                coalesce=self.settings.coalesce,
             )
             await self.consumer.start(fetching=not self.paused)
         if self.settings.polling.enabled or self.settings.webhook.url:

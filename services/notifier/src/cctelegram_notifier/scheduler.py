@@ -184,6 +184,13 @@ class Scheduler:
     def bot_pause_s(self) -> float:
         return max(0.0, self.bot.paused_until - self.clock())
 
+    async def chat_ready(self, chat_id: int) -> None:
+        """Wait (without counting anything) until a call to ``chat_id`` could be granted as far
+        as the chat's windows and any pause go: a lane waits here before it decides what its
+        next call carries, so everything that arrived meanwhile can join it."""
+        while (wait := max(self.chat_wait_s(chat_id), self.bot_pause_s())) > 0:
+            await self.sleep(wait)
+
     # --- acquiring -------------------------------------------------------------------------
     async def acquire(self, chat_id: int | None, *, counts: bool = True) -> Grant:
         """Wait until one call to ``chat_id`` may be made now, and count it. Returns the time.

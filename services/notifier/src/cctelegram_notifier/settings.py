@@ -84,6 +84,29 @@ class OutboxSettings(BaseModel):
     )
 
 
+class CoalesceSettings(BaseModel):
+    """Burst coalescing in each chat's lane. Env ``NOTIFIER_COALESCE__<NAME>``.
+
+    When a chat's lane holds several plain notifications (no buttons, not replies, same
+    forum thread), the ones waiting for the chat's next call go out as one message, each
+    original separated by a thin rule line, instead of one per second.
+    """
+
+    enabled: bool = Field(default=True, description="Merge a chat's waiting plain notifications")
+    max_chars: int = Field(
+        default=4096,
+        ge=1,
+        le=4096,
+        description="Visible length of a merged message (UTF-16 units after entity parsing)",
+    )
+    max_entities: int = Field(
+        default=100, ge=0, le=100, description="Formatting entities in a merged message"
+    )
+    max_messages: int = Field(
+        default=100, ge=2, le=1000, description="Originals in one merged message"
+    )
+
+
 class PollingSettings(BaseModel):
     """getUpdates long polling and the poller lease. Env ``NOTIFIER_POLLING__<NAME>``."""
 
@@ -147,6 +170,7 @@ class NotifierSettings(ServiceSettings):
     rate: RateSettings = Field(default_factory=RateSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    coalesce: CoalesceSettings = Field(default_factory=CoalesceSettings)
     polling: PollingSettings = Field(default_factory=PollingSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     telegram: TelegramHttpSettings = Field(default_factory=TelegramHttpSettings)

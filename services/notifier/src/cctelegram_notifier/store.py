@@ -13,6 +13,7 @@ from typing import Protocol
 
 import nats.js.errors
 from nats.js.kv import KeyValue
+from pydantic import BaseModel, ConfigDict
 
 from cctelegram_common.contracts.outbox import DeliveryRecord
 
@@ -39,6 +40,22 @@ def chat_key(chat_id: int, fact: str) -> str:
     return f"{CHAT_KEY_PREFIX}{_chat_token(chat_id)}.{fact}"
 
 
+def merged_key(chat_id: int, message_id: int) -> str:
+    return chat_key(chat_id, f"merged.{message_id}")
+
+
+class MergedMessage(BaseModel):
+    """What one coalesced Telegram message holds (the notifier's own bookkeeping, kept beside
+    the delivery records): an edit of one original rewrites only that original's part."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    chat_id: int
+    message_id: int
+    parse_mode: str | None
+    members: tuple[tuple[str, str], ...]  # (outbox id, text) in the order shown
+
+
 class DeliveryStore(Protocol):
     async def get_record(self, outbox_id: str) -> DeliveryRecord | None: ...
 
@@ -53,6 +70,10 @@ class DeliveryStore(Protocol):
     async def mark_inactive(self, chat_id: int, reason: str) -> None: ...
 
     async def clear_inactive(self, chat_id: int) -> None: ...
+
+    async def get_merged(self, chat_id: int, message_id: int) -> MergedMessage | None: ...
+
+    async def put_merged(self, merged: MergedMessage) -> None: ...
 
 
 class KvDeliveryStore:
@@ -131,6 +152,15 @@ class KvDeliveryStore:
     async def clear_inactive(self, chat_id: int) -> None:
         await self._set_fact(chat_key(chat_id, "inactive"), None)
 
+    async def get_merged(self, chat_id: int, message_id: int) -> MergedMessage | None:
+        value = await self._get(merged_key(chat_id, message_id))
+        return MergedMessage.model_validate_json(value) if value else None
+
+    async def put_merged(self, merged: MergedMessage) -> None:
+        await self.kv.put(
+            merged_key(merged.chat_id, merged.message_id), merged.model_dump_json().encode()
+        )
+
 
 class MemoryDeliveryStore:
     """``DeliveryStore`` in a dict, for unit tests and the bench's dry runs."""
@@ -139,6 +169,7 @@ class MemoryDeliveryStore:
         self.records: dict[str, DeliveryRecord] = {}
         self.migrations: dict[int, int] = {}
         self.inactive: dict[int, str] = {}
+        self.merged: dict[tuple[int, int], MergedMessage] = {}
 
     async def get_record(self, outbox_id: str) -> DeliveryRecord | None:
         return self.records.get(outbox_id)
@@ -160,3 +191,9 @@ class MemoryDeliveryStore:
 
     async def clear_inactive(self, chat_id: int) -> None:
         self.inactive.pop(chat_id, None)
+
+    async def get_merged(self, chat_id: int, message_id: int) -> MergedMessage | None:
+        return self.merged.get((chat_id, message_id))
+
+    async def put_merged(self, merged: MergedMessage) -> None:
+        self.merged[(merged.chat_id, merged.message_id)] = merged
