@@ -56,5 +56,12 @@ WITH_ENGINE = set -e; eval "$$(deploy/images/engine.sh start)"; trap 'deploy/ima
 images: install ## build the images (5 services, sandbox, cli, NATS) and print their sizes
 	@$(WITH_ENGINE) UV=$(UV) $(UV) run --frozen python deploy/images/build.py $(IMAGES)
 
+# CCTG_IMAGE_FIGURES: where the test writes its figures (sizes, cold start, RSS) as JSON.
+test-images: install ## build the images, then run the suite from them (testcontainers)
+	@$(WITH_ENGINE) UV=$(UV) $(UV) run --frozen python deploy/images/build.py; \
+	CCTG_TEST_IMAGES=1 TESTCONTAINERS_RYUK_DISABLED=true \
+	CCTG_IMAGE_FIGURES=$${CCTG_IMAGE_FIGURES:-$(CURDIR)/.cctelegram/image-figures.json} \
+	$(UV) run --frozen pytest tests/images -p no:cacheprovider $(PYTEST_ARGS)
+
 clean: ## remove the local data dir and caches
 	rm -rf .cctelegram .pytest_cache .mypy_cache .ruff_cache
