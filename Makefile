@@ -7,7 +7,7 @@ UV_ON_PATH := $(shell command -v uv 2>/dev/null)
 UV ?= $(if $(UV_ON_PATH),$(UV_ON_PATH),$(CURDIR)/.tools/bin/uv)
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-fast lint format typecheck bench asyncapi clean
+.PHONY: help install run test test-fast lint format typecheck bench asyncapi clean images test-images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,20 @@ bench: install ## run every benchmark in bench/ and print the figures
 
 asyncapi: install ## write the AsyncAPI document of the NATS contract to docs/asyncapi.json
 	$(UV) run --frozen python -m cctelegram_common.asyncapi docs/asyncapi.json
+
+# A Docker engine: DOCKER_HOST's, the default one, or one started here (deploy/images/engine.sh:
+# own socket, data root .cctelegram/docker, no bridge/iptables) and stopped afterwards.
+WITH_ENGINE = set -e; eval "$$(deploy/images/engine.sh start)"; trap 'deploy/images/engine.sh stop' EXIT;
+
+images: install ## build the images (5 services, sandbox, cli, NATS) and print their sizes
+	@$(WITH_ENGINE) UV=$(UV) $(UV) run --frozen python deploy/images/build.py $(IMAGES)
+
+# CCTG_IMAGE_FIGURES: where the test writes its figures (sizes, cold start, RSS) as JSON.
+test-images: install ## build the images, then run the suite from them (testcontainers)
+	@$(WITH_ENGINE) UV=$(UV) $(UV) run --frozen python deploy/images/build.py; \
+	CCTG_TEST_IMAGES=1 TESTCONTAINERS_RYUK_DISABLED=true \
+	CCTG_IMAGE_FIGURES=$${CCTG_IMAGE_FIGURES:-$(CURDIR)/.cctelegram/image-figures.json} \
+	$(UV) run --frozen pytest tests/images -p no:cacheprovider $(PYTEST_ARGS)
 
 clean: ## remove the local data dir and caches
 	rm -rf .cctelegram .pytest_cache .mypy_cache .ruff_cache

