@@ -63,6 +63,7 @@ from cctelegram_gateway.errors import ERROR_RESPONSES
 from cctelegram_gateway.registry import ToolContext, ToolError
 from cctelegram_gateway.rest import error_response, principal_of, request_id_of
 from cctelegram_gateway.settings import ClaudeCodeSettings
+from cctelegram_gateway.tools.claude_code import PROJECT_HEADER
 from cctelegram_gateway.tools.events import call_events, publish_command
 
 log = get_logger(__name__)
@@ -149,8 +150,15 @@ def _suggestion_label(suggestion: dict[str, Any]) -> str:
 class HookHandler:
     """One hook call: the principal, its tool context and the Claude Code settings."""
 
-    def __init__(self, runner: ToolRunner, principal: Principal, request_id: str) -> None:
+    def __init__(
+        self,
+        runner: ToolRunner,
+        principal: Principal,
+        request_id: str,
+        project: str | None = None,
+    ) -> None:
         self.runner = runner
+        self.project = project
         self.principal = principal
         self.request_id = request_id
         self.ctx: ToolContext = runner.context(principal, request_id)
@@ -169,6 +177,7 @@ class HookHandler:
             hook.cwd,
             hook.tool_name if with_tool else "",
             hook.tool_input if with_tool else None,
+            project=self.project,
         )
 
     async def handle(self, hook: HookInput) -> Response:
@@ -437,7 +446,9 @@ def add_hook_routes(app: FastAPI, runner: ToolRunner) -> None:
         except ValidationError as error:
             field, message = describe_validation_error(error)
             return error_response(request, 422, "invalid", message, field=field)
-        handler = HookHandler(runner, principal_of(request), request_id)
+        # A hook's headers may name the project (else it is the cwd's folder name).
+        project = (request.headers.get(PROJECT_HEADER) or "").strip()[:100] or None
+        handler = HookHandler(runner, principal_of(request), request_id, project)
         try:
             return await handler.handle(hook)
         except (CallRefusedError, ToolError) as refused:
