@@ -12,13 +12,12 @@ from faststream.nats import NatsBroker
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.auth import ROLE_PERMISSIONS, Principal, Role
-from cctelegram_common.contracts.modes import Mode
+from cctelegram_common.contracts.modes import Mode, SwitchModeInput
 from cctelegram_common.contracts.tasks import TodoItem, TodoStatus
 from cctelegram_common.contracts.tools import (
     ClearOldResponsesInput,
     GetTaskStatusInput,
     GetTelegramResponsesInput,
-    NoInput,
     ProcessPendingResponsesInput,
     RegisterClaudeTodosInput,
     SendApprovalRequestInput,
@@ -27,7 +26,7 @@ from cctelegram_common.contracts.tools import (
 )
 from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_events.testing import EventsHarness
-from cctelegram_gateway.registry import ToolContext
+from cctelegram_gateway.registry import ToolContext, ToolError
 from cctelegram_gateway.tools.approvals import send_approval_request, wait_for_approval
 from cctelegram_gateway.tools.modes import switch_to_local_mode, switch_to_nomad_mode
 from cctelegram_gateway.tools.responses import (
@@ -142,6 +141,15 @@ async def test_todos_taskmaster_and_modes(
     assert "write tests" in text
     assert "ship" in text
 
-    local = await switch_to_local_mode(agent, NoInput())
+    local = await switch_to_local_mode(agent, SwitchModeInput())
     assert local.mode is Mode.LOCAL
-    assert (await switch_to_nomad_mode(agent, NoInput())).mode is Mode.NOMAD
+    assert local.client_id == agent.principal.client_id  # the caller's own mode
+    assert (await switch_to_nomad_mode(agent, SwitchModeInput())).mode is Mode.NOMAD
+    # The default for everyone is an admin's to set.
+    with pytest.raises(ToolError) as refused:
+        await switch_to_nomad_mode(agent, SwitchModeInput(for_everyone=True))
+    assert refused.value.status == 403
+    assert "modes:default" in refused.value.message
+    admin = context(broker, f"admin-{events_harness.users[0]}", Role.ADMIN)
+    default = await switch_to_nomad_mode(admin, SwitchModeInput(for_everyone=True))
+    assert (default.mode, default.client_id) == (Mode.NOMAD, None)

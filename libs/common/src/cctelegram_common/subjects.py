@@ -138,7 +138,9 @@ EVENTS_RPC_TODO: Final = rpc_subject(EVENTS_RPC_SERVICE, "todo")
 EVENTS_RPC_TEMPLATES: Final = rpc_subject(EVENTS_RPC_SERVICE, "templates")
 
 # Keys in KV_STATE written by the events service.
-STATE_KEY_MODE: Final = "mode"
+STATE_KEY_MODE: Final = "mode"  # the default for every client
+STATE_KEY_MODE_CLIENT_PREFIX: Final = "mode.client."  # + client key: one client's own choice
+STATE_KEY_MUTED_PREFIX: Final = "muted."  # + client key: what was suppressed while muted
 STATE_KEY_CALLBACK_SECRET: Final = "events.callback_secret"  # noqa: S105 (a key name)
 # Keys in KV_EVENT_STATUS besides event ids: processed-update markers (the bucket's TTL
 # forgets them after a week, longer than Telegram keeps an update).

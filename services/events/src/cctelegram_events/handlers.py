@@ -126,8 +126,17 @@ def register(broker: NatsBroker, holder: RuntimeHolder) -> None:
     @broker.subscriber(subjects.EVENTS_RPC_MODE_SET, queue=RPC_QUEUE)
     async def mode_set(request: SetModeRequest) -> RpcReply:
         async def call(runtime: Runtime) -> ModeResult:
-            state = await runtime.modes.set(request.mode, request.changed_by)
-            return ModeResult(success=True, message=MODE_MESSAGES[state.mode], mode=state.mode)
+            digested = await runtime.modes.set(request.mode, request.changed_by, request.client_id)
+            message = MODE_MESSAGES[request.mode]
+            if request.client_id is None:
+                message += " (the default for every client without a mode of its own)"
+            return ModeResult(
+                success=True,
+                message=message,
+                mode=request.mode,
+                client_id=request.client_id,
+                digested=digested,
+            )
 
         return await _answer(holder, "mode_set", call)
 
