@@ -81,6 +81,7 @@ KV_DELIVERIES: Final = "cctg_deliveries"
 KV_BRIDGE: Final = "cctg_bridge"
 KV_EVENT_STATUS: Final = "cctg_event_status"
 KV_STATE: Final = "cctg_state"
+KV_RATE_LIMITS: Final = "cctg_ratelimits"  # gateway: one token bucket per API key id
 
 # --- durable consumers (<service>-<handler>) ----------------------------------------------
 CONSUMER_EVENTS_SUBMIT: Final = "events-submit"
