@@ -1,15 +1,24 @@
-"""Modes per client on a real nats-server: client A muted while B's notification is delivered,
-and unmuting A delivers one digest of what was suppressed."""
+"""Modes and quiet hours per client on a real nats-server: client A muted while B's
+notification is delivered, and unmuting A delivers one digest of what was suppressed; one
+client's quiet hours hold only its events, and their end sends the held digest."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import SubmitEvent
-from cctelegram_common.contracts.modes import Mode, ModeResult, SetModeRequest
+from cctelegram_common.contracts.modes import (
+    Mode,
+    ModeResult,
+    QuietHoursResult,
+    QuietHoursSpec,
+    SetModeRequest,
+    SetQuietHoursRequest,
+)
 from cctelegram_common.contracts.rpc import RpcReply
 from cctelegram_events.testing import EventsHarness
 
@@ -77,3 +86,43 @@ async def test_a_muted_client_does_not_silence_another_and_unmuting_sends_the_di
     await events_harness.tap.wait_for(lambda ms: any(m.event_id == a_failed for m in ms))
     await asyncio.sleep(0.2)
     assert sum(digest_of_a in (m.text or "") for m in events_harness.tap.messages) == 1
+
+
+async def test_quiet_hours_belong_to_one_client_and_their_end_sends_the_digest(
+    events_harness: EventsHarness,
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    sleeper, owl = f"sleeper-{tag}", f"owl-{tag}"
+    now = datetime.now(UTC)
+    night = QuietHoursSpec(
+        start=(now - timedelta(hours=1)).time().replace(second=0, microsecond=0),
+        end=(now + timedelta(hours=1)).time().replace(second=0, microsecond=0),
+    )
+    request = SetQuietHoursRequest(quiet_hours=night, changed_by=sleeper, client_id=sleeper)
+    reply = await events_harness.nc.request(
+        subjects.EVENTS_RPC_QUIET_HOURS_SET, request.model_dump_json().encode(), timeout=10
+    )
+    result = QuietHoursResult.model_validate(RpcReply.model_validate_json(reply.data).result)
+    assert result.quiet_hours == night
+
+    held = await submit(events_harness, sleeper, EventType.INFO_NOTIFICATION, f"held-{tag}")
+    sent = await submit(events_harness, owl, EventType.INFO_NOTIFICATION, f"owl-{tag}")
+    await events_harness.tap.wait_for(lambda ms: any(m.event_id == sent for m in ms))
+    await asyncio.sleep(0.5)  # a few digest passes: the sleeper's window is still open
+    assert not any(
+        held == m.event_id or f"held-{tag}" in (m.text or "") for m in events_harness.tap.messages
+    )
+
+    off = SetQuietHoursRequest(
+        quiet_hours=QuietHoursSpec(start=night.start, end=night.start),
+        changed_by=sleeper,
+        client_id=sleeper,
+    )
+    await events_harness.nc.request(
+        subjects.EVENTS_RPC_QUIET_HOURS_SET, off.model_dump_json().encode(), timeout=10
+    )
+    messages = await events_harness.tap.wait_for(
+        lambda ms: any(f"held-{tag}" in (m.text or "") for m in ms)
+    )
+    (digest,) = [m for m in messages if f"held-{tag}" in (m.text or "")]
+    assert "While quiet hours were on" in (digest.text or "")

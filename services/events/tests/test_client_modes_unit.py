@@ -234,3 +234,30 @@ async def test_a_suppressed_count_survives_a_record_emptied_by_a_digest() -> Non
     after = await kv.get(muted_key("a"))
     assert after is not None
     assert b'"total":1' in after.value
+
+
+async def test_quiet_commands_set_a_clients_or_the_default_window() -> None:
+    updates, publisher, modes = interpreter()
+    await updates.handle(message(1, USERS[0], "/quiet agent-a 22:00 07:00 Europe/Paris"))
+    await updates.handle(message(2, USERS[0], "/quiet default 23:00 06:00"))
+    await updates.handle(message(3, USERS[0], "/quiet agent-b off"))
+    await updates.handle(message(4, USERS[0], "/quiet agent-c 22:00 07:00 Mars/Base"))
+    await updates.handle(message(5, USERS[0], "/mode"))
+    a, b, c = [await modes.store.of(client) for client in ("agent-a", "agent-b", "agent-c")]
+    assert a.quiet_hours is not None
+    assert (a.quiet_hours.start, a.quiet_hours.end) == (time(22), time(7))
+    assert a.quiet_hours.timezone == "Europe/Paris"
+    assert b.quiet_hours is not None
+    assert b.quiet_hours.start == b.quiet_hours.end  # off, whatever the default says
+    assert c.quiet_hours is not None
+    assert (c.quiet_hours.start, c.quiet_hours.end) == (time(23), time(6))  # the default's
+    replies = {m.outbox_id.split(":")[0]: m.text or "" for m in publisher.outbox()}
+    assert "Quiet hours for agent-a: 22:00-07:00 Europe/Paris." in replies["cmd-1"]
+    assert "Quiet hours for the default: 23:00-06:00 UTC." in replies["cmd-2"]
+    assert "No quiet hours for agent-b." in replies["cmd-3"]
+    assert "unknown time zone" in replies["cmd-4"]
+    assert "<code>agent-a</code>: ↩ follows the default · 🌙 22:00-07:00" in replies["cmd-5"]
+    await updates.handle(message(6, USERS[0], "/quiet agent-a default"))
+    a = await modes.store.of("agent-a")
+    assert a.quiet_hours is not None
+    assert a.quiet_hours.start == time(23)

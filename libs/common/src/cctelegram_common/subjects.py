@@ -133,6 +133,7 @@ EVENTS_RPC_RESPONSES_PENDING: Final = rpc_subject(EVENTS_RPC_SERVICE, "responses
 EVENTS_RPC_RESPONSES_CLEAR: Final = rpc_subject(EVENTS_RPC_SERVICE, "responses_clear")
 EVENTS_RPC_APPROVAL_CANCEL: Final = rpc_subject(EVENTS_RPC_SERVICE, "approval_cancel")
 EVENTS_RPC_MODE_SET: Final = rpc_subject(EVENTS_RPC_SERVICE, "mode_set")
+EVENTS_RPC_QUIET_HOURS_SET: Final = rpc_subject(EVENTS_RPC_SERVICE, "quiet_hours_set")
 EVENTS_RPC_TODOS_REGISTER: Final = rpc_subject(EVENTS_RPC_SERVICE, "todos_register")
 EVENTS_RPC_TASK_STATUS: Final = rpc_subject(EVENTS_RPC_SERVICE, "task_status")
 EVENTS_RPC_TODO: Final = rpc_subject(EVENTS_RPC_SERVICE, "todo")

@@ -42,7 +42,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
     publisher = JetStreamPublisher(js)
     clock = system_clock
     modes = ModeStore(state_kv, clock)
-    mode_service = ModeService(modes, publisher, clock, settings.timezone)
+    mode_service = ModeService(modes, publisher, clock, settings.timezone, quiet_hours_of(settings))
     signer = CallbackSigner(await shared_secret(state_kv, settings.resolved_callback_secret()))
     responses = ResponseLog(publisher, StreamResponseReader(js), state_kv, clock)
     notifications = NotificationService(

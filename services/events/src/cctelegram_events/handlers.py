@@ -12,7 +12,12 @@ from cctelegram_common import subjects
 from cctelegram_common.consumers import BatchItem, Durable, Outcome
 from cctelegram_common.contracts.approvals import CancelApprovalRequest, SubmitApproval
 from cctelegram_common.contracts.events import SubmitEvent
-from cctelegram_common.contracts.modes import ModeResult, SetModeRequest
+from cctelegram_common.contracts.modes import (
+    ModeResult,
+    QuietHoursResult,
+    SetModeRequest,
+    SetQuietHoursRequest,
+)
 from cctelegram_common.contracts.outbox import DeliveryReported
 from cctelegram_common.contracts.responses import ResponsesQuery
 from cctelegram_common.contracts.rpc import RpcReply
@@ -139,6 +144,15 @@ def register(broker: NatsBroker, holder: RuntimeHolder) -> None:
             )
 
         return await _answer(holder, "mode_set", call)
+
+    @broker.subscriber(subjects.EVENTS_RPC_QUIET_HOURS_SET, queue=RPC_QUEUE)
+    async def quiet_hours_set(request: SetQuietHoursRequest) -> RpcReply:
+        async def call(runtime: Runtime) -> QuietHoursResult:
+            return await runtime.modes.set_quiet_hours(
+                request.client_id, request.quiet_hours, request.changed_by
+            )
+
+        return await _answer(holder, "quiet_hours_set", call)
 
     @broker.subscriber(subjects.EVENTS_RPC_TODOS_REGISTER, queue=RPC_QUEUE)
     async def todos_register(request: RegisterTodosRequest) -> RpcReply:

@@ -18,7 +18,13 @@ from cctelegram_common import subjects
 from cctelegram_common.contracts.base import Contract
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import Severity
-from cctelegram_common.contracts.modes import ClientModeState, Mode, ModeState, QuietHoursSpec
+from cctelegram_common.contracts.modes import (
+    ClientModeState,
+    Mode,
+    ModeState,
+    QuietHoursResult,
+    QuietHoursSpec,
+)
 from cctelegram_common.contracts.outbox import Operation, OutboxMessage
 from cctelegram_common.logging import get_logger
 from cctelegram_events import metrics
@@ -96,6 +102,12 @@ class ClientState:
     mode: Mode
     own_mode: bool
     quiet_hours: QuietHours | None  # None: the service's configured quiet hours
+
+
+def describe_quiet_hours(spec: QuietHoursSpec) -> str:
+    if spec.start == spec.end:
+        return "off"
+    return f"{spec.start:%H:%M}-{spec.end:%H:%M} {spec.timezone}"
 
 
 def client_key(client_id: str) -> str:
@@ -205,6 +217,28 @@ class ModeStore:
         await self.kv.put(key, state.model_dump_json().encode())
         self._remember(key, state)
         return state
+
+    async def set_quiet_hours(
+        self, client_id: str | None, spec: QuietHoursSpec | None, changed_by: str
+    ) -> None:
+        """A client's own quiet hours, or the default's (``client_id`` None); ``spec`` None:
+        the client follows the default, the default follows the EVENTS_QUIET_HOURS_* settings."""
+        if client_id is None:
+            current = await load(self.kv, subjects.STATE_KEY_MODE, ModeState)
+            base = current[0] if current else ModeState()
+            state: BaseModel = base.model_copy(
+                update={"quiet_hours": spec, "changed_by": changed_by, "changed_at": self.clock()}
+            )
+            key = subjects.STATE_KEY_MODE
+        else:
+            key = client_key(client_id)
+            loaded = await load(self.kv, key, ClientModeState)
+            own = loaded[0] if loaded else ClientModeState(client_id=client_id)
+            state = own.model_copy(
+                update={"quiet_hours": spec, "changed_by": changed_by, "changed_at": self.clock()}
+            )
+        await self.kv.put(key, state.model_dump_json().encode())
+        self._remember(key, state)
 
     async def clients(self) -> list[ClientModeState]:
         """Every client with a state of its own, by client id (``/mode`` lists them)."""
@@ -344,6 +378,32 @@ class ModeService:
     publisher: Publisher
     clock: Clock
     timezone: str = "UTC"
+    configured_quiet_hours: QuietHours | None = None  # EVENTS_QUIET_HOURS_*
+
+    async def set_quiet_hours(
+        self, client_id: str | None, spec: QuietHoursSpec | None, changed_by: str
+    ) -> QuietHoursResult:
+        """Set a client's (or the default's) quiet hours; says which window applies now.
+        Events held by a window that ended are sent by the next digest pass."""
+        await self.store.set_quiet_hours(client_id, spec, changed_by)
+        if client_id is None:
+            default = (await self.store.default()).quiet_hours
+            applies = QuietHours.of(default) if default is not None else None
+        else:
+            applies = (await self.store.of(client_id)).quiet_hours
+        applies = applies or self.configured_quiet_hours
+        whose = "the default" if client_id is None else client_id
+        if applies is None or applies.start == applies.end:
+            return QuietHoursResult(
+                success=True, message=f"No quiet hours for {whose}.", client_id=client_id
+            )
+        window = QuietHoursSpec(start=applies.start, end=applies.end, timezone=applies.timezone)
+        return QuietHoursResult(
+            success=True,
+            message=f"Quiet hours for {whose}: {describe_quiet_hours(window)}.",
+            client_id=client_id,
+            quiet_hours=window,
+        )
 
     async def set(self, mode: Mode, changed_by: str, client_id: str | None = None) -> int:
         """Set a client's mode (or the default's when ``client_id`` is None); returns how

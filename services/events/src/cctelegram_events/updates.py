@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 import html
 from dataclasses import dataclass
+from datetime import time
 from typing import Any
 
+from pydantic import ValidationError
+
 from cctelegram_common import subjects
-from cctelegram_common.contracts.modes import Mode
+from cctelegram_common.contracts.modes import Mode, QuietHoursSpec
 from cctelegram_common.contracts.outbox import InlineButton, Operation, OutboxMessage
 from cctelegram_common.contracts.responses import ResponseKind, ResponseRecord
 from cctelegram_common.contracts.tasks import TaskStatusRequest
@@ -22,7 +25,12 @@ from cctelegram_events import metrics
 from cctelegram_events.approvals import ApprovalService, Person, keyboard_for
 from cctelegram_events.bridge_client import BridgeClient
 from cctelegram_events.callbacks import MODE_PREFIX
-from cctelegram_events.modes import MODE_EMOJI, MODE_MESSAGES, ModeService
+from cctelegram_events.modes import (
+    MODE_EMOJI,
+    MODE_MESSAGES,
+    ModeService,
+    describe_quiet_hours,
+)
 from cctelegram_events.ports import Clock, KvStore, Publisher, publish_outbox
 from cctelegram_events.responses import ResponseLog
 from cctelegram_events.tasks import TaskService
@@ -38,6 +46,7 @@ HELP_TEXT = "\n".join(
         "/restart — restart the bridge",
         "/mode — each client's delivery mode, with buttons to change it",
         "/mode &lt;client|default&gt; &lt;nomad|local|mute|default&gt; — set one",
+        "/quiet &lt;client|default&gt; 22:00 07:00 [time zone] | off | default — quiet hours",
         "/cct:nomad — everything to Telegram (the default for every client)",
         "/cct:local — only what needs you (the default)",
         "/cct:mute — only approvals and critical alerts (the default)",
@@ -54,6 +63,10 @@ MODE_COMMANDS = {"/cct:nomad": Mode.NOMAD, "/cct:local": Mode.LOCAL, "/cct:mute"
 MODE_CHOICES: tuple[Mode | None, ...] = (Mode.NOMAD, Mode.LOCAL, Mode.MUTE, None)
 DEFAULT_REF = "default"
 MODE_LIST_MAX = 20
+
+
+def _quiet_suffix(spec: QuietHoursSpec | None) -> str:
+    return f" · 🌙 {describe_quiet_hours(spec)}" if spec is not None else ""
 
 
 def mode_ref(client_id: str) -> str:
@@ -222,6 +235,8 @@ class UpdateInterpreter:
             reply = ""
         elif command == "/mode":
             reply = await self._mode_command(argument, who)
+        elif command == "/quiet":
+            reply = await self._quiet_command(argument, who)
         elif command in MODE_COMMANDS:
             target = argument.strip()
             reply = await self._set_mode(target or DEFAULT_REF, MODE_COMMANDS[command], who)
@@ -278,6 +293,32 @@ class UpdateInterpreter:
             return "Usage: /mode &lt;client|default&gt; &lt;nomad|local|mute|default&gt;"
         return await self._set_mode(words[0], choices[words[1].lower()], who)
 
+    async def _quiet_command(self, argument: str, who: str) -> str:
+        usage = (
+            "Usage: /quiet &lt;client|default&gt; 22:00 07:00 [time zone], "
+            "/quiet &lt;client|default&gt; off, /quiet &lt;client&gt; default"
+        )
+        words = argument.split()
+        if len(words) < 2:
+            return usage
+        target = None if words[0] == DEFAULT_REF else words[0]
+        spec: QuietHoursSpec | None
+        if len(words) == 2 and words[1].lower() == "off":
+            spec = QuietHoursSpec(start=time(0), end=time(0))
+        elif len(words) == 2 and words[1].lower() == "default":
+            spec = None
+        elif len(words) in (3, 4):
+            try:
+                spec = QuietHoursSpec.model_validate(
+                    {"start": words[1], "end": words[2], "timezone": (words[3:] or ["UTC"])[0]}
+                )
+            except ValidationError as error:
+                return safe(error.errors(include_url=False)[0]["msg"]) + "\n" + usage
+        else:
+            return usage
+        result = await self.modes.set_quiet_hours(target, spec, who)
+        return safe(result.message)
+
     async def _mode_listing(self) -> tuple[str, tuple[tuple[InlineButton, ...], ...]]:
         """The ``/mode`` message: the default, each client with a mode of its own, buttons."""
         store = self.modes.store
@@ -286,7 +327,8 @@ class UpdateInterpreter:
         signer = self.approvals.signer
         lines = [
             "<b>Delivery modes</b> (🔔 nomad · 💻 local · 🔕 mute · ↩ follow the default)",
-            f"Default for everyone: {MODE_EMOJI[default.mode]} {default.mode.value}",
+            f"Default for everyone: {MODE_EMOJI[default.mode]} {default.mode.value}"
+            + _quiet_suffix(default.quiet_hours),
         ]
         rows = [
             tuple(
@@ -300,10 +342,13 @@ class UpdateInterpreter:
         ]
         for client in clients:
             name = safe(client.client_id)
+            quiet = _quiet_suffix(client.quiet_hours)
             if client.mode is None:
-                lines.append(f"• <code>{name}</code>: ↩ follows the default")
+                lines.append(f"• <code>{name}</code>: ↩ follows the default{quiet}")
             else:
-                lines.append(f"• <code>{name}</code>: {MODE_EMOJI[client.mode]} {client.mode}")
+                lines.append(
+                    f"• <code>{name}</code>: {MODE_EMOJI[client.mode]} {client.mode}{quiet}"
+                )
             label = client.client_id[:20]
             rows.append(
                 tuple(

@@ -9,7 +9,7 @@ from datetime import datetime, time
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from cctelegram_common.contracts.base import Contract, utc_now
 
@@ -92,4 +92,55 @@ class ModeResult(Contract):
     )
     digested: int = Field(
         default=0, description="Events suppressed while muted, summarised in one digest now"
+    )
+
+
+class SetQuietHoursInput(Contract):
+    """``set_quiet_hours``: the caller's own quiet hours, or (admins) the default's."""
+
+    start: time | None = Field(
+        default=None, description="Local start, e.g. 22:00; with end. Both unset = the default"
+    )
+    end: time | None = Field(default=None, description="Local end, e.g. 07:00 (may be < start)")
+    timezone: str = Field(default="UTC", description="IANA time zone, e.g. Europe/Paris")
+    for_everyone: bool = Field(
+        default=False,
+        description="Set the default quiet hours instead of your own (needs modes:default)",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return QuietHoursSpec._known_zone(value)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> "SetQuietHoursInput":
+        if (self.start is None) != (self.end is None):
+            raise ValueError("give both start and end (equal = off), or neither (the default)")
+        return self
+
+    def spec(self) -> QuietHoursSpec | None:
+        if self.start is None or self.end is None:
+            return None
+        return QuietHoursSpec(start=self.start, end=self.end, timezone=self.timezone)
+
+
+class SetQuietHoursRequest(Contract):
+    """RPC ``cctg.events.rpc.quiet_hours_set``."""
+
+    quiet_hours: QuietHoursSpec | None = Field(
+        description="None = follow the default (a client) or the EVENTS_QUIET_HOURS_* settings"
+    )
+    changed_by: str
+    client_id: str | None = Field(default=None, description="None = the default (admin)")
+
+
+class QuietHoursResult(Contract):
+    """``set_quiet_hours``: what applies now to the client (or the default)."""
+
+    success: bool
+    message: str
+    client_id: str | None = None
+    quiet_hours: QuietHoursSpec | None = Field(
+        default=None, description="The window that applies now; None = none"
     )
