@@ -129,15 +129,15 @@ async def test_quiet_hours_per_client() -> None:
     clock = ManualClock(datetime(2026, 1, 1, 23, 0, tzinfo=UTC))
     service, _publisher, modes = notifications(clock)
     night = QuietHoursSpec(start=time(22), end=time(7), timezone="UTC")
-    await modes.store.set_own("sleeper", "sleeper", quiet_hours=night)
+    await modes.store.set_quiet_hours("sleeper", night, "sleeper")
     assert (await service.submit(event("sleeper"))).state is EventState.HELD
     assert (await service.submit(event("owl"))).state is EventState.QUEUED
     assert await service.flush_digest() == 0  # the sleeper's night is not over
     clock.now = datetime(2026, 1, 2, 7, 1, tzinfo=UTC)
     assert await service.flush_digest() == 1
     # The default's quiet hours apply to a client without its own; "off" (start == end) wins.
-    await modes.store.set_default("admin", quiet_hours=night)
-    await modes.store.set_own("owl", "owl", quiet_hours=QuietHoursSpec(start=time(0), end=time(0)))
+    await modes.store.set_quiet_hours(None, night, "admin")
+    await modes.store.set_quiet_hours("owl", QuietHoursSpec(start=time(0), end=time(0)), "owl")
     clock.now = datetime(2026, 1, 2, 23, 0, tzinfo=UTC)
     assert (await service.submit(event("someone"))).state is EventState.HELD
     assert (await service.submit(event("owl"))).state is EventState.QUEUED

@@ -178,15 +178,13 @@ class ModeStore:
             quiet_hours=QuietHours.of(spec) if spec is not None else None,
         )
 
-    async def set_default(
-        self, changed_by: str, mode: Mode | None = None, quiet_hours: QuietHoursSpec | None = None
-    ) -> ModeState:
-        """Change the default's mode and/or quiet hours (whatever is given)."""
+    async def set_default(self, changed_by: str, mode: Mode) -> ModeState:
+        """Change the default's mode (its quiet hours stay)."""
         loaded = await load(self.kv, subjects.STATE_KEY_MODE, ModeState)
         current = loaded[0] if loaded else ModeState()
         state = ModeState(
-            mode=mode if mode is not None else current.mode,
-            quiet_hours=quiet_hours if quiet_hours is not None else current.quiet_hours,
+            mode=mode,
+            quiet_hours=current.quiet_hours,
             changed_by=changed_by,
             changed_at=self.clock(),
         )
@@ -194,23 +192,15 @@ class ModeStore:
         self._remember(subjects.STATE_KEY_MODE, state)
         return state
 
-    async def set_own(
-        self,
-        client_id: str,
-        changed_by: str,
-        mode: Mode | None = None,
-        quiet_hours: QuietHoursSpec | None = None,
-        *,
-        follow_default: bool = False,
-    ) -> ClientModeState:
-        """Change one client's mode and/or quiet hours; ``follow_default`` drops its own mode."""
+    async def set_own(self, client_id: str, changed_by: str, mode: Mode | None) -> ClientModeState:
+        """Change one client's mode (None: follow the default's); its quiet hours stay."""
         key = client_key(client_id)
         loaded = await load(self.kv, key, ClientModeState)
         current = loaded[0] if loaded else ClientModeState(client_id=client_id)
         state = ClientModeState(
             client_id=client_id,
-            mode=None if follow_default else (mode if mode is not None else current.mode),
-            quiet_hours=quiet_hours if quiet_hours is not None else current.quiet_hours,
+            mode=mode,
+            quiet_hours=current.quiet_hours,
             changed_by=changed_by,
             changed_at=self.clock(),
         )
@@ -415,7 +405,7 @@ class ModeService:
         return await self.flush(client_id) if mode is not Mode.MUTE else 0
 
     async def follow_default(self, client_id: str, changed_by: str) -> int:
-        await self.store.set_own(client_id, changed_by, follow_default=True)
+        await self.store.set_own(client_id, changed_by, None)
         if (await self.store.of(client_id)).mode is Mode.MUTE:
             return 0
         return await self.flush(client_id)
