@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time
 from enum import StrEnum
-from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
@@ -32,6 +31,7 @@ from cctelegram_events.ports import (
     CasConflictError,
     Clock,
     KvStore,
+    ModelT,
     Publisher,
     key_part,
     load,
@@ -64,7 +64,6 @@ MODE_EMOJI: dict[Mode, str] = {Mode.NOMAD: "🔔", Mode.LOCAL: "💻", Mode.MUTE
 # A muted client's digest lists at most this many failures and alerts (the counts cover all).
 NOTABLE_MAX = 30
 CAS_ATTEMPTS = 20
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class Gate(StrEnum):
@@ -305,7 +304,8 @@ class MutedDigest(Contract):
 
 
 def is_notable(event_type: EventType, severity: Severity) -> bool:
-    """Listed one by one in a digest: failures and alerts (the rest is counted)."""
+    """What needs a person: sent in local mode, listed one by one in a muted digest (the
+    rest is counted there)."""
     return event_type in NEEDS_PERSON or severity in (Severity.HIGH, Severity.CRITICAL)
 
 
@@ -479,9 +479,7 @@ def gate(
         return Gate.SEND
     if mode is Mode.MUTE:
         return Gate.SUPPRESS
-    if mode is Mode.LOCAL and not (
-        event_type in NEEDS_PERSON or severity in (Severity.HIGH, Severity.CRITICAL)
-    ):
+    if mode is Mode.LOCAL and not is_notable(event_type, severity):
         return Gate.SUPPRESS
     if quiet_hours is not None and quiet_hours.active(now):
         return Gate.HOLD

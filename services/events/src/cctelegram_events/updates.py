@@ -323,7 +323,8 @@ class UpdateInterpreter:
         """The ``/mode`` message: the default, each client with a mode of its own, buttons."""
         store = self.modes.store
         default = await store.default()
-        clients = (await store.clients())[:MODE_LIST_MAX]
+        every_client = await store.clients()
+        clients = every_client[:MODE_LIST_MAX]
         signer = self.approvals.signer
         lines = [
             "<b>Delivery modes</b> (🔔 nomad · 💻 local · 🔕 mute · ↩ follow the default)",
@@ -364,6 +365,8 @@ class UpdateInterpreter:
             )
         if not clients:
             lines.append("No client has chosen a mode of its own yet.")
+        if len(every_client) > len(clients):
+            lines.append(f"… and {len(every_client) - len(clients)} more (by client id).")
         lines.append("/mode &lt;client|default&gt; &lt;nomad|local|mute|default&gt; sets one.")
         return "\n".join(lines), tuple(rows)
 
