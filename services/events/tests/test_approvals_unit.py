@@ -27,7 +27,7 @@ from cctelegram_events.approvals import (
     match_option,
 )
 from cctelegram_events.callbacks import CallbackSigner
-from cctelegram_events.ports import load
+from cctelegram_events.ports import MemoryDueIndex, load
 from cctelegram_events.responses import ResponseLog
 from cctelegram_events.testing import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
 
@@ -200,8 +200,16 @@ async def test_expiry_applies_on_timeout_and_later_presses_are_refused() -> None
     await service.submit(expire)
     await service.submit(auto_deny)
     clock.advance(31 * 60)
-    assert await service.expire_due() == 2
-    assert await service.expire_due() == 0
+    index = service.due_index
+    assert isinstance(index, MemoryDueIndex)
+    due = index.due(clock())
+    assert sorted(due) == sorted([expire.approval_id, auto_deny.approval_id])
+    assert [await service.expire(approval_id) for approval_id in due] == [True, True]
+    # A redelivered "due" (or a second replica) changes nothing; decided ones left the index.
+    assert [await service.expire(approval_id) for approval_id in due] == [False, False]
+    assert index.due(clock()) == []
+    # Closed records carry the retention TTL, so NATS removes them later.
+    assert kv.ttls[expire.approval_id] == service.history_s
     assert (await record_of(kv, expire.approval_id)).status is ApprovalStatus.EXPIRED
     denied = await record_of(kv, auto_deny.approval_id)
     assert denied.status is ApprovalStatus.REJECTED
