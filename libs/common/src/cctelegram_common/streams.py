@@ -43,7 +43,10 @@ class StreamSpec:
             storage=StorageType.FILE,
             discard=DiscardPolicy.OLD,
             max_age=self.max_age_s,
-            duplicate_window=self.duplicate_window_s,
+            # The server refuses a dedup window longer than the max age (a short history time).
+            duplicate_window=min(
+                self.duplicate_window_s, self.max_age_s or self.duplicate_window_s
+            ),
             num_replicas=replicas,
             allow_msg_ttl=self.allow_msg_ttl or None,
             allow_msg_schedules=self.allow_msg_schedules or None,
