@@ -300,9 +300,13 @@ async def run(stored_steps: list[int], idle_s: float, open_count: int, rounds: i
             )
             after = await round_trips(suite, rounds)
             print(f"press → wait_for_approval returns ({rounds} rounds each)")
-            for label, values in (("0 open", before), (f"{open_count:,} open", after)):
+            stored = f"{loaded:,} stored"
+            for label, values in (
+                (f"{stored}, 0 open", before),
+                (f"{stored}, {open_count:,} open", after),
+            ):
                 print(
-                    f"  {label:>12}: p50 {percentile(values, 0.5):6.1f} ms   "
+                    f"  {label:>28}: p50 {percentile(values, 0.5):6.1f} ms   "
                     f"p99 {percentile(values, 0.99):6.1f} ms   max {max(values):6.1f} ms"
                 )
             await nc.close()

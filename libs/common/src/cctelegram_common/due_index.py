@@ -55,9 +55,14 @@ async def schedule_expiry(js: JetStreamContext, approval_id: str, expires_at: da
 
 
 async def unschedule_expiry(js: JetStreamContext, approval_id: str) -> None:
-    """Take a decided approval out of the index (nothing happens if it is not there)."""
-    await js.purge_stream(
-        subjects.STREAM_APPROVAL_DUE, subject=subjects.approval_due_subject(approval_id)
+    """Take a decided approval out of the index. An empty message with a one-second TTL
+    replaces the schedule (one message per subject) and then removes itself: no purge API
+    call, which services' NATS users may not make."""
+    await js.publish(
+        subjects.approval_due_subject(approval_id),
+        b"",
+        stream=subjects.STREAM_APPROVAL_DUE,
+        msg_ttl=1,
     )
 
 
