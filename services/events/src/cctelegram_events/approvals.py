@@ -314,10 +314,11 @@ class ApprovalService:
 
     # --- transitions -------------------------------------------------------------------------
     async def _transition(
-        self, approval_id: str, change: _Change
+        self, approval_id: str, change: _Change, *, scheduled: bool = True
     ) -> tuple[ApprovalRecord | None, ApprovalRecord | None]:
         """Apply ``change`` with compare-and-set. Returns (record as last read, new record or
-        None when the change did not apply)."""
+        None when the change did not apply). ``scheduled=False``: the approval's schedule has
+        already fired (and removed itself), so closing it need not touch the index."""
         for _ in range(CAS_ATTEMPTS):
             loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
             if loaded is None:
@@ -335,7 +336,7 @@ class ApprovalService:
                 )
             except CasConflictError:
                 continue
-            if record.is_open and not updated.is_open:
+            if scheduled and record.is_open and not updated.is_open:
                 await self._leave_index(approval_id)
             return record, updated
         raise ApprovalError("conflict", "too many concurrent changes; try again")
@@ -585,7 +586,7 @@ class ApprovalService:
                 return decide(record, index, now, None, auto=True)
             return record.model_copy(update={"status": ApprovalStatus.EXPIRED, "decided_at": now})
 
-        before, after = await self._transition(approval_id, timeout)
+        before, after = await self._transition(approval_id, timeout, scheduled=False)
         if after is None:
             if before is not None and before.is_open:
                 # Fired early (a clock ahead of ours): put it back in the index.

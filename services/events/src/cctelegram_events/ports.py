@@ -87,9 +87,13 @@ class MemoryDueIndex:
     async def open_ids(self) -> list[str]:
         return list(self.due_at)
 
-    def due(self, now: datetime) -> list[str]:
-        """What NATS would have fired by ``now`` (tests drive the expiry with it)."""
-        return [approval_id for approval_id, at in self.due_at.items() if at <= now]
+    def fire_due(self, now: datetime) -> list[str]:
+        """What NATS would have fired by ``now``, taken out of the index as the server does
+        (tests drive the expiry with it)."""
+        fired = [approval_id for approval_id, at in self.due_at.items() if at <= now]
+        for approval_id in fired:
+            del self.due_at[approval_id]
+        return fired
 
 
 class Publisher(Protocol):
