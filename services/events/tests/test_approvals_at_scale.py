@@ -237,8 +237,15 @@ async def test_cctelegram_provision_upgrades_a_store_written_by_the_old_layout(
         nc = await nats.connect(server.url)
         js = nc.jetstream()
         records = await write_old_store(js, soon_s=600)
+        week_s = 7 * 86400.0
+        await js.create_key_value(
+            KeyValueConfig(bucket=subjects.KV_EVENT_STATUS, ttl=week_s, storage=StorageType.FILE)
+        )
         assert subjects.STREAM_APPROVAL_DUE in cli_provision(server.url)
         await assert_upgraded(js, records, ("open_soon", "open_later"))
+        # The history time (30 days by default) replaces the old layout's 7-day max age.
+        status = await js.stream_info(f"KV_{subjects.KV_EVENT_STATUS}")
+        assert status.config.max_age == 30 * 86400.0
         # Idempotent: a second run (or a service's own provisioning) changes nothing.
         assert "nothing to do" in cli_provision(server.url)
         await assert_upgraded(js, records, ("open_soon", "open_later"))

@@ -33,6 +33,8 @@ class StreamSpec:
     allow_msg_ttl: bool = False
     allow_msg_schedules: bool = False
     max_msgs_per_subject: int = -1
+    # Its max age is the history time (``cctelegram provision`` applies a new one).
+    follows_history: bool = False
 
     def config(self, replicas: int) -> StreamConfig:
         return StreamConfig(
@@ -67,6 +69,8 @@ class BucketSpec:
     # Provisioning brings an existing bucket to ``history`` (the approvals bucket went from 5
     # to 1 so that a decided record's TTL removes the key, not just its latest revision).
     enforce_history: bool = False
+    # Its max age is the history time (``cctelegram provision`` applies a new one).
+    follows_history: bool = False
 
     def config(self, replicas: int) -> KeyValueConfig:
         return KeyValueConfig(
@@ -133,6 +137,7 @@ def stream_specs(
             (subjects.DELIVERIES_ALL,),
             "The notifier's delivery reports (sent / failed) per outbox message",
             max_age_s=history_s,
+            follows_history=True,
         ),
         StreamSpec(
             subjects.STREAM_DEAD_LETTER,
@@ -170,13 +175,19 @@ def bucket_specs(history_s: float = DEFAULT_HISTORY_S) -> tuple[BucketSpec, ...]
             subjects.KV_DELIVERIES,
             "Per outbox message: Telegram message ids and status (idempotency record)",
             ttl_s=history_s,
+            follows_history=True,
         ),
         BucketSpec(
             subjects.KV_BRIDGE,
             "Bridge desired state, instance heartbeats, poller lease and offset",
             per_key_ttl=True,
         ),
-        BucketSpec(subjects.KV_EVENT_STATUS, "Per event: queued / sent / failed", ttl_s=history_s),
+        BucketSpec(
+            subjects.KV_EVENT_STATUS,
+            "Per event: queued / sent / failed",
+            ttl_s=history_s,
+            follows_history=True,
+        ),
         BucketSpec(
             subjects.KV_STATE,
             "Small domain state: modes, quiet hours, todos, card references (per-key TTL)",
@@ -200,13 +211,16 @@ async def provision(
     create: bool = True,
     responses_max_age_s: float = DEFAULT_HISTORY_S,
     history_s: float = DEFAULT_HISTORY_S,
+    apply_history: bool = False,
 ) -> list[str]:
     """Create (or, with ``create=False``, only check) every stream and bucket. Idempotent.
 
     Returns the names that were created. Existing streams are left as they are apart from
     their subject list and what this version's layout needs (per-key TTL, the approvals
     bucket's history of 1, the upgrade of approvals written by the previous layout), so an
-    operator's tuning (max age, replicas) survives restarts.
+    operator's tuning (max age, replicas) survives restarts. ``apply_history`` (what
+    ``cctelegram provision`` does) also sets the max age of the existing history streams and
+    buckets to ``history_s``; services leave it, so replicas with other settings never fight.
     """
     created: list[str] = []
     for spec in stream_specs(responses_max_age_s=responses_max_age_s, history_s=history_s):
@@ -218,8 +232,13 @@ async def provision(
             await js.add_stream(spec.config(replicas))
             created.append(spec.name)
             continue
+        changed = False
         if create and sorted(info.config.subjects or []) != sorted(spec.subjects):
             info.config.subjects = list(spec.subjects)
+            changed = True
+        if create and apply_history and spec.follows_history:
+            changed |= _set_max_age(info.config, history_s)
+        if changed:
             await js.update_stream(info.config)
     for bucket in bucket_specs(history_s):
         try:
@@ -231,18 +250,32 @@ async def provision(
             created.append(bucket.bucket)
             continue
         if create:
-            await _upgrade_bucket(js, bucket)
+            await _upgrade_bucket(js, bucket, history_s if apply_history else None)
     if create:
         await upgrade_approvals(js, history_s)
     return created
 
 
-async def _upgrade_bucket(js: JetStreamContext, bucket: BucketSpec) -> None:
+def _set_max_age(config: StreamConfig, max_age_s: float) -> bool:
+    """Give a stream a new max age (and a dedup window no longer than it). True if changed."""
+    if config.max_age is not None and abs(config.max_age - max_age_s) < 1:
+        return False
+    config.max_age = max_age_s
+    config.duplicate_window = min(config.duplicate_window or max_age_s, max_age_s)
+    return True
+
+
+async def _upgrade_bucket(
+    js: JetStreamContext, bucket: BucketSpec, history_s: float | None = None
+) -> None:
     """Bring a bucket made by an earlier version up to this layout (mutable settings only):
-    direct gets, per-key TTL (which cannot be switched off again), the history it needs."""
+    direct gets, per-key TTL (which cannot be switched off again), the history it needs, and
+    with ``history_s`` the max age of a history bucket."""
     info = await js.stream_info(f"KV_{bucket.bucket}")
     config = info.config
     changed = False
+    if history_s is not None and bucket.follows_history:
+        changed |= _set_max_age(config, history_s)
     if not config.allow_direct:
         config.allow_direct = True
         changed = True

@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=float,
         default=float(env.get("CCTG_HISTORY_DAYS", "30")),
         help="CCTG_HISTORY_DAYS: how long decided approvals, event statuses and delivery "
-        "records are kept (for new buckets; existing approvals are upgraded with it)",
+        "records are kept (applied to existing buckets too; give the events service the same)",
     )
     parser.add_argument(
         "--check",
@@ -114,7 +114,11 @@ async def provision_once(
     connection = await nats.connect(**options, error_cb=ignore_errors)
     try:
         return await streams.provision(
-            connection.jetstream(), replicas=replicas, create=create, history_s=history_s
+            connection.jetstream(),
+            replicas=replicas,
+            create=create,
+            history_s=history_s,
+            apply_history=True,
         )
     finally:
         await connection.close()
