@@ -75,7 +75,7 @@ async def scheduled_ids(js: JetStreamContext) -> list[str]:
     for _ in range(_SUBJECT_PAGE_ATTEMPTS):
         # nats-py's stream_info cannot page, so the request is made here.
         reply = await js._nc.request(
-            f"$JS.API.STREAM.INFO.{subjects.STREAM_APPROVAL_DUE}",
+            f"{js._prefix}.STREAM.INFO.{subjects.STREAM_APPROVAL_DUE}",
             json.dumps({"subjects_filter": subjects.APPROVAL_DUE_ALL, "offset": offset}).encode(),
             timeout=10.0,
         )
