@@ -57,15 +57,14 @@ images: install ## build the images (5 services, sandbox, cli, NATS) and print t
 	@$(WITH_ENGINE) UV=$(UV) $(UV) run --frozen python deploy/images/build.py $(IMAGES)
 
 # CCTG_IMAGE_FIGURES: where the test writes its figures (sizes, cold start, RSS) as JSON.
-# CCTG_TEST_NATS=container: the root conftest's nats_url fixture runs the NATS image; one
-# NATS-backed test module of libs/common runs against it as well.
+# CCTG_TEST_NATS=container: the root conftest's nats_url fixture runs the NATS image
+# (tests/images/test_nats_fixture.py proves it; any test run may set it).
 test-images: install ## build the images, then run the suite from them (testcontainers)
 	@$(WITH_ENGINE) UV=$(UV) $(UV) run --frozen python deploy/images/build.py; \
 	mkdir -p .cctelegram; \
 	CCTG_TEST_IMAGES=1 CCTG_TEST_NATS=container TESTCONTAINERS_RYUK_DISABLED=true \
 	CCTG_IMAGE_FIGURES=$${CCTG_IMAGE_FIGURES:-$(CURDIR)/.cctelegram/image-figures.json} \
-	$(UV) run --frozen pytest tests/images libs/common/tests/test_consumers.py \
-	  -p no:cacheprovider $(PYTEST_ARGS)
+	$(UV) run --frozen pytest tests/images -p no:cacheprovider $(PYTEST_ARGS)
 
 dist: install ## wheels of every package + the `cctelegram` distribution + locked deps in dist/
 	UV=$(UV) $(UV) run --frozen python deploy/package/build.py --out dist
