@@ -16,7 +16,16 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
-from containersuite import DEMO_USER_ID, SERVICE_UID, TAG, Suite, health_status, http_ok, wait_until
+from containersuite import (
+    DEMO_USER_ID,
+    SERVICE_UID,
+    TAG,
+    Suite,
+    hardened,
+    health_status,
+    http_ok,
+    wait_until,
+)
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -94,6 +103,25 @@ def test_every_container_is_hardened_and_healthy(suite: Suite) -> None:
         wait_until(lambda c=container: health_status(c) == "healthy", f"{name} healthy")
     for name in ("auth", "events", "notifier", "bridge-manager", "gateway"):
         assert http_ok(suite.health_url(name)), name
+
+
+def test_the_cli_image_provisions_as_a_one_shot_job(suite: Suite) -> None:
+    """The provisioning job's image (compose's ``provision``, the Kubernetes Job): hardened
+    like the services, it finds every stream and bucket the services created and exits 0."""
+    job = (
+        hardened("cli")
+        .with_command(["provision"])
+        .with_env("NATS_URL", f"nats://127.0.0.1:{suite.ports['nats']}")
+        .start()
+    )
+    try:
+        wrapped = job.get_wrapped_container()
+        assert wrapped.wait(timeout=120)["StatusCode"] == 0
+        logs = b"".join(job.get_logs()).decode(errors="replace")
+        assert "cctelegram provision:" in logs
+        assert wrapped.image.attrs["Config"].get("Healthcheck") is None  # a job, not a server
+    finally:
+        job.stop()
 
 
 async def test_mcp_message_and_an_approval_pressed_in_the_sandbox(suite: Suite) -> None:
