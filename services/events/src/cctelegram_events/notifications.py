@@ -21,6 +21,7 @@ from cctelegram_common.contracts.outbox import (
     DeliveryOutcome,
     DeliveryReported,
     Operation,
+    OutboxBookkeeping,
     OutboxMessage,
 )
 from cctelegram_common.logging import get_logger
@@ -376,7 +377,9 @@ class NotificationService:
                         operation=Operation.SEND_MESSAGE,
                         chat_id=chat,
                         text=part,
-                        extra={"digest_of": [item.event_id for item in items][:100]},
+                        bookkeeping=OutboxBookkeeping(
+                            digest_of=tuple(item.event_id for item in items)[:100]
+                        ),
                     ),
                 )
         for item in held:

@@ -365,6 +365,9 @@ def setup_sandbox(stack: Stack, env: dict[str, str], token: str) -> str:
             str(config.sandbox_port),
             "--token",
             token,
+            # Telegram ignores parameters it does not know; the local stack refuses them so
+            # a stray one shows up during development instead of never.
+            "--strict-params",
         ],
         env,
         f"{url}/sandbox/api/stats",
