@@ -64,9 +64,7 @@ def view(record: ApprovalRecord) -> ApprovalView:
 
 
 def _not_found(approval_id: str) -> ToolError:
-    return ToolError(
-        f"no approval {approval_id}", status=404, code="not_found", field="approval_id"
-    )
+    return ToolError(f"no approval {approval_id}", code="not_found", field="approval_id")
 
 
 async def watch_approval(
