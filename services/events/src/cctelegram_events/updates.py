@@ -1,5 +1,8 @@
 """Inbound Telegram updates: button presses, replies to cards, and bot commands.
 
+They arrive typed (``InboundUpdate.event``: the Telegram edge translated them); nothing here
+reads Telegram JSON.
+
 Only allowed users get answers; anyone else is counted and ignored (a press on a card by a
 non-approver gets a polite callback answer and changes nothing). Each ``update_id`` is
 handled once: a marker in ``cctg_event_status`` records that it was processed.
@@ -8,14 +11,19 @@ handled once: a marker in ``cctg_event_status`` records that it was processed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.modes import Mode
 from cctelegram_common.contracts.outbox import Operation, OutboxMessage
 from cctelegram_common.contracts.responses import ResponseKind, ResponseRecord
 from cctelegram_common.contracts.tasks import TaskStatusRequest
-from cctelegram_common.contracts.updates import InboundUpdate
+from cctelegram_common.contracts.updates import (
+    ButtonPressed,
+    CommandIssued,
+    InboundUpdate,
+    TelegramPerson,
+    TextReceived,
+)
 from cctelegram_events import metrics
 from cctelegram_events.approvals import ApprovalService, Person, keyboard_for
 from cctelegram_events.bridge_client import BridgeClient
@@ -46,12 +54,8 @@ START_TEXT = (
 MODE_COMMANDS = {"/cct:nomad": Mode.NOMAD, "/cct:local": Mode.LOCAL, "/cct:mute": Mode.MUTE}
 
 
-def _person(raw: dict[str, Any]) -> Person:
-    return Person(
-        user_id=int(raw.get("id", 0)),
-        username=raw.get("username"),
-        first_name=raw.get("first_name"),
-    )
+def _person(person: TelegramPerson) -> Person:
+    return Person(user_id=person.user_id, username=person.username, first_name=person.first_name)
 
 
 @dataclass
@@ -78,49 +82,44 @@ class UpdateInterpreter:
         return kind
 
     async def _dispatch(self, inbound: InboundUpdate) -> str:
-        update = inbound.update
-        callback = update.get("callback_query")
-        if isinstance(callback, dict):
-            return await self._callback(inbound.update_id, callback)
-        message = update.get("message")
-        if isinstance(message, dict):
-            return await self._message(inbound.update_id, message)
+        event = inbound.event
+        if isinstance(event, ButtonPressed):
+            return await self._callback(inbound.update_id, event)
+        if isinstance(event, TextReceived | CommandIssued):
+            return await self._message(inbound.update_id, event)
         return "ignored"
 
-    async def _callback(self, update_id: int, callback: dict[str, Any]) -> str:
-        person = _person(callback.get("from") or {})
-        message = callback.get("message") or {}
-        chat_id = int((message.get("chat") or {}).get("id", person.user_id))
+    async def _callback(self, update_id: int, pressed: ButtonPressed) -> str:
+        person = _person(pressed.person)
         if person.user_id not in self.allowed_users:
             metrics.STRANGER_MESSAGES.inc()
         await self.approvals.press(
             update_id=update_id,
-            callback_query_id=str(callback.get("id", "")),
-            chat_id=chat_id,
+            callback_query_id=pressed.callback_query_id,
+            chat_id=pressed.chat_id,
             person=person,
-            data=str(callback.get("data") or ""),
+            data=pressed.data,
         )
         return "callback"
 
-    async def _message(self, update_id: int, message: dict[str, Any]) -> str:
-        person = _person(message.get("from") or {})
+    async def _message(self, update_id: int, message: TextReceived | CommandIssued) -> str:
+        person = _person(message.person)
         if person.user_id not in self.allowed_users:
             metrics.STRANGER_MESSAGES.inc()
             return "ignored"
-        chat_id = int((message.get("chat") or {}).get("id", person.user_id))
-        text = str(message.get("text") or message.get("caption") or "")
-        if text.startswith("/"):
-            await self._command(update_id, chat_id, person, text)
+        chat_id = message.chat_id
+        if isinstance(message, CommandIssued):
+            await self._command(update_id, chat_id, person, message.command, message.argument)
             return "command"
-        replied = message.get("reply_to_message")
-        if isinstance(replied, dict) and text:
+        text = message.text
+        if message.reply_to_message_id is not None and text:
             approval_id = await self.approvals.approval_for_message(
-                chat_id, int(replied.get("message_id", 0))
+                chat_id, message.reply_to_message_id
             )
             if approval_id is not None and await self.approvals.text_reply(
                 update_id=update_id,
                 chat_id=chat_id,
-                message_id=int(message.get("message_id", 0)),
+                message_id=message.message_id,
                 approval_id=approval_id,
                 person=person,
                 text=text,
@@ -165,9 +164,9 @@ class UpdateInterpreter:
                 ),
             )
 
-    async def _command(self, update_id: int, chat_id: int, person: Person, text: str) -> None:
-        head, _, argument = text.strip().partition(" ")
-        command = head.split("@", 1)[0].lower()
+    async def _command(
+        self, update_id: int, chat_id: int, person: Person, command: str, argument: str
+    ) -> None:
         await self._record(update_id, chat_id, person, ResponseKind.COMMAND, command, argument)
         who = f"tg:{person.user_id}"
         if command == "/start":

@@ -170,9 +170,11 @@ def add_integration_routes(
             return error_response(request, 403, "forbidden", "secret token does not match")
         try:
             raw: Any = await request.json()
-            update_id = raw["update_id"] if isinstance(raw, dict) else None
-            update = InboundUpdate(update_id=update_id, update=raw, source="webhook")
-        except (ValueError, KeyError, ValidationError):
+            if not isinstance(raw, dict):
+                raise TypeError("an Update is a JSON object")
+            # The Telegram edge: the raw Update becomes typed contracts here, once.
+            update = InboundUpdate.from_telegram(raw, source="webhook")
+        except (ValueError, KeyError, TypeError, ValidationError):
             return error_response(
                 request, 400, "invalid", "not a Telegram Update", field="update_id"
             )
