@@ -23,6 +23,7 @@ from cctelegram_common.contracts.outbox import (
     Operation,
     OutboxBookkeeping,
     OutboxMessage,
+    outbox_id,
 )
 from cctelegram_common.logging import get_logger
 from cctelegram_events import metrics
@@ -214,7 +215,7 @@ class NotificationService:
         if messages is None:
             messages = [
                 OutboxMessage(
-                    outbox_id=f"{event.event_id}:{chat}:{index}",
+                    outbox_id=outbox_id(event.event_id, chat, index),
                     operation=Operation.SEND_MESSAGE,
                     chat_id=chat,
                     event_id=event.event_id,
@@ -272,7 +273,7 @@ class NotificationService:
                 return None
             card = TaskCard(
                 event_id=event.event_id,
-                card_outbox_ids={str(chat): f"{event.event_id}:{chat}:0" for chat in chats},
+                card_outbox_ids={str(chat): outbox_id(event.event_id, chat, 0) for chat in chats},
             )
             await self.state_kv.put(key, card.model_dump_json().encode())
             return None  # this event's own message becomes the card
@@ -284,7 +285,7 @@ class NotificationService:
         card_text = parts[0]
         edits = [
             OutboxMessage(
-                outbox_id=f"{event.event_id}:{chat}:card",
+                outbox_id=outbox_id(event.event_id, int(chat), "card"),
                 operation=Operation.EDIT_MESSAGE_TEXT,
                 chat_id=int(chat),
                 event_id=event.event_id,
@@ -299,7 +300,7 @@ class NotificationService:
         await self.state_kv.delete(key)
         fresh = [
             OutboxMessage(
-                outbox_id=f"{event.event_id}:{chat}:{index}",
+                outbox_id=outbox_id(event.event_id, chat, index),
                 operation=Operation.SEND_MESSAGE,
                 chat_id=chat,
                 event_id=event.event_id,
@@ -373,7 +374,7 @@ class NotificationService:
                 await publish_outbox(
                     self.publisher,
                     OutboxMessage(
-                        outbox_id=f"digest-{digest_id}:{chat}:{index}",
+                        outbox_id=outbox_id(f"digest-{digest_id}", chat, index),
                         operation=Operation.SEND_MESSAGE,
                         chat_id=chat,
                         text=part,
@@ -397,7 +398,9 @@ class NotificationService:
                 update={
                     "state": EventState.QUEUED,
                     "last_error": None,
-                    "outbox_ids": tuple(f"digest-{digest_id}:{chat}:0" for chat in status.chat_ids),
+                    "outbox_ids": tuple(
+                        outbox_id(f"digest-{digest_id}", chat, 0) for chat in status.chat_ids
+                    ),
                     "updated_at": self.clock(),
                 }
             )

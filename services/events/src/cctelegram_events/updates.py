@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.modes import Mode
-from cctelegram_common.contracts.outbox import Operation, OutboxMessage
+from cctelegram_common.contracts.outbox import Operation, OutboxMessage, outbox_id
 from cctelegram_common.contracts.responses import ResponseKind, ResponseRecord
 from cctelegram_common.contracts.tasks import TaskStatusRequest
 from cctelegram_common.contracts.updates import (
@@ -157,7 +157,7 @@ class UpdateInterpreter:
             await publish_outbox(
                 self.publisher,
                 OutboxMessage(
-                    outbox_id=f"cmd-{update_id}:{chat_id}:{index}",
+                    outbox_id=outbox_id(f"cmd-{update_id}", chat_id, index),
                     operation=Operation.SEND_MESSAGE,
                     chat_id=chat_id,
                     text=part,
@@ -210,7 +210,7 @@ class UpdateInterpreter:
             await publish_outbox(
                 self.publisher,
                 OutboxMessage(
-                    outbox_id=f"pending-{update_id}:{chat_id}:{record.approval_id}",
+                    outbox_id=outbox_id(f"pending-{update_id}", chat_id, record.approval_id),
                     operation=Operation.SEND_MESSAGE,
                     chat_id=chat_id,
                     approval_id=record.approval_id,

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated
+from pydantic import Field, SecretStr
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import NoDecode
-
-from cctelegram_common.settings import HttpSettings, ServiceSettings, service_config
+from cctelegram_common.settings import CommaList, HttpSettings, ServiceSettings, service_config
 
 LOCAL_HOSTS = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"]
 LOCAL_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
@@ -18,12 +14,12 @@ class GatewaySettings(ServiceSettings):
     model_config = service_config("GATEWAY_")
 
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8080))
-    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+    allowed_hosts: CommaList[list[str]] = Field(
         default_factory=lambda: list(LOCAL_HOSTS),
         description="GATEWAY_ALLOWED_HOSTS (comma-separated): Host values served; 'name:*' "
         "allows any port, '*' any host (only behind a proxy that checks Host). Others: 421",
     )
-    allowed_origins: Annotated[list[str], NoDecode] = Field(
+    allowed_origins: CommaList[list[str]] = Field(
         default_factory=lambda: list(LOCAL_ORIGINS),
         description="GATEWAY_ALLOWED_ORIGINS: browser Origins accepted ('scheme://host:*' any "
         "port, '*' any). A request without Origin is not a browser's and passes. Others: 403",
@@ -49,12 +45,3 @@ class GatewaySettings(ServiceSettings):
         "sends it as X-Telegram-Bot-Api-Secret-Token",
     )
     server_name: str = Field(default="cctelegram", description="MCP server name (same everywhere)")
-
-    @field_validator("allowed_hosts", "allowed_origins", mode="before")
-    @classmethod
-    def _split_commas(cls, value: object) -> object:
-        if isinstance(value, str):
-            if value.lstrip().startswith("["):
-                return json.loads(value)
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value

@@ -148,6 +148,17 @@ class OutboxMessage(Contract):
         return self
 
 
+def outbox_id(origin: str, chat_id: int, part: int | str) -> str:
+    """The deterministic id of one outbox message: ``<origin>:<chat>:<part>``.
+
+    ``origin`` is what the message renders (an event or approval id, ``digest-<id>``,
+    ``cmd-<update id>``, ...), ``part`` which piece of it for that chat (a split text's index,
+    ``card``, an edit's name). Being deterministic, a re-run of the same work yields the same
+    id, which JetStream (``Nats-Msg-Id``) and the notifier (deliveries KV) deduplicate.
+    """
+    return f"{origin}:{chat_id}:{part}"
+
+
 class DeliveryOutcome(StrEnum):
     SENT = "sent"
     FAILED = "failed"
