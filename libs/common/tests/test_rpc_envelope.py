@@ -1,4 +1,4 @@
-"""The one RPC envelope every service answers with (``answer_rpc``), and its closed set of
+"""The one RPC envelope every service answers with (``RpcResponder``), and its closed set of
 refusal codes."""
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from cctelegram_common.contracts.rpc import REFUSAL_CODES, RefusalCode, RpcError
 from cctelegram_common.nats import (
     RpcFailedError,
     RpcRefusedError,
-    answer_rpc,
+    RpcResponder,
     build_broker,
     current_message,
-    parse_request,
     rpc_call,
 )
 from cctelegram_common.settings import NatsSettings
@@ -47,12 +46,11 @@ async def _greet(raw: bytes) -> RpcReply:
             raise RuntimeError("a bug")
         return Greeting(name=request.name.upper(), times=request.times)
 
-    return await answer_rpc(
-        "greet",
-        lambda: method(parse_request(raw, Greeting)),
+    responder = RpcResponder(
         refusal=_refusal,
-        internal_message=lambda error: f"greet could not do this: {type(error).__name__}",
+        internal_message=lambda name, error: f"{name} could not do this: {type(error).__name__}",
     )
+    return await responder.request(raw, Greeting, method)
 
 
 async def test_ok_wraps_the_result() -> None:
@@ -77,7 +75,7 @@ async def test_an_empty_body_is_an_empty_object() -> None:
     [
         ("missing", RpcError(code="not_found", message="no such key", field="key_id")),
         ("refused", RpcError(code="conflict", message="already greeted")),
-        ("boom", RpcError(code="internal", message="greet could not do this: RuntimeError")),
+        ("boom", RpcError(code="internal", message="Greeting could not do this: RuntimeError")),
     ],
 )
 async def test_refusals_and_bugs_become_the_envelope(name: str, expected: RpcError) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -222,31 +223,38 @@ def _no_refusal(error: Exception) -> RpcError | None:
     return None
 
 
-async def answer_rpc(
-    method: str,
-    call: Callable[[], Awaitable[BaseModel]],
-    *,
-    refusal: Callable[[Exception], RpcError | None] = _no_refusal,
-    internal_message: Callable[[Exception], str] | str,
-) -> RpcReply:
-    """Run one RPC method and wrap its result or its refusal in the ``RpcReply`` envelope.
+@dataclass(frozen=True)
+class RpcResponder:
+    """How one service answers its RPCs: the one ``RpcReply`` envelope of every service.
 
-    The one envelope of every service: ``RpcRefusedError`` (from ``parse_request`` or the
-    method) is answered as is; ``refusal`` turns a service's own exceptions into refusals;
-    anything else is logged here and answered ``internal`` with ``internal_message`` (never a
-    silent drop, never a traceback on the wire).
+    ``RpcRefusedError`` (from ``parse_request`` or the method) is answered as is;
+    ``refusal`` turns the service's own exceptions into refusals; anything else is logged here
+    and answered ``internal`` with ``internal_message`` (a text, or one made from the method's
+    name and the error) — never a silent drop, never a traceback on the wire.
     """
-    try:
-        return ok(await call())
-    except RpcRefusedError as refused:
-        return RpcReply(ok=False, error=refused.error)
-    except Exception as error:
-        mapped = refusal(error)
-        if mapped is not None:
-            return RpcReply(ok=False, error=mapped)
-        _log.exception("rpc_failed", method=method, error=type(error).__name__)
-        message = internal_message if isinstance(internal_message, str) else internal_message(error)
-        return fail("internal", message)
+
+    internal_message: str | Callable[[str, Exception], str]
+    refusal: Callable[[Exception], RpcError | None] = _no_refusal
+
+    async def run(self, method: str, call: Callable[[], Awaitable[BaseModel]]) -> RpcReply:
+        """Run one RPC method and wrap its result or its refusal in the envelope."""
+        try:
+            return ok(await call())
+        except RpcRefusedError as refused:
+            return RpcReply(ok=False, error=refused.error)
+        except Exception as error:
+            mapped = self.refusal(error)
+            if mapped is not None:
+                return RpcReply(ok=False, error=mapped)
+            _log.exception("rpc_failed", method=method, error=type(error).__name__)
+            message = self.internal_message
+            return fail("internal", message if isinstance(message, str) else message(method, error))
+
+    async def request(
+        self, raw: bytes, model: type[ModelT], method: Callable[[ModelT], Awaitable[BaseModel]]
+    ) -> RpcReply:
+        """Parse the raw request as ``model`` (``invalid`` when it is not), then ``run``."""
+        return await self.run(model.__name__, lambda: method(parse_request(raw, model)))
 
 
 async def rpc_call(

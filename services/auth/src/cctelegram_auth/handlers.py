@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from faststream.nats import NatsBroker
 from pydantic import BaseModel
@@ -18,9 +17,7 @@ from cctelegram_common.contracts.auth import (
     VerifyRequest,
 )
 from cctelegram_common.contracts.rpc import RpcError, RpcReply
-from cctelegram_common.nats import answer_rpc, current_message, parse_request
-
-RequestT = TypeVar("RequestT", bound=BaseModel)
+from cctelegram_common.nats import RpcResponder, current_message
 
 
 def _refusal(error: Exception) -> RpcError | None:
@@ -31,16 +28,10 @@ def _refusal(error: Exception) -> RpcError | None:
     return None
 
 
-async def answer(
-    raw: bytes, model: type[RequestT], method: Callable[[RequestT], Awaitable[BaseModel]]
-) -> RpcReply:
-    """Validate, call, and turn every failure into an ``RpcReply`` (never a silent drop)."""
-    return await answer_rpc(
-        model.__name__,
-        lambda: method(parse_request(raw, model)),
-        refusal=_refusal,
-        internal_message="the auth service could not complete this request",
-    )
+# Validate, call, and turn every failure into an ``RpcReply`` (never a silent drop).
+answer = RpcResponder(
+    refusal=_refusal, internal_message="the auth service could not complete this request"
+).request
 
 
 def register(broker: NatsBroker, keys: KeyService) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from faststream.nats import NatsBroker
 from pydantic import BaseModel
@@ -14,9 +13,8 @@ from cctelegram_bridge_manager.status import process_check
 from cctelegram_common import subjects
 from cctelegram_common.contracts.bridge import BridgeControlRequest, BridgeStatusRequest
 from cctelegram_common.contracts.rpc import RpcError, RpcReply
-from cctelegram_common.nats import answer_rpc, current_message, parse_request
+from cctelegram_common.nats import RpcResponder, current_message
 
-RequestT = TypeVar("RequestT", bound=BaseModel)
 QUEUE = "bridge-manager"
 
 
@@ -47,15 +45,12 @@ def _refusal(error: Exception) -> RpcError | None:
     return None
 
 
-async def _answer(
-    raw: bytes, model: type[RequestT], method: Callable[[RequestT], Awaitable[BaseModel]]
-) -> RpcReply:
-    return await answer_rpc(
-        model.__name__,
-        lambda: method(parse_request(raw, model)),
-        refusal=_refusal,
-        internal_message=lambda error: f"bridge-manager could not do this: {type(error).__name__}",
-    )
+_answer = RpcResponder(
+    refusal=_refusal,
+    internal_message=lambda _method, error: (
+        f"bridge-manager could not do this: {type(error).__name__}"
+    ),
+).request
 
 
 def register(broker: NatsBroker, runtime: Runtime) -> None:

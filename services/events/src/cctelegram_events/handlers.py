@@ -20,7 +20,7 @@ from cctelegram_common.contracts.tasks import RegisterTodosRequest, TaskStatusRe
 from cctelegram_common.contracts.tools import TemplatesRequest
 from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_common.logging import get_logger
-from cctelegram_common.nats import answer_rpc, fail
+from cctelegram_common.nats import RpcResponder, fail
 from cctelegram_events.approvals import ApprovalError
 from cctelegram_events.modes import MODE_MESSAGES
 from cctelegram_events.runtime import Runtime, RuntimeHolder
@@ -37,18 +37,16 @@ def _refusal(error: Exception) -> RpcError | None:
     return None
 
 
+_RESPONDER = RpcResponder(refusal=_refusal, internal_message=lambda method, _: f"{method} failed")
+
+
 async def _answer(
     holder: RuntimeHolder, method: str, call: Callable[[Runtime], Awaitable[BaseModel]]
 ) -> RpcReply:
     """Run one RPC method and wrap its result (or its refusal) in the RpcReply envelope."""
     if not holder.ready:
         return fail("unavailable", "events service is starting")
-    return await answer_rpc(
-        method,
-        lambda: call(holder.get()),
-        refusal=_refusal,
-        internal_message=f"{method} failed",
-    )
+    return await _RESPONDER.run(method, lambda: call(holder.get()))
 
 
 def durables(holder: RuntimeHolder, submit_linger_s: float = 0.0) -> list[Durable[Any]]:
