@@ -40,7 +40,7 @@ def test_an_rpc_refusal_is_the_same_answer_from_every_service(code: str) -> None
 
 def test_tool_error_keeps_its_constructor_and_home() -> None:
     assert registry.ToolError is ToolError
-    assert not hasattr(calls, "CallRefusedError")
+    assert calls.CallRefusedError is ToolError  # the old name, not a second type
     default = ToolError("options must be different from each other", field="options")
     assert (default.status, default.code, default.field) == (422, "invalid", "options")
     explicit = ToolError("gone", status=404, code="not_found", field="approval_id")

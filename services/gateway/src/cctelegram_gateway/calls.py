@@ -24,6 +24,10 @@ from cctelegram_gateway.registry import ResourceSpec, ToolContext, ToolSpec
 
 log = get_logger(__name__)
 
+# The old name of the one refusal type, kept so code written against it (``except
+# CallRefusedError``) keeps working; it is ``ToolError`` itself, not a second type.
+CallRefusedError = ToolError
+
 
 def describe_validation_error(error: ValidationError) -> tuple[str | None, str]:
     """(field, "field: rule") of the first problem, in words a model or a person can fix."""
