@@ -81,8 +81,7 @@ def expected_rights() -> dict[str, dict[str, set[str]]]:
         server = RPC_SERVERS[value.split(".")[1]]
         callers = set() if value.startswith("cctg.auth.rpc.") else {"gateway"}
         rights[value] = {"publish": callers, "subscribe": {server}}
-    for command in (subjects.APPROVAL_SUBMIT, subjects.APPROVAL_CANCEL):
-        rights.setdefault(command, {"publish": {"gateway"}, "subscribe": set()})
+    rights.setdefault(subjects.APPROVAL_SUBMIT, {"publish": {"gateway"}, "subscribe": set()})
     return rights
 
 

@@ -20,13 +20,10 @@ STREAM_DEAD_LETTER: Final = "CCTG_DEADLETTER"
 STREAM_APPROVAL_DUE: Final = "CCTG_APPROVAL_DUE"
 
 # --- commands and events on streams ------------------------------------------------------
-EVENTS_ALL: Final = "cctg.events.>"
 # SubmitEvent: a caller asks for a notification (stored before the tool call returns).
 EVENT_SUBMIT: Final = "cctg.events.submit"
 # SubmitApproval: a caller asks a person to decide.
 APPROVAL_SUBMIT: Final = "cctg.events.approval.submit"
-# CancelApproval: a caller withdraws an open approval.
-APPROVAL_CANCEL: Final = "cctg.events.approval.cancel"
 # Everything about approvals that the events stream stores.
 APPROVALS_ALL: Final = "cctg.events.approval.>"
 
@@ -68,7 +65,6 @@ DEAD_LETTER_ALL: Final = "cctg.deadletter.>"
 DEAD_LETTER_OUTBOX: Final = "cctg.deadletter.outbox"
 
 RESPONSES_ALL: Final = "cctg.responses.>"
-RESPONSE_RECORDED: Final = "cctg.responses.recorded"
 
 AUDIT_ALL: Final = "cctg.audit.>"
 
@@ -114,7 +110,6 @@ CONSUMER_NOTIFIER_OUTBOX: Final = "notifier-outbox"
 # --- message headers -----------------------------------------------------------------------
 HEADER_MSG_ID: Final = "Nats-Msg-Id"
 HEADER_REQUEST_ID: Final = "X-Request-Id"
-HEADER_CLIENT_ID: Final = "Cctg-Client-Id"
 
 # --- bridge: KV keys in KV_BRIDGE and RPC methods of bridge-manager -----------------------
 # DesiredBridgeState JSON, written by bridge-manager with compare-and-set.

@@ -38,6 +38,7 @@ from cctelegram_common.contracts.outbox import (
     OutboxMessage,
 )
 from cctelegram_common.contracts.responses import ResponseKind, ResponseRecord
+from cctelegram_common.contracts.rpc import RefusalCode
 from cctelegram_common.logging import get_logger
 from cctelegram_common.telemetry import current_traceparent, links_to
 from cctelegram_events import metrics
@@ -82,9 +83,9 @@ _Change = Callable[[ApprovalRecord], ApprovalRecord | None]
 class ApprovalError(Exception):
     """A caller-facing refusal (``code`` as in RpcError: not_found, conflict, invalid)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: RefusalCode, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.code: RefusalCode = code
         self.message = message
 
 

@@ -22,7 +22,9 @@ from cctelegram_common.contracts.outbox import (
     DeliveryOutcome,
     DeliveryReported,
     Operation,
+    OutboxBookkeeping,
     OutboxMessage,
+    outbox_id,
 )
 from cctelegram_common.logging import get_logger
 from cctelegram_events import metrics
@@ -235,7 +237,7 @@ class NotificationService:
         if messages is None:
             messages = [
                 OutboxMessage(
-                    outbox_id=f"{event.event_id}:{chat}:{index}",
+                    outbox_id=outbox_id(event.event_id, chat, index),
                     operation=Operation.SEND_MESSAGE,
                     chat_id=chat,
                     event_id=event.event_id,
@@ -293,7 +295,7 @@ class NotificationService:
                 return None
             card = TaskCard(
                 event_id=event.event_id,
-                card_outbox_ids={str(chat): f"{event.event_id}:{chat}:0" for chat in chats},
+                card_outbox_ids={str(chat): outbox_id(event.event_id, chat, 0) for chat in chats},
             )
             await self.state_kv.put(key, card.model_dump_json().encode(), ttl_s=self.history_s)
             return None  # this event's own message becomes the card
@@ -305,7 +307,7 @@ class NotificationService:
         card_text = parts[0]
         edits = [
             OutboxMessage(
-                outbox_id=f"{event.event_id}:{chat}:card",
+                outbox_id=outbox_id(event.event_id, int(chat), "card"),
                 operation=Operation.EDIT_MESSAGE_TEXT,
                 chat_id=int(chat),
                 event_id=event.event_id,
@@ -320,7 +322,7 @@ class NotificationService:
         await self.state_kv.delete(key)
         fresh = [
             OutboxMessage(
-                outbox_id=f"{event.event_id}:{chat}:{index}",
+                outbox_id=outbox_id(event.event_id, chat, index),
                 operation=Operation.SEND_MESSAGE,
                 chat_id=chat,
                 event_id=event.event_id,
@@ -397,11 +399,13 @@ class NotificationService:
                 await publish_outbox(
                     self.publisher,
                     OutboxMessage(
-                        outbox_id=f"digest-{digest_id}:{chat}:{index}",
+                        outbox_id=outbox_id(f"digest-{digest_id}", chat, index),
                         operation=Operation.SEND_MESSAGE,
                         chat_id=chat,
                         text=part,
-                        extra={"digest_of": [item.event_id for item in items][:100]},
+                        bookkeeping=OutboxBookkeeping(
+                            digest_of=tuple(item.event_id for item in items)[:100]
+                        ),
                     ),
                 )
         for item in held:
@@ -419,7 +423,9 @@ class NotificationService:
                 update={
                     "state": EventState.QUEUED,
                     "last_error": None,
-                    "outbox_ids": tuple(f"digest-{digest_id}:{chat}:0" for chat in status.chat_ids),
+                    "outbox_ids": tuple(
+                        outbox_id(f"digest-{digest_id}", chat, 0) for chat in status.chat_ids
+                    ),
                     "updated_at": self.clock(),
                 }
             )

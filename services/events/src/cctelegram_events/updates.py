@@ -1,5 +1,8 @@
 """Inbound Telegram updates: button presses, replies to cards, and bot commands.
 
+They arrive typed (``InboundUpdate.event``: the Telegram edge translated them); nothing here
+reads Telegram JSON.
+
 Only allowed users get answers; anyone else is counted and ignored (a press on a card by a
 non-approver gets a polite callback answer and changes nothing). Each ``update_id`` is
 handled once: a marker in ``cctg_event_status`` records that it was processed.
@@ -11,16 +14,21 @@ import hashlib
 import html
 from dataclasses import dataclass
 from datetime import time
-from typing import Any
 
 from pydantic import ValidationError
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.modes import Mode, QuietHoursSpec
-from cctelegram_common.contracts.outbox import InlineButton, Operation, OutboxMessage
+from cctelegram_common.contracts.outbox import InlineButton, Operation, OutboxMessage, outbox_id
 from cctelegram_common.contracts.responses import ResponseKind, ResponseRecord
 from cctelegram_common.contracts.tasks import TaskStatusRequest
-from cctelegram_common.contracts.updates import InboundUpdate
+from cctelegram_common.contracts.updates import (
+    ButtonPressed,
+    CommandIssued,
+    InboundUpdate,
+    TelegramPerson,
+    TextReceived,
+)
 from cctelegram_events import metrics
 from cctelegram_events.approvals import ApprovalService, Person, keyboard_for
 from cctelegram_events.bridge_client import BridgeClient
@@ -74,12 +82,8 @@ def mode_ref(client_id: str) -> str:
     return hashlib.sha256(client_id.encode()).hexdigest()[:12]
 
 
-def _person(raw: dict[str, Any]) -> Person:
-    return Person(
-        user_id=int(raw.get("id", 0)),
-        username=raw.get("username"),
-        first_name=raw.get("first_name"),
-    )
+def _person(person: TelegramPerson) -> Person:
+    return Person(user_id=person.user_id, username=person.username, first_name=person.first_name)
 
 
 @dataclass
@@ -106,55 +110,54 @@ class UpdateInterpreter:
         return kind
 
     async def _dispatch(self, inbound: InboundUpdate) -> str:
-        update = inbound.update
-        callback = update.get("callback_query")
-        if isinstance(callback, dict):
-            return await self._callback(inbound.update_id, callback)
-        message = update.get("message")
-        if isinstance(message, dict):
-            return await self._message(inbound.update_id, message)
+        event = inbound.event
+        if isinstance(event, ButtonPressed):
+            return await self._callback(inbound.update_id, event)
+        if isinstance(event, TextReceived | CommandIssued):
+            return await self._message(inbound.update_id, event)
         return "ignored"
 
-    async def _callback(self, update_id: int, callback: dict[str, Any]) -> str:
-        person = _person(callback.get("from") or {})
-        message = callback.get("message") or {}
-        chat_id = int((message.get("chat") or {}).get("id", person.user_id))
+    async def _callback(self, update_id: int, pressed: ButtonPressed) -> str:
+        person = _person(pressed.person)
         if person.user_id not in self.allowed_users:
             metrics.STRANGER_MESSAGES.inc()
-        data = str(callback.get("data") or "")
-        if data.startswith(MODE_PREFIX):
+        if pressed.data.startswith(MODE_PREFIX):
             await self._mode_press(
-                update_id, str(callback.get("id", "")), chat_id, message, person, data
+                update_id,
+                pressed.callback_query_id,
+                pressed.chat_id,
+                pressed.message_id,
+                person,
+                pressed.data,
             )
             return "callback"
         await self.approvals.press(
             update_id=update_id,
-            callback_query_id=str(callback.get("id", "")),
-            chat_id=chat_id,
+            callback_query_id=pressed.callback_query_id,
+            chat_id=pressed.chat_id,
             person=person,
-            data=str(callback.get("data") or ""),
+            data=pressed.data,
         )
         return "callback"
 
-    async def _message(self, update_id: int, message: dict[str, Any]) -> str:
-        person = _person(message.get("from") or {})
+    async def _message(self, update_id: int, message: TextReceived | CommandIssued) -> str:
+        person = _person(message.person)
         if person.user_id not in self.allowed_users:
             metrics.STRANGER_MESSAGES.inc()
             return "ignored"
-        chat_id = int((message.get("chat") or {}).get("id", person.user_id))
-        text = str(message.get("text") or message.get("caption") or "")
-        if text.startswith("/"):
-            await self._command(update_id, chat_id, person, text)
+        chat_id = message.chat_id
+        if isinstance(message, CommandIssued):
+            await self._command(update_id, chat_id, person, message.command, message.argument)
             return "command"
-        replied = message.get("reply_to_message")
-        if isinstance(replied, dict) and text:
+        text = message.text
+        if message.reply_to_message_id is not None and text:
             approval_id = await self.approvals.approval_for_message(
-                chat_id, int(replied.get("message_id", 0))
+                chat_id, message.reply_to_message_id
             )
             if approval_id is not None and await self.approvals.text_reply(
                 update_id=update_id,
                 chat_id=chat_id,
-                message_id=int(message.get("message_id", 0)),
+                message_id=message.message_id,
                 approval_id=approval_id,
                 person=person,
                 text=text,
@@ -192,16 +195,16 @@ class UpdateInterpreter:
             await publish_outbox(
                 self.publisher,
                 OutboxMessage(
-                    outbox_id=f"cmd-{update_id}:{chat_id}:{index}",
+                    outbox_id=outbox_id(f"cmd-{update_id}", chat_id, index),
                     operation=Operation.SEND_MESSAGE,
                     chat_id=chat_id,
                     text=part,
                 ),
             )
 
-    async def _command(self, update_id: int, chat_id: int, person: Person, text: str) -> None:
-        head, _, argument = text.strip().partition(" ")
-        command = head.split("@", 1)[0].lower()
+    async def _command(
+        self, update_id: int, chat_id: int, person: Person, command: str, argument: str
+    ) -> None:
         await self._record(update_id, chat_id, person, ResponseKind.COMMAND, command, argument)
         who = f"tg:{person.user_id}"
         if command == "/start":
@@ -253,7 +256,7 @@ class UpdateInterpreter:
             await publish_outbox(
                 self.publisher,
                 OutboxMessage(
-                    outbox_id=f"pending-{update_id}:{chat_id}:{record.approval_id}",
+                    outbox_id=outbox_id(f"pending-{update_id}", chat_id, record.approval_id),
                     operation=Operation.SEND_MESSAGE,
                     chat_id=chat_id,
                     approval_id=record.approval_id,
@@ -375,7 +378,7 @@ class UpdateInterpreter:
         update_id: int,
         callback_query_id: str,
         chat_id: int,
-        message: dict[str, Any],
+        message_id: int | None,
         person: Person,
         data: str,
     ) -> None:
@@ -397,7 +400,7 @@ class UpdateInterpreter:
             else:
                 reply = await self._set_mode(target, choice, f"tg:{person.user_id}")
                 answer = html.unescape(reply.replace("<code>", "").replace("</code>", ""))
-                if message.get("message_id") is not None:
+                if message_id is not None:
                     text, keyboard = await self._mode_listing()
                     await publish_outbox(
                         self.publisher,
@@ -407,7 +410,7 @@ class UpdateInterpreter:
                             chat_id=chat_id,
                             text=text,
                             keyboard=keyboard,
-                            target_message_id=int(message["message_id"]),
+                            target_message_id=message_id,
                         ),
                     )
         if callback_query_id:

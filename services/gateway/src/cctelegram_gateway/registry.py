@@ -16,6 +16,9 @@ from faststream.nats import NatsBroker
 from pydantic import BaseModel
 
 from cctelegram_common.contracts.auth import Permission, Principal
+from cctelegram_gateway.errors import ToolError
+
+__all__ = ["ResourceSpec", "ToolContext", "ToolError", "ToolRegistry", "ToolSpec", "registry"]
 
 InputT = TypeVar("InputT", bound=BaseModel)
 
@@ -25,20 +28,6 @@ current_progress: contextvars.ContextVar[Callable[[str], Awaitable[None]] | None
     contextvars.ContextVar("current_progress", default=None)
 )
 OutputT = TypeVar("OutputT", bound=BaseModel)
-
-
-class ToolError(Exception):
-    """A failure the caller should see: MCP ``isError`` / a REST status with this message."""
-
-    def __init__(
-        self, message: str, *, status: int = 400, code: str = "invalid", field: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-        self.field = field
-        self.retry_after_s: float | None = None
 
 
 @dataclass

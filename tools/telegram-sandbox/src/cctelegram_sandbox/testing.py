@@ -128,6 +128,8 @@ class run_sandbox:  # noqa: N801 - used like a function: `with run_sandbox(...) 
     rate_scale, flood_control, auto_create_chats, clock, ...). `token` defaults to
     DEFAULT_TEST_TOKEN; pass token=None to accept any well-formed token. subprocess=True
     runs `python -m cctelegram_sandbox` instead of a thread (a clock cannot be injected then).
+    Strict mode (`strict_params`) is on unless turned off: a stray Bot API parameter fails
+    the test instead of being ignored the way Telegram ignores it.
     """
 
     def __init__(
@@ -136,9 +138,10 @@ class run_sandbox:  # noqa: N801 - used like a function: `with run_sandbox(...) 
         token: str | None = DEFAULT_TEST_TOKEN,
         host: str = "127.0.0.1",
         subprocess: bool = False,
+        strict_params: bool = True,
         **config_fields: Any,
     ) -> None:
-        self.config = SandboxConfig(token=token, **config_fields)
+        self.config = SandboxConfig(token=token, strict_params=strict_params, **config_fields)
         self.host = host
         self.use_subprocess = subprocess
         self.running: RunningSandbox | None = None
@@ -199,6 +202,8 @@ class run_sandbox:  # noqa: N801 - used like a function: `with run_sandbox(...) 
             command.append("--no-flood-control")
         if config.auto_create_chats:
             command.append("--auto-create-chats")
+        if config.strict_params:
+            command.append("--strict-params")
         if config.demo_chats:
             command.append("--demo")
         # The command is this interpreter and our own module with validated options.

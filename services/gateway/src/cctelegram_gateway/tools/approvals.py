@@ -72,7 +72,6 @@ def _not_found(approval_id: str) -> ToolError:
         f"no approval {approval_id}: it left the history (decided approvals are kept for "
         "the configured history time, 30 days by default, then removed), or it never "
         "existed or is not yours",
-        status=404,
         code="not_found",
         field="approval_id",
     )

@@ -60,7 +60,6 @@ async def publish_command(ctx: ToolContext, subject: str, payload: BaseModel, ms
         raise ToolError(
             f"could not store the request ({type(error).__name__}); retry with the same "
             "idempotency_key",
-            status=503,
             code="unavailable",
         ) from None
 
@@ -79,13 +78,12 @@ async def bucket(ctx: ToolContext, name: str) -> KeyValue:
             handle = await jetstream(ctx.broker).key_value(name)
         except Exception as error:
             raise ToolError(
-                f"state store unavailable ({type(error).__name__})", status=503, code="unavailable"
+                f"state store unavailable ({type(error).__name__})", code="unavailable"
             ) from None
         _BUCKETS[cache_key] = handle
     return handle
 
 
-_RPC_STATUS = {"not_found": 404, "forbidden": 403, "conflict": 409, "unavailable": 503}
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -102,11 +100,8 @@ async def call_events(
     try:
         return await rpc_call(ctx.broker, subject, request, response_model, timeout_s=timeout_s)
     except RpcFailedError as error:
-        raise ToolError(
-            error.error.message,
-            status=_RPC_STATUS.get(error.error.code, 400),
-            code=error.error.code,
-            field=error.error.field or (field if error.error.code == "not_found" else None),
+        raise ToolError.from_rpc(
+            error.error, field=field if error.error.code == "not_found" else None
         ) from None
 
 
@@ -241,9 +236,7 @@ async def list_event_types(_ctx: ToolContext, params: ListEventTypesInput) -> Ev
 )
 async def get_event_status(ctx: ToolContext, params: GetEventStatusInput) -> EventStatusView:
     store = await bucket(ctx, subjects.KV_EVENT_STATUS)
-    not_found = ToolError(
-        f"no event {params.event_id}", status=404, code="not_found", field="event_id"
-    )
+    not_found = ToolError(f"no event {params.event_id}", code="not_found", field="event_id")
     if params.event_id.startswith(subjects.EVENT_STATUS_UPDATE_PREFIX):
         raise not_found
     try:

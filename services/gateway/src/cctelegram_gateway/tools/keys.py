@@ -29,7 +29,6 @@ from cctelegram_gateway.registry import ToolContext, ToolError, registry
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 _KEY_ID = Field(pattern=r"^[A-Za-z0-9]{12}$", description="The key's id (cctg_<key id>_...)")
-_STATUS = {"not_found": 404, "invalid": 422, "conflict": 409, "forbidden": 403}
 
 
 class CreateKeyInput(Contract):
@@ -69,10 +68,7 @@ async def _ask(
     try:
         return await rpc_call(ctx.broker, subject, request, result, timeout_s=5.0)
     except RpcFailedError as failed:
-        error = failed.error
-        raise ToolError(
-            error.message, status=_STATUS.get(error.code, 503), code=error.code, field=error.field
-        ) from None
+        raise ToolError.from_rpc(failed.error) from None
 
 
 @registry.tool(
