@@ -63,3 +63,13 @@ def reply(suite: RunningSuite, message: dict[str, Any], text: str) -> None:
         timeout=5,
         trust_env=False,
     ).raise_for_status()
+
+
+def command(suite: RunningSuite, text: str) -> None:
+    """The person sends a bot command (e.g. ``/rules``) in their chat."""
+    httpx.post(
+        f"{suite.sandbox_url}/sandbox/api/chats/{DEMO_USER_ID}/messages",
+        json={"user_id": DEMO_USER_ID, "text": text},
+        timeout=5,
+        trust_env=False,
+    ).raise_for_status()

@@ -76,6 +76,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
     tasks = TaskService(
         state_kv, clock, settings.task_root_allowlist, settings.nats.history_days * DAY_S
     )
+    sessions = SessionService(sessions_kv, approvals_kv, clock)
     updates = UpdateInterpreter(
         approvals=approvals,
         responses=responses,
@@ -86,6 +87,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
         publisher=publisher,
         clock=clock,
         allowed_users=settings.allowed_users,
+        sessions=sessions,
     )
     return Runtime(
         notifications=notifications,
@@ -94,7 +96,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
         responses=responses,
         tasks=tasks,
         updates=updates,
-        sessions=SessionService(sessions_kv, approvals_kv, clock),
+        sessions=sessions,
     )
 
 

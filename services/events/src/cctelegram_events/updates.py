@@ -32,7 +32,7 @@ from cctelegram_common.contracts.updates import (
 from cctelegram_events import metrics
 from cctelegram_events.approvals import ApprovalService, Person, keyboard_for
 from cctelegram_events.bridge_client import BridgeClient
-from cctelegram_events.callbacks import MODE_PREFIX
+from cctelegram_events.callbacks import MODE_PREFIX, RULE_PREFIX
 from cctelegram_events.modes import (
     MODE_EMOJI,
     MODE_MESSAGES,
@@ -41,6 +41,7 @@ from cctelegram_events.modes import (
 )
 from cctelegram_events.ports import Clock, KvStore, Publisher, publish_outbox
 from cctelegram_events.responses import ResponseLog
+from cctelegram_events.sessions import SessionService
 from cctelegram_events.tasks import TaskService
 from cctelegram_events.telegram_html import safe, split_html
 
@@ -51,6 +52,7 @@ HELP_TEXT = "\n".join(
         "/tasks — task counts and what is in progress",
         "/todo — the todo list",
         "/pending — open approvals, with their buttons",
+        "/rules — Claude Code session rules, with buttons to revoke",
         "/restart — restart the bridge",
         "/mode — each client's delivery mode, with buttons to change it",
         "/mode &lt;client|default&gt; &lt;nomad|local|mute|default&gt; — set one",
@@ -71,6 +73,8 @@ MODE_COMMANDS = {"/cct:nomad": Mode.NOMAD, "/cct:local": Mode.LOCAL, "/cct:mute"
 MODE_CHOICES: tuple[Mode | None, ...] = (Mode.NOMAD, Mode.LOCAL, Mode.MUTE, None)
 DEFAULT_REF = "default"
 MODE_LIST_MAX = 20
+RULES_LIST_MAX = 10
+RULES_BUTTONS_MAX = 8
 
 
 def _quiet_suffix(spec: QuietHoursSpec | None) -> str:
@@ -97,6 +101,8 @@ class UpdateInterpreter:
     publisher: Publisher
     clock: Clock
     allowed_users: tuple[int, ...]
+    # Claude Code sessions, for /rules (optional so narrower set-ups need not build them).
+    sessions: SessionService | None = None
 
     async def handle(self, inbound: InboundUpdate) -> str:
         """Process one update at most once; returns what kind it was (for metrics/tests)."""
@@ -121,6 +127,9 @@ class UpdateInterpreter:
         person = _person(pressed.person)
         if person.user_id not in self.allowed_users:
             metrics.STRANGER_MESSAGES.inc()
+        if pressed.data.startswith(RULE_PREFIX):
+            await self._revoke_press(update_id, pressed, person)
+            return "callback"
         if pressed.data.startswith(MODE_PREFIX):
             await self._mode_press(
                 update_id,
@@ -232,6 +241,8 @@ class UpdateInterpreter:
                 reply = safe("\n".join(lines))
         elif command == "/pending":
             reply = await self._pending(update_id, chat_id, person)
+        elif command == "/rules":
+            reply = await self._rules(update_id, chat_id)
         elif command == "/mode" and not argument.strip():
             text, keyboard = await self._mode_listing()
             await self._send(f"cmd-{update_id}:{chat_id}:0", chat_id, text, keyboard)
@@ -247,6 +258,56 @@ class UpdateInterpreter:
             reply = "Unknown command. /help lists what I understand."
         if reply:
             await self._reply(update_id, chat_id, reply)
+
+    async def _rules(self, update_id: int, chat_id: int) -> str:
+        """Claude Code sessions' "Allow for this session" rules, a revoke button each."""
+        sessions = await self.sessions.with_rules() if self.sessions is not None else []
+        if not sessions:
+            return "No session rules. “Allow for this session” on a Claude Code card makes one."
+        signer = self.approvals.signer
+        for index, session in enumerate(sessions[:RULES_LIST_MAX]):
+            lines = [f"📁 <b>{safe(session.project)}</b> · <code>{safe(session.tag)}</code>"]
+            lines += [f"• {safe(rule.label)}" for rule in session.rules]
+            keyboard = tuple(
+                (
+                    InlineButton(
+                        text=f"🗑 {rule.label}"[:64], callback_data=signer.sign_rule(rule.rule_id)
+                    ),
+                )
+                for rule in session.rules[:RULES_BUTTONS_MAX]
+            )
+            await self._send(
+                outbox_id(f"rules-{update_id}", chat_id, index), chat_id, "\n".join(lines), keyboard
+            )
+        more = len(sessions) - RULES_LIST_MAX
+        return f"{len(sessions)} session(s) with rules" + (
+            f", {more} not shown" if more > 0 else ""
+        )
+
+    async def _revoke_press(self, update_id: int, pressed: ButtonPressed, person: Person) -> None:
+        rule_id = self.approvals.signer.verify_rule(pressed.data)
+        if person.user_id not in self.allowed_users:
+            answer = "Sorry, only allowed users can revoke rules."
+        elif rule_id is None:
+            answer = "This button is not valid."
+        else:
+            revoked = await self.sessions.revoke_rule(rule_id) if self.sessions else None
+            if revoked is None:
+                answer = "That rule is already gone."
+            else:
+                session, rule = revoked
+                answer = f"Revoked {rule.label} ({session.project} · {session.tag})"
+        if pressed.callback_query_id:
+            await publish_outbox(
+                self.publisher,
+                OutboxMessage(
+                    outbox_id=f"cbq-{pressed.callback_query_id}",
+                    operation=Operation.ANSWER_CALLBACK_QUERY,
+                    chat_id=pressed.chat_id,
+                    callback_query_id=pressed.callback_query_id,
+                    text=answer[:200],
+                ),
+            )
 
     async def _pending(self, update_id: int, chat_id: int, person: Person) -> str:
         open_approvals = await self.approvals.open_for(person.user_id)
