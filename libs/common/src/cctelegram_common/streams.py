@@ -124,6 +124,15 @@ def stream_specs(
             "Outbox messages that could not be delivered, with reason and attempts",
             max_age_s=30 * DAY_S,
         ),
+        StreamSpec(
+            subjects.STREAM_WEBHOOKS,
+            (subjects.WEBHOOKS_ALL,),
+            "Decision webhooks waiting to be POSTed (work queue; retried for an hour)",
+            retention=RetentionPolicy.WORK_QUEUE,
+            # Longer than the retry window: a delivery is dead-lettered, never aged out.
+            max_age_s=2 * DAY_S,
+            duplicate_window_s=600.0,
+        ),
     )
 
 
@@ -144,6 +153,11 @@ BUCKETS: tuple[BucketSpec, ...] = (
     BucketSpec(subjects.KV_STATE, "Small domain state: modes, quiet hours, todos", history=3),
     # A session idle this long is gone with its rules (every tool use rewrites the record).
     BucketSpec(subjects.KV_SESSIONS, "Claude Code sessions: project, activity, rules", ttl_s=DAY_S),
+    BucketSpec(
+        subjects.KV_WEBHOOK_SECRETS,
+        "Per client: webhook signing secret, encrypted under auth's server secret",
+        history=2,
+    ),
 )
 
 

@@ -9,6 +9,7 @@ from faststream.nats import NatsBroker
 from pydantic import BaseModel, ValidationError
 
 from cctelegram_auth.keys import KeyNotFoundError, KeyService, KeyStateError
+from cctelegram_auth.webhooks import NoWebhookSecretError, WebhookSecrets
 from cctelegram_common import subjects
 from cctelegram_common.contracts.auth import (
     CreateKeyRequest,
@@ -18,6 +19,7 @@ from cctelegram_common.contracts.auth import (
     VerifyRequest,
 )
 from cctelegram_common.contracts.rpc import RpcReply
+from cctelegram_common.contracts.webhooks import CreateWebhookSecretRequest, SignWebhookRequest
 from cctelegram_common.logging import get_logger
 from cctelegram_common.nats import current_message, fail, ok
 
@@ -41,12 +43,14 @@ async def answer(
         return fail("not_found", "no key with this id", "key_id")
     except KeyStateError as error:
         return fail("conflict", str(error), "key_id")
+    except NoWebhookSecretError:
+        return fail("not_found", "this client has no webhook secret", "client_id")
     except Exception as error:
         log.exception("rpc_failed", method=model.__name__, error=type(error).__name__)
         return fail("internal", "the auth service could not complete this request")
 
 
-def register(broker: NatsBroker, keys: KeyService) -> None:
+def register(broker: NatsBroker, keys: KeyService, webhooks: WebhookSecrets) -> None:
     """One subscriber per RPC, all in the ``auth`` queue group (any replica answers)."""
     queue = subjects.AUTH_RPC_SERVICE
 
@@ -78,3 +82,13 @@ def register(broker: NatsBroker, keys: KeyService) -> None:
     async def rotate_key(_body: Any) -> RpcReply:
         message = current_message(broker)
         return await answer(message.body, RotateKeyRequest, keys.rotate)
+
+    @broker.subscriber(subjects.AUTH_RPC_CREATE_WEBHOOK_SECRET, queue=queue)
+    async def create_webhook_secret(_body: Any) -> RpcReply:
+        message = current_message(broker)
+        return await answer(message.body, CreateWebhookSecretRequest, webhooks.create)
+
+    @broker.subscriber(subjects.AUTH_RPC_SIGN_WEBHOOK, queue=queue)
+    async def sign_webhook(_body: Any) -> RpcReply:
+        message = current_message(broker)
+        return await answer(message.body, SignWebhookRequest, webhooks.sign)

@@ -48,6 +48,7 @@ from cctelegram_events.ports import (
 )
 from cctelegram_events.rendering import render_approval_card, render_closed_card
 from cctelegram_events.responses import APPROVE_ACTION, DENY_ACTION, ResponseLog
+from cctelegram_events.webhooks import publish_webhook
 
 log = get_logger(__name__)
 _tracer = trace.get_tracer("cctelegram.events.approvals")
@@ -215,6 +216,7 @@ class ApprovalService:
             created_at=command.submitted_at,
             expires_at=command.expires_at,
             traceparent=current_traceparent(),
+            callback_url=command.callback_url,
         )
         if not approvers:
             record = record.model_copy(
@@ -268,6 +270,8 @@ class ApprovalService:
             await self.status_kv.create(record.approval_id, status.model_dump_json().encode())
         if created:
             metrics.APPROVAL_REQUESTS.inc()
+            if not record.is_open:  # nobody may decide it: closed at once, say so
+                await self._on_closed(record)
         return record
 
     async def on_card_delivered(self, report: DeliveryReported) -> None:
@@ -335,6 +339,20 @@ class ApprovalService:
                 ),
             )
             metrics.OUTBOX_PUBLISHED.labels(Operation.EDIT_MESSAGE_TEXT.value).inc()
+
+    async def _on_closed(self, record: ApprovalRecord) -> None:
+        """Count the decision and, when the approval has a callback_url, queue its webhook.
+        The decision is already recorded: a failure here is logged, never raised."""
+        self._closed(record)
+        if record.callback_url is None:
+            return
+        try:
+            await publish_webhook(self.publisher, record)
+        except Exception as error:
+            metrics.WEBHOOKS.labels("not_queued").inc()
+            log.warning(
+                "webhook_not_queued", approval_id=record.approval_id, error=type(error).__name__
+            )
 
     def _closed(self, record: ApprovalRecord) -> None:
         metrics.APPROVAL_DECISIONS.labels(record.status.value).inc()
@@ -435,7 +453,7 @@ class ApprovalService:
         answer = f"✅ Recorded: {label}"
         await self._answer(callback_query_id, chat_id, answer)
         await self._edit_cards(after, "closed")
-        self._closed(after)
+        await self._on_closed(after)
         return answer
 
     async def text_reply(
@@ -521,7 +539,7 @@ class ApprovalService:
         )
         if decided_now and after is not None:
             await self._edit_cards(after, "closed")
-            self._closed(after)
+            await self._on_closed(after)
         elif after is not None and not after.is_open:
             await self._edit_cards(after, f"comment-{update_id}")
         return True
@@ -549,7 +567,7 @@ class ApprovalService:
             status = before.status.value if before else "gone"
             raise ApprovalError("conflict", f"approval is already {status}")
         await self._edit_cards(after, "closed")
-        self._closed(after)
+        await self._on_closed(after)
         return after
 
     async def expire_due(self) -> int:
@@ -583,7 +601,7 @@ class ApprovalService:
             if after is not None:
                 expired += 1
                 await self._edit_cards(after, "closed")
-                self._closed(after)
+                await self._on_closed(after)
         return expired
 
     async def open_for(self, user_id: int) -> list[ApprovalRecord]:

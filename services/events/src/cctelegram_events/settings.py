@@ -56,6 +56,16 @@ class EventsSettings(ServiceSettings):
         description="If set, TaskMaster files are read only under these directories",
     )
 
+    webhook_retry_window_s: float = Field(
+        default=3900,
+        gt=0,
+        description="Decision webhooks failing with timeouts / 5xx are retried this long "
+        "after the decision, then dead-lettered (cctg.deadletter.webhook)",
+    )
+    webhook_timeout_s: float = Field(
+        default=10, gt=0, le=60, description="One webhook attempt's HTTP timeout"
+    )
+
     @field_validator("allowed_users", "task_root_allowlist", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
