@@ -1,4 +1,4 @@
-"""``cctelegram keys create|list|revoke|rotate|webhook-secret``: manage API keys by talking to auth over NATS."""
+"""``cctelegram keys create|list|revoke|rotate|webhook-secret``: API keys, over NATS to auth."""
 
 from __future__ import annotations
 
