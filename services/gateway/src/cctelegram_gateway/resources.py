@@ -132,6 +132,7 @@ def add_resource_routes(app: FastAPI, registry: ToolRegistry, runner: ToolRunner
             dependencies=[gate(tool)],
             description=f"{spec.description}\n\nRuns the tool `{tool}` (permission "
             f"`{spec.permission.value}`).",
+            openapi_extra={"x-cctelegram-tool": tool},
             **extra,
         )
         return decorator
