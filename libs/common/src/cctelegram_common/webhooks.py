@@ -89,7 +89,7 @@ def check_callback_url(url: str, allowed: AllowList) -> str:
     Names are not resolved here (``check_resolved`` does that before each attempt)."""
     try:
         parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
+        host = (parts.hostname or "").lower().rstrip(".")
         _port = parts.port
     except ValueError:
         raise DestinationRefusedError("not a valid URL") from None

@@ -75,8 +75,8 @@ class Gateway:
         except ValueError:
             body = {}
         if response.status_code >= 400:
-            error = body.get("error", {}) if isinstance(body, dict) else {}
-            message = error.get("message") or response.reason_phrase
+            detail = body.get("error", {}) if isinstance(body, dict) else {}
+            message = detail.get("message") or response.reason_phrase
             raise UsageError(f"HTTP {response.status_code}: {message}")
         if not isinstance(body, dict):
             raise UsageError("the gateway answered something that is not a JSON object")
