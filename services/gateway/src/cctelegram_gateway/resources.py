@@ -108,7 +108,7 @@ def add_resource_routes(app: FastAPI, registry: ToolRegistry, runner: ToolRunner
             principal = principal_of(request)
             request_id = request_id_of(request)
             runner.authorize(principal, spec.permission, f"tool '{spec.name}'", request_id)
-            runner.spend(principal, spec.name, request_id)
+            await runner.spend(principal, spec.name, request_id)
 
         return Depends(check)
 
