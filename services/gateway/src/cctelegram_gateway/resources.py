@@ -84,10 +84,9 @@ def _merge_idempotency(body: dict[str, Any], header: str | None) -> dict[str, An
         return body
     given = body.get("idempotency_key")
     if given is not None and given != header:
-        raise CallRefusedError(
-            422,
-            "invalid",
+        raise ToolError(
             "idempotency_key: differs from the Idempotency-Key header",
+            status=422,
             field="idempotency_key",
         )
     return {**body, "idempotency_key": header}
@@ -112,10 +111,15 @@ def add_resource_routes(app: FastAPI, registry: ToolRegistry, runner: ToolRunner
 
         return Depends(check)
 
-    async def run(request: Request, tool: str, arguments: dict[str, Any]) -> BaseModel | Response:
+    async def run(
+        request: Request,
+        tool: str,
+        arguments: dict[str, Any],
+        idempotency_key: str | None = None,
+    ) -> BaseModel | Response:
         spec = spec_of(tool)
         try:
-            parsed = runner.parse(spec, arguments)
+            parsed = runner.parse(spec, _merge_idempotency(arguments, idempotency_key))
             return await runner.call(
                 spec, principal_of(request), request_id_of(request), parsed=parsed, gated=True
             )
@@ -153,8 +157,8 @@ def add_resource_routes(app: FastAPI, registry: ToolRegistry, runner: ToolRunner
         ],
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
-        body = _merge_idempotency(event.model_dump(exclude_unset=True), idempotency_key)
-        result = await run(request, "send_telegram_event", body)
+        body = event.model_dump(exclude_unset=True)
+        result = await run(request, "send_telegram_event", body, idempotency_key)
         if isinstance(result, Response):
             return result
         assert isinstance(result, SendResult)
@@ -188,8 +192,8 @@ def add_resource_routes(app: FastAPI, registry: ToolRegistry, runner: ToolRunner
         ],
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
-        body = _merge_idempotency(approval.model_dump(exclude_unset=True), idempotency_key)
-        result = await run(request, "send_approval_request", body)
+        body = approval.model_dump(exclude_unset=True)
+        result = await run(request, "send_approval_request", body, idempotency_key)
         if isinstance(result, Response):
             return result
         assert isinstance(result, SendApprovalResult)
