@@ -217,6 +217,7 @@ def add_resource_routes(app: FastAPI, registry: ToolRegistry, runner: ToolRunner
                 le=MAX_WAIT_S,
                 description="Long-poll: answer as soon as the approval is decided, expired "
                 "or cancelled, or after this many seconds (status still pending). 0 = now.",
+                openapi_examples={"long-poll": {"value": 60}, "now": {"value": 0}},
             ),
         ] = 0,
     ) -> Any:
