@@ -1,7 +1,7 @@
 """Pipelines against `cctelegram up` and the sandbox: the REST resources (201 + Location,
 Idempotency-Key, long-poll, cancel, other clients' ids), decision webhooks (signature,
-retries after 5xx, one delivery per outcome, private destinations refused) and the exit
-codes of `cctelegram approve`."""
+retries after 5xx, one delivery per outcome, private destinations refused, a 4xx
+dead-lettered with its reason) and the exit codes of `cctelegram approve`."""
 
 from __future__ import annotations
 
@@ -19,10 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
+import nats.errors
 import pytest
 
 from cctelegram_cli.testing import RunningSuite, start_suite
 from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_common import subjects
+from cctelegram_common.contracts.webhooks import WebhookDeadLettered
 from cctelegram_common.webhooks import verify_signature
 
 pytestmark = pytest.mark.e2e
@@ -94,6 +98,8 @@ def receiver() -> Iterator[Receiver]:
                 status = 200
                 if self.path.startswith("/flaky") and scripted:
                     status = state.statuses.pop(0)
+                if self.path.startswith("/gone"):
+                    status = 410
                 state.seen.append(
                     {
                         "path": self.path,
@@ -388,3 +394,31 @@ def test_cctelegram_approve_exit_codes(suite: RunningSuite) -> None:
         out, err = refused.communicate(timeout=30)
         assert refused.returncode == 3, (args, out, err)
         assert err.strip(), args
+
+
+async def test_a_refused_delivery_is_dead_lettered_with_its_reason(
+    api: httpx.Client, suite: RunningSuite, receiver: Receiver, webhook_secret: str
+) -> None:
+    assert webhook_secret
+    gone = create_approval(api, title="Webhook gone", callback_url=receiver.url("/gone"))
+    api.post(f"/v1/approvals/{gone['approval_id']}/cancel")
+    connection = await nats.connect(suite.nats_url)
+    try:
+        js = connection.jetstream()
+        subscription = await js.subscribe(subjects.DEAD_LETTER_WEBHOOK, ordered_consumer=True)
+        letter = None
+        deadline = time.monotonic() + 30
+        while letter is None and time.monotonic() < deadline:
+            try:
+                message = await subscription.next_msg(timeout=1)
+            except nats.errors.TimeoutError:
+                continue
+            candidate = WebhookDeadLettered.model_validate_json(message.data)
+            if candidate.delivery.approval_id == gone["approval_id"]:
+                letter = candidate
+        assert letter is not None, "no dead letter"
+        assert letter.last_status == 410
+        assert "410" in letter.reason
+        assert len(receiver.for_path("/gone")) == 1  # not retried
+    finally:
+        await connection.close()
