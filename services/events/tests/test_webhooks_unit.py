@@ -10,10 +10,18 @@ import httpx
 import pytest
 
 from cctelegram_common import subjects
-from cctelegram_common.contracts.approvals import ApprovalRecord, ApprovalStatus
-from cctelegram_common.contracts.webhooks import WebhookDeadLettered
+from cctelegram_common.contracts.approvals import (
+    ApprovalRecord,
+    ApprovalStatus,
+    CancelApprovalRequest,
+    SubmitApproval,
+)
+from cctelegram_common.contracts.webhooks import WebhookDeadLettered, WebhookDelivery
 from cctelegram_common.webhooks import AllowList, verify_signature
-from cctelegram_events.testing import RecordingPublisher
+from cctelegram_events.approvals import ApprovalError, ApprovalService
+from cctelegram_events.callbacks import CallbackSigner
+from cctelegram_events.responses import ResponseLog
+from cctelegram_events.testing import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
 from cctelegram_events.webhooks import RetryLaterError, WebhookSender, delivery_for
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -139,3 +147,52 @@ async def test_a_private_destination_is_dead_lettered_without_a_request() -> Non
     (letter,) = dead(publisher)
     assert "destination refused" in letter.reason
     assert requests == []
+
+
+async def test_a_change_finding_the_approval_closed_requeues_its_webhook_only_recently() -> None:
+    """A crash between the compare-and-set and the publish: the retried change finds the
+    approval closed and publishes the delivery again (JetStream deduplicates it when the
+    first publish made it) — within 5 minutes of the decision, never later."""
+    clock = ManualClock(NOW)
+    publisher = RecordingPublisher()
+    state_kv = FakeKv()
+    service = ApprovalService(
+        approvals_kv=FakeKv(),
+        status_kv=FakeKv(),
+        state_kv=state_kv,
+        publisher=publisher,
+        signer=CallbackSigner(b"s" * 32),
+        responses=ResponseLog(publisher, MemoryResponseReader(publisher), state_kv, clock),
+        clock=clock,
+        allowed_users=(1,),
+    )
+    command = SubmitApproval(
+        approval_id="b" * 32,
+        client_id="ci",
+        title="Deploy?",
+        expires_at=NOW + timedelta(minutes=30),
+        submitted_at=NOW,
+        callback_url="https://ci.example.com/hook",
+    )
+    await service.submit(command)
+    cancel = CancelApprovalRequest(approval_id=command.approval_id, client_id="ci")
+    closed = await service.cancel(cancel)
+
+    def webhooks() -> list[str]:
+        return [
+            payload.delivery_id
+            for subject, payload in publisher.published
+            if subject == subjects.WEBHOOK_DELIVER and isinstance(payload, WebhookDelivery)
+        ]
+
+    assert webhooks() == [delivery_for(closed).delivery_id]
+    publisher.seen_ids.clear()  # as if the first publish had never been stored
+    clock.advance(60)
+    with pytest.raises(ApprovalError):
+        await service.cancel(cancel)  # the retried change
+    assert webhooks() == [delivery_for(closed).delivery_id] * 2
+    publisher.seen_ids.clear()
+    clock.advance(600)
+    with pytest.raises(ApprovalError):
+        await service.cancel(cancel)  # a stale retry: nothing more
+    assert len(webhooks()) == 2

@@ -58,6 +58,8 @@ from cctelegram_events.responses import APPROVE_ACTION, DENY_ACTION, ResponseLog
 from cctelegram_events.webhooks import publish_webhook
 
 log = get_logger(__name__)
+# Shorter than CCTG_WEBHOOKS' duplicate window (600 s): a re-publish inside it is deduplicated.
+WEBHOOK_REQUEUE_WINDOW_S = 300.0
 _tracer = trace.get_tracer("cctelegram.events.approvals")
 
 MSGREF_PREFIX = "msgref."
@@ -337,6 +339,8 @@ class ApprovalService:
             record, revision = loaded
             updated = change(record)
             if updated is None:
+                if not record.is_open:
+                    await self._requeue_webhook(record)
                 return record, None
             try:
                 await self.approvals_kv.update(
@@ -369,6 +373,22 @@ class ApprovalService:
                 ),
             )
             metrics.OUTBOX_PUBLISHED.labels(Operation.EDIT_MESSAGE_TEXT.value).inc()
+
+    async def _requeue_webhook(self, record: ApprovalRecord) -> None:
+        """A change found the approval already closed: maybe a redelivery after a crash
+        between the compare-and-set and the webhook's publish. Publish it again while
+        JetStream still deduplicates it (a no-op when the first publish made it), so that
+        window loses nothing; later, a stale press or cancel sends nothing."""
+        if record.callback_url is None or record.decided_at is None:
+            return
+        if (self.clock() - record.decided_at).total_seconds() > WEBHOOK_REQUEUE_WINDOW_S:
+            return
+        try:
+            await publish_webhook(self.publisher, record)
+        except Exception as error:
+            log.warning(
+                "webhook_not_requeued", approval_id=record.approval_id, error=type(error).__name__
+            )
 
     async def _on_closed(self, record: ApprovalRecord) -> None:
         """Count the decision and, when the approval has a callback_url, queue its webhook.
