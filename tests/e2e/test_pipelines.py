@@ -422,3 +422,27 @@ async def test_a_refused_delivery_is_dead_lettered_with_its_reason(
         assert len(receiver.for_path("/gone")) == 1  # not retried
     finally:
         await connection.close()
+
+
+def test_cctelegram_keys_webhook_secret_prints_it_once(
+    api: httpx.Client, suite: RunningSuite
+) -> None:
+    made = api.post("/v1/keys", json={"client_id": "ci-secret", "role": "agent"})
+    assert made.status_code == 200, made.text
+    key_id = made.json()["key"]["key_id"]
+    shown = subprocess.run(
+        [
+            *(sys.executable, "-m", "cctelegram_cli", "keys"),
+            *("--nats-url", suite.nats_url, "webhook-secret", key_id),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip().startswith("whsec_")
+    assert "not shown again" in shown.stderr
+    # Agents may not mint secrets; the REST twin is admin-only.
+    agent = {"Authorization": f"Bearer {made.json()['api_key']}"}
+    assert api.post(f"/v1/keys/{key_id}/webhook-secret", headers=agent).status_code == 403
