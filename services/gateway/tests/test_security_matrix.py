@@ -136,3 +136,50 @@ def test_no_made_up_authorization_header_gets_through(
     except UnicodeEncodeError:
         return  # not sendable as an HTTP header at all
     assert response.status_code == 401, (header, response.status_code)
+
+
+# --- the REST resources (/v1/events, /v1/approvals, ...): the tool each one runs decides ---------
+RESOURCE_PATH_VALUES = {
+    "event_id": "0123abcd",
+    "approval_id": "0123abcd",
+    "action": "start",
+    "key_id": "AAAAAAAAAAAA",
+}
+
+
+def resource_routes(client: TestClient) -> list[tuple[str, str, str]]:
+    """(method, concrete path, tool) of every route tagged ``resources``."""
+    found = []
+    for route in client.gateway.fastapi.routes:  # type: ignore[attr-defined]
+        if "resources" not in (getattr(route, "tags", None) or []):
+            continue
+        path = route.path.format(**RESOURCE_PATH_VALUES)
+        tool = route.openapi_extra["x-cctelegram-tool"]
+        found.extend((method, path, tool) for method in route.methods)
+    return found
+
+
+def test_resources_refuse_every_bad_key(client: TestClient, keys) -> None:
+    routes = resource_routes(client)
+    assert len(routes) >= 9
+    credentials = [{}, *({"Authorization": f"Bearer {key}"} for key in keys.bad().values())]
+    for headers in credentials:
+        for method, path, _tool in routes:
+            response = client.request(method, path, json=PROBE, headers=headers)
+            assert response.status_code == 401, (method, path, headers)
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_resources_follow_their_tools_permissions(client: TestClient, keys, role: Role) -> None:
+    headers = {"Authorization": f"Bearer {keys.role(role)}"}
+    permitted = ROLE_PERMISSIONS[role]
+    for method, path, tool in resource_routes(client):
+        spec = registry.get(tool)
+        assert spec is not None, tool
+        response = client.request(method, path, json=PROBE, headers=headers)
+        if spec.permission in permitted:
+            assert response.status_code not in (401, 403), (role, method, path, response.text)
+            assert response.status_code < 500 or response.status_code == 503, response.text
+        else:
+            assert response.status_code == 403, (role, method, path, response.text)
+            assert spec.permission.value in response.json()["error"]["message"]

@@ -66,6 +66,14 @@ from cctelegram_common.contracts.tasks import (
 )
 from cctelegram_common.contracts.tools import TemplateCatalogue, TemplatesRequest
 from cctelegram_common.contracts.updates import InboundUpdate
+from cctelegram_common.contracts.webhooks import (
+    CreatedWebhookSecret,
+    CreateWebhookSecretRequest,
+    SignWebhookRequest,
+    WebhookDeadLettered,
+    WebhookDelivery,
+    WebhookSignature,
+)
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,25 @@ CHANNELS: list[Channel] = [
         ("notifier",),
         ("bridge-manager", "operators"),
         "An outbox message that could not be delivered, with reason and attempts.",
+        subjects.STREAM_DEAD_LETTER,
+    ),
+    Channel(
+        subjects.WEBHOOK_DELIVER,
+        WebhookDelivery,
+        "command",
+        ("events",),
+        ("events",),
+        "POST an approval's final record to its callback_url, signed; retried on timeouts "
+        "and 5xx for the retry window (an hour), then dead-lettered.",
+        subjects.STREAM_WEBHOOKS,
+    ),
+    Channel(
+        subjects.DEAD_LETTER_WEBHOOK,
+        WebhookDeadLettered,
+        "event",
+        ("events",),
+        ("operators",),
+        "A decision webhook given up on: refused destination, 4xx, or failures past the window.",
         subjects.STREAM_DEAD_LETTER,
     ),
     Channel(
@@ -351,6 +378,22 @@ CHANNELS += [
         ("gateway", "cctelegram keys"),
         "auth",
         "Issue a new key for the same client; the old one stays valid until revoked.",
+    ),
+    _rpc(
+        subjects.AUTH_RPC_CREATE_WEBHOOK_SECRET,
+        CreateWebhookSecretRequest,
+        CreatedWebhookSecret,
+        ("gateway", "cctelegram keys"),
+        "auth",
+        "Create the webhook signing secret of a key's client; shown once, kept encrypted.",
+    ),
+    _rpc(
+        subjects.AUTH_RPC_SIGN_WEBHOOK,
+        SignWebhookRequest,
+        WebhookSignature,
+        ("events",),
+        "auth",
+        "Sign a decision webhook's body with the client's secret (it never leaves auth).",
     ),
     Channel(
         f"{subjects.PREFIX}.audit.{{service}}.{{action}}",

@@ -148,6 +148,15 @@ def stream_specs(
             max_age_s=30 * DAY_S,
         ),
         StreamSpec(
+            subjects.STREAM_WEBHOOKS,
+            (subjects.WEBHOOKS_ALL,),
+            "Decision webhooks waiting to be POSTed (work queue; retried for an hour)",
+            retention=RetentionPolicy.WORK_QUEUE,
+            # Longer than the retry window: a delivery is dead-lettered, never aged out.
+            max_age_s=2 * DAY_S,
+            duplicate_window_s=600.0,
+        ),
+        StreamSpec(
             subjects.STREAM_APPROVAL_DUE,
             (subjects.APPROVAL_DUE_ALL, subjects.APPROVAL_TIMEOUT_ALL),
             "Due-time index: one scheduled message per open approval, fired at its expiry",
@@ -206,6 +215,11 @@ def bucket_specs(history_s: float = DEFAULT_HISTORY_S) -> tuple[BucketSpec, ...]
             "Per API key: the rate-limit token bucket all gateway replicas share",
             ttl_s=300.0,
             memory=True,
+        ),
+        BucketSpec(
+            subjects.KV_WEBHOOK_SECRETS,
+            "Per client: webhook signing secret, encrypted under auth's server secret",
+            history=2,
         ),
     )
 

@@ -16,6 +16,7 @@ STREAM_RESPONSES: Final = "CCTG_RESPONSES"
 STREAM_AUDIT: Final = "CCTG_AUDIT"
 STREAM_DELIVERIES: Final = "CCTG_DELIVERIES"
 STREAM_DEAD_LETTER: Final = "CCTG_DEADLETTER"
+STREAM_WEBHOOKS: Final = "CCTG_WEBHOOKS"
 # The due-time index of open approvals: one scheduled message per open approval.
 STREAM_APPROVAL_DUE: Final = "CCTG_APPROVAL_DUE"
 
@@ -63,6 +64,12 @@ DELIVERY_REPORTED: Final = "cctg.delivery.reported"
 
 DEAD_LETTER_ALL: Final = "cctg.deadletter.>"
 DEAD_LETTER_OUTBOX: Final = "cctg.deadletter.outbox"
+# WebhookDeadLettered: a decision webhook given up on, with the reason.
+DEAD_LETTER_WEBHOOK: Final = "cctg.deadletter.webhook"
+
+WEBHOOKS_ALL: Final = "cctg.webhooks.>"
+# WebhookDelivery: POST an approval's final record to its callback_url (events sends it).
+WEBHOOK_DELIVER: Final = "cctg.webhooks.deliver"
 
 RESPONSES_ALL: Final = "cctg.responses.>"
 
@@ -97,6 +104,8 @@ KV_BRIDGE: Final = "cctg_bridge"
 KV_EVENT_STATUS: Final = "cctg_event_status"
 KV_STATE: Final = "cctg_state"
 KV_SESSIONS: Final = "cctg_sessions"
+# Per client: its webhook signing secret, encrypted under auth's server secret (auth only).
+KV_WEBHOOK_SECRETS: Final = "cctg_webhook_secrets"
 KV_RATE_LIMITS: Final = "cctg_ratelimits"  # gateway: one token bucket per API key id
 
 # --- durable consumers (<service>-<handler>) ----------------------------------------------
@@ -106,6 +115,7 @@ CONSUMER_EVENTS_UPDATES: Final = "events-updates"
 CONSUMER_EVENTS_DELIVERIES: Final = "events-deliveries"
 CONSUMER_EVENTS_EXPIRY: Final = "events-expiry"
 CONSUMER_NOTIFIER_OUTBOX: Final = "notifier-outbox"
+CONSUMER_EVENTS_WEBHOOKS: Final = "events-webhooks"
 
 # --- message headers -----------------------------------------------------------------------
 HEADER_MSG_ID: Final = "Nats-Msg-Id"
@@ -173,3 +183,7 @@ AUTH_RPC_CREATE_KEY: Final = rpc_subject(AUTH_RPC_SERVICE, "create_key")
 AUTH_RPC_LIST_KEYS: Final = rpc_subject(AUTH_RPC_SERVICE, "list_keys")
 AUTH_RPC_REVOKE_KEY: Final = rpc_subject(AUTH_RPC_SERVICE, "revoke_key")
 AUTH_RPC_ROTATE_KEY: Final = rpc_subject(AUTH_RPC_SERVICE, "rotate_key")
+# A client's webhook secret: created (shown once) by an admin; only auth ever holds it, and
+# the sender of decision webhooks (events) asks auth to sign each delivery.
+AUTH_RPC_CREATE_WEBHOOK_SECRET: Final = rpc_subject(AUTH_RPC_SERVICE, "create_webhook_secret")
+AUTH_RPC_SIGN_WEBHOOK: Final = rpc_subject(AUTH_RPC_SERVICE, "sign_webhook")

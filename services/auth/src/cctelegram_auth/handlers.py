@@ -8,6 +8,7 @@ from faststream.nats import NatsBroker
 from pydantic import BaseModel
 
 from cctelegram_auth.keys import KeyNotFoundError, KeyService, KeyStateError
+from cctelegram_auth.webhooks import NoWebhookSecretError, WebhookSecrets
 from cctelegram_common import subjects
 from cctelegram_common.contracts.auth import (
     CreateKeyRequest,
@@ -17,6 +18,7 @@ from cctelegram_common.contracts.auth import (
     VerifyRequest,
 )
 from cctelegram_common.contracts.rpc import RpcError, RpcReply
+from cctelegram_common.contracts.webhooks import CreateWebhookSecretRequest, SignWebhookRequest
 from cctelegram_common.nats import RpcResponder, current_message
 
 
@@ -25,6 +27,10 @@ def _refusal(error: Exception) -> RpcError | None:
         return RpcError(code="not_found", message="no key with this id", field="key_id")
     if isinstance(error, KeyStateError):
         return RpcError(code="conflict", message=str(error), field="key_id")
+    if isinstance(error, NoWebhookSecretError):
+        return RpcError(
+            code="not_found", message="this client has no webhook secret", field="client_id"
+        )
     return None
 
 
@@ -34,7 +40,7 @@ answer = RpcResponder(
 ).request
 
 
-def register(broker: NatsBroker, keys: KeyService) -> None:
+def register(broker: NatsBroker, keys: KeyService, webhooks: WebhookSecrets) -> None:
     """One subscriber per RPC, all in the ``auth`` queue group (any replica answers)."""
     queue = subjects.AUTH_RPC_SERVICE
 
@@ -66,3 +72,13 @@ def register(broker: NatsBroker, keys: KeyService) -> None:
     async def rotate_key(_body: Any) -> RpcReply:
         message = current_message(broker)
         return await answer(message.body, RotateKeyRequest, keys.rotate)
+
+    @broker.subscriber(subjects.AUTH_RPC_CREATE_WEBHOOK_SECRET, queue=queue)
+    async def create_webhook_secret(_body: Any) -> RpcReply:
+        message = current_message(broker)
+        return await answer(message.body, CreateWebhookSecretRequest, webhooks.create)
+
+    @broker.subscriber(subjects.AUTH_RPC_SIGN_WEBHOOK, queue=queue)
+    async def sign_webhook(_body: Any) -> RpcReply:
+        message = current_message(broker)
+        return await answer(message.body, SignWebhookRequest, webhooks.sign)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import httpx
+
 from cctelegram_common import subjects
 from cctelegram_common.health import CheckResult
 from cctelegram_common.logging import get_logger
 from cctelegram_common.nats import JetStreamPublisher, jetstream
 from cctelegram_common.service import Service
 from cctelegram_common.streams import DAY_S
+from cctelegram_common.webhooks import AllowList
 from cctelegram_events import handlers
 from cctelegram_events.approvals import ApprovalService
 from cctelegram_events.bridge_client import RpcBridgeClient
@@ -24,6 +27,7 @@ from cctelegram_events.sessions import SessionService
 from cctelegram_events.settings import EventsSettings
 from cctelegram_events.tasks import TaskService
 from cctelegram_events.updates import UpdateInterpreter
+from cctelegram_events.webhooks import WebhookSender, auth_signer, webhook_durable
 
 SERVICE_NAME = "events"
 log = get_logger(__name__)
@@ -131,6 +135,8 @@ def create_app(settings: EventsSettings | None = None) -> Service:
     for durable in handlers.durables(holder, settings.submit_linger_ms / 1000):
         service.consume(durable)
     background: list[asyncio.Task[None]] = []
+    senders: list[WebhookSender] = []
+    service.consume(webhook_durable(lambda: senders[0] if senders else None))
 
     @service.on_connected
     async def start_domain() -> None:
@@ -138,6 +144,17 @@ def create_app(settings: EventsSettings | None = None) -> Service:
             return  # a reconnect after a failed start: the runtime is already built
         runtime = await build_runtime(service, settings)
         holder.set(runtime)
+        senders.append(
+            WebhookSender(
+                publisher=JetStreamPublisher(jetstream(service.broker)),
+                sign=auth_signer(service.broker),
+                http=httpx.AsyncClient(),
+                allowed=AllowList.from_env(),
+                clock=system_clock,
+                retry_window_s=settings.webhook_retry_window_s,
+                timeout_s=settings.webhook_timeout_s,
+            )
+        )
         background.append(
             asyncio.create_task(
                 housekeeping(runtime, settings.expiry_interval_s, service.stopping),
@@ -151,6 +168,9 @@ def create_app(settings: EventsSettings | None = None) -> Service:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for sender in senders:
+            with contextlib.suppress(Exception):
+                await sender.http.aclose()
 
     async def runtime_ready() -> CheckResult:
         if holder.ready:

@@ -56,8 +56,11 @@ from cctelegram_events.ports import (
 )
 from cctelegram_events.rendering import render_approval_card, render_closed_card
 from cctelegram_events.responses import APPROVE_ACTION, DENY_ACTION, ResponseLog
+from cctelegram_events.webhooks import publish_webhook
 
 log = get_logger(__name__)
+# Shorter than CCTG_WEBHOOKS' duplicate window (600 s): a re-publish inside it is deduplicated.
+WEBHOOK_REQUEUE_WINDOW_S = 300.0
 _tracer = trace.get_tracer("cctelegram.events.approvals")
 
 MSGREF_PREFIX = "msgref."
@@ -236,6 +239,7 @@ class ApprovalService:
             created_at=command.submitted_at,
             expires_at=command.expires_at,
             traceparent=current_traceparent(),
+            callback_url=command.callback_url,
         )
         if not approvers:
             record = record.model_copy(
@@ -294,6 +298,8 @@ class ApprovalService:
             await self.status_kv.create(record.approval_id, status.model_dump_json().encode())
         if created:
             metrics.APPROVAL_REQUESTS.inc()
+            if not record.is_open:  # nobody may decide it: closed at once, say so
+                await self._on_closed(record)
         return record
 
     async def on_card_delivered(self, report: DeliveryReported) -> None:
@@ -334,6 +340,8 @@ class ApprovalService:
             record, revision = loaded
             updated = change(record)
             if updated is None:
+                if not record.is_open:
+                    await self._requeue_webhook(record)
                 return record, None
             try:
                 await self.approvals_kv.update(
@@ -366,6 +374,36 @@ class ApprovalService:
                 ),
             )
             metrics.OUTBOX_PUBLISHED.labels(Operation.EDIT_MESSAGE_TEXT.value).inc()
+
+    async def _requeue_webhook(self, record: ApprovalRecord) -> None:
+        """A change found the approval already closed: maybe a redelivery after a crash
+        between the compare-and-set and the webhook's publish. Publish it again while
+        JetStream still deduplicates it (a no-op when the first publish made it), so that
+        window loses nothing; later, a stale press or cancel sends nothing."""
+        if record.callback_url is None or record.decided_at is None:
+            return
+        if (self.clock() - record.decided_at).total_seconds() > WEBHOOK_REQUEUE_WINDOW_S:
+            return
+        try:
+            await publish_webhook(self.publisher, record)
+        except Exception as error:
+            log.warning(
+                "webhook_not_requeued", approval_id=record.approval_id, error=type(error).__name__
+            )
+
+    async def _on_closed(self, record: ApprovalRecord) -> None:
+        """Count the decision and, when the approval has a callback_url, queue its webhook.
+        The decision is already recorded: a failure here is logged, never raised."""
+        self._closed(record)
+        if record.callback_url is None:
+            return
+        try:
+            await publish_webhook(self.publisher, record)
+        except Exception as error:
+            metrics.WEBHOOKS.labels("not_queued").inc()
+            log.warning(
+                "webhook_not_queued", approval_id=record.approval_id, error=type(error).__name__
+            )
 
     def _closed(self, record: ApprovalRecord) -> None:
         metrics.APPROVAL_DECISIONS.labels(record.status.value).inc()
@@ -466,7 +504,7 @@ class ApprovalService:
         answer = f"✅ Recorded: {label}"
         await self._answer(callback_query_id, chat_id, answer)
         await self._edit_cards(after, "closed")
-        self._closed(after)
+        await self._on_closed(after)
         return answer
 
     async def text_reply(
@@ -552,7 +590,7 @@ class ApprovalService:
         )
         if decided_now and after is not None:
             await self._edit_cards(after, "closed")
-            self._closed(after)
+            await self._on_closed(after)
         elif after is not None and not after.is_open:
             await self._edit_cards(after, f"comment-{update_id}")
         return True
@@ -580,7 +618,7 @@ class ApprovalService:
             status = before.status.value if before else "gone"
             raise ApprovalError("conflict", f"approval is already {status}")
         await self._edit_cards(after, "closed")
-        self._closed(after)
+        await self._on_closed(after)
         return after
 
     async def expire(self, approval_id: str) -> bool:
@@ -607,7 +645,7 @@ class ApprovalService:
             max(0.0, (now - after.expires_at).total_seconds())
         )
         await self._edit_cards(after, "closed")
-        self._closed(after)
+        await self._on_closed(after)
         return True
 
     async def open_for(self, user_id: int) -> list[ApprovalRecord]:

@@ -74,3 +74,15 @@ RESPONSES_RECORDED = Counter(
     ["kind"],
     registry=registry,
 )
+
+WEBHOOKS = Counter(
+    "webhook_deliveries_total",
+    "Decision webhook attempts and fates: delivered, retried, dead_lettered, not_queued",
+    ["outcome"],
+    registry=registry,
+)
+WEBHOOK_SECONDS = Histogram(
+    "webhook_delivery_seconds",
+    "From the approval closing to the receiver's 2xx",
+    registry=registry,
+)

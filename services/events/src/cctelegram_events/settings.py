@@ -56,6 +56,16 @@ class EventsSettings(ServiceSettings):
         description="If set, TaskMaster files are read only under these directories",
     )
 
+    webhook_retry_window_s: float = Field(
+        default=3900,
+        gt=0,
+        description="Decision webhooks failing with timeouts / 5xx are retried this long "
+        "after the decision, then dead-lettered (cctg.deadletter.webhook)",
+    )
+    webhook_timeout_s: float = Field(
+        default=10, gt=0, le=60, description="One webhook attempt's HTTP timeout"
+    )
+
     def resolved_callback_secret(self) -> bytes | None:
         """The configured HMAC key, or None (then a shared one is generated in KV)."""
         if self.callback_secret_file is not None:

@@ -30,6 +30,7 @@ from cctelegram_gateway.mcp_server import build_mcp_app, build_server, wants_str
 from cctelegram_gateway.middleware import GatewayMiddleware
 from cctelegram_gateway.ratelimit import KvBudgetStore, SharedRateLimiter
 from cctelegram_gateway.registry import ToolRegistry, registry
+from cctelegram_gateway.resources import add_resource_routes
 from cctelegram_gateway.rest import add_tool_routes, install_error_handlers
 from cctelegram_gateway.settings import GatewaySettings
 from cctelegram_gateway.verifier import Verifier
@@ -209,6 +210,7 @@ def create_app(
     )
     install_error_handlers(api)
     add_tool_routes(api, tool_registry, runner)
+    add_resource_routes(api, tool_registry, runner)
     add_integration_routes(api, runner, settings.telegram_webhook_secret)
     add_hook_routes(api, runner)
     # /mcp first: routes are matched in order (here and in the metrics middleware), and it

@@ -66,6 +66,9 @@ class SubmitApproval(Contract):
     )
     request_id: str | None = None
     submitted_at: datetime = Field(default_factory=utc_now)
+    callback_url: str | None = Field(
+        default=None, max_length=2000, description="Decision webhook: POST the final record here"
+    )
 
 
 class ApprovalRecord(Contract):
@@ -102,6 +105,9 @@ class ApprovalRecord(Contract):
     expires_at: datetime
     traceparent: str | None = Field(
         default=None, description="W3C trace context of the request; the decision links to it"
+    )
+    callback_url: str | None = Field(
+        default=None, description="Decision webhook: POST the final record here when it closes"
     )
 
     @property

@@ -7,6 +7,7 @@ gateway replica and after a restart: the state lives in NATS, not in this proces
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import timedelta
 
 import nats.errors
@@ -29,7 +30,9 @@ from cctelegram_common.contracts.tools import (
     SendApprovalResult,
     WaitForApprovalInput,
     WaitForApprovalResult,
+    approval_view,
 )
+from cctelegram_common.webhooks import AllowList, DestinationRefusedError, check_callback_url
 from cctelegram_gateway.registry import ToolContext, ToolError, current_progress, registry
 from cctelegram_gateway.tools.events import (
     bucket,
@@ -46,23 +49,15 @@ KEEPALIVE_S = 15.0
 _KV_REMOVED = ("DEL", "PURGE")
 
 
+@functools.cache
+def webhook_allow_list() -> AllowList:
+    """CCTELEGRAM_WEBHOOK_ALLOWED_HOSTS, read once: the URL is refused here, as written,
+    before anything is stored (the sender checks the resolved addresses again)."""
+    return AllowList.from_env()
+
+
 def view(record: ApprovalRecord) -> ApprovalView:
-    return ApprovalView(
-        approval_id=record.approval_id,
-        status=record.status,
-        title=record.title,
-        options=list(record.options),
-        chosen_option=record.chosen_option,
-        chosen_index=record.chosen_index,
-        decided_by_user_id=record.decided_by_user_id,
-        decided_by_username=record.decided_by_username,
-        decided_at=record.decided_at,
-        comment=record.comment,
-        cancel_reason=record.cancel_reason,
-        expires_at=record.expires_at,
-        created_at=record.created_at,
-        task_id=record.task_id,
-    )
+    return approval_view(record)
 
 
 def _not_found(approval_id: str) -> ToolError:
@@ -154,6 +149,11 @@ async def send_approval_request(
         raise ToolError("options must be different from each other", field="options")
     if params.on_timeout != ON_TIMEOUT_EXPIRE and params.on_timeout not in options:
         raise ToolError("on_timeout must be 'expire' or one of the options", field="on_timeout")
+    if params.callback_url is not None:
+        try:
+            check_callback_url(params.callback_url, webhook_allow_list())
+        except DestinationRefusedError as refused:
+            raise ToolError(f"callback_url: {refused}", status=422, field="callback_url") from None
     approval_id = derive_id(ctx.principal.client_id, params.idempotency_key, "approval")
     now = utc_now()
     command = SubmitApproval(
@@ -171,6 +171,7 @@ async def send_approval_request(
         source=params.source,
         request_id=ctx.request_id,
         submitted_at=now,
+        callback_url=params.callback_url,
     )
     await publish_command(ctx, subjects.APPROVAL_SUBMIT, command, approval_id)
     result = SendApprovalResult(

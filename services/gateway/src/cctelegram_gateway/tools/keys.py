@@ -24,6 +24,7 @@ from cctelegram_common.contracts.auth import (
     RotateKeyRequest,
 )
 from cctelegram_common.contracts.base import Contract
+from cctelegram_common.contracts.webhooks import CreatedWebhookSecret, CreateWebhookSecretRequest
 from cctelegram_common.nats import RpcFailedError, rpc_call
 from cctelegram_gateway.registry import ToolContext, ToolError, registry
 
@@ -125,3 +126,22 @@ async def rotate_api_key(ctx: ToolContext, arguments: RotateKeyInput) -> Rotated
         request_id=ctx.request_id,
     )
     return await _ask(ctx, subjects.AUTH_RPC_ROTATE_KEY, request, RotatedKey)
+
+
+class WebhookSecretInput(Contract):
+    key_id: str = _KEY_ID
+
+
+@registry.tool(
+    "create_webhook_secret",
+    description="Create the webhook signing secret of a key's client (decision webhooks are "
+    "signed with it). Shown in this answer only; a new one replaces the old at once.",
+    permission=Permission.KEYS_MANAGE,
+)
+async def create_webhook_secret(
+    ctx: ToolContext, arguments: WebhookSecretInput
+) -> CreatedWebhookSecret:
+    request = CreateWebhookSecretRequest(
+        key_id=arguments.key_id, actor=ctx.principal.client_id, request_id=ctx.request_id
+    )
+    return await _ask(ctx, subjects.AUTH_RPC_CREATE_WEBHOOK_SECRET, request, CreatedWebhookSecret)
