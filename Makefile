@@ -34,7 +34,7 @@ format: install ## apply ruff formatting and safe fixes
 	$(UV) run --frozen ruff check --fix .
 
 typecheck: install ## mypy --strict over libs, services and tools
-	$(UV) run --frozen mypy libs/common/src services/*/src tools/*/src
+	$(UV) run --frozen mypy libs/common/src libs/testing/src services/*/src tools/*/src
 
 test: lint typecheck ## lint, type checks and the whole test suite (real nats-server, sandbox, browser)
 	@# pytest exits 5 when a selection (PYTEST_ARGS=-k ...) matches no test: not a failure.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cctelegram_common.natsserver import NatsServer
+from cctelegram_testing.nats import NatsServer
 
 
 @pytest.fixture(scope="session")

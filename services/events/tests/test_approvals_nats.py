@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from events_harness import EventsHarness, running_events
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.approvals import ApprovalRecord, ApprovalStatus, SubmitApproval
@@ -17,7 +18,6 @@ from cctelegram_common.contracts.outbox import Operation, OutboxMessage
 from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_events.app import create_app
 from cctelegram_events.approvals import INVALID_BUTTON, NO_LONGER_OPEN, NOT_AN_APPROVER
-from cctelegram_events.testing import EventsHarness, running_events
 
 _update_ids = itertools.count(int(uuid.uuid4().int % 10**9) * 1000)
 

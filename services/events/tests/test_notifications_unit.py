@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, time
 
+from events_harness import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
 from pydantic import BaseModel
 
 from cctelegram_common.contracts.event_types import EventType
@@ -19,7 +20,6 @@ from cctelegram_events.modes import ModeStore, QuietHours
 from cctelegram_events.notifications import NotificationService
 from cctelegram_events.responses import ResponseLog
 from cctelegram_events.tasks import TaskService
-from cctelegram_events.testing import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
 from cctelegram_events.updates import UpdateInterpreter
 
 USERS = (501, 502)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from events_harness import EventsHarness
 from faststream.nats import NatsBroker
 
 from cctelegram_common.contracts.auth import ROLE_PERMISSIONS, Principal, Role
 from cctelegram_common.contracts.events import EventState
 from cctelegram_common.contracts.tools import GetEventStatusInput, SendMessageInput
-from cctelegram_events.testing import EventsHarness
 from cctelegram_gateway.registry import ToolContext, ToolError
 from cctelegram_gateway.tools.events import get_event_status, send_telegram_message
 

@@ -1,23 +1,33 @@
-"""Helpers for tests and benchmarks: the gateway in-process with a lifespan that connects it,
-and a real auth + gateway stack as child processes."""
+"""Helpers for tests and benchmarks: a service in-process with a lifespan that connects it, and
+a real auth + gateway stack as child processes (run by module name: nothing here imports a
+service)."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cctelegram_common.apikeys import generate_key
-from cctelegram_common.serviceprocess import ServiceProcess
-from cctelegram_gateway.app import GatewayService
+from cctelegram_testing.processes import ServiceProcess
 
 
-def lifespan_app(gateway: GatewayService) -> ASGIApp:
-    """The gateway's ASGI app whose lifespan connects NATS and runs MCP, in whatever event loop
-    serves it (Starlette's TestClient, schemathesis ``from_asgi``)."""
+class RunnableApp(Protocol):
+    """What ``lifespan_app`` needs of a service (the gateway's ``GatewayService``)."""
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+    def running(self) -> AbstractAsyncContextManager[object]: ...
+
+
+def lifespan_app(gateway: RunnableApp) -> ASGIApp:
+    """The service's ASGI app whose lifespan connects NATS (and, for the gateway, runs MCP), in
+    whatever event loop serves it (Starlette's TestClient, schemathesis ``from_asgi``)."""
 
     @contextlib.asynccontextmanager
     async def running() -> AsyncIterator[None]:

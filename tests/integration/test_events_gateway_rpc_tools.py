@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from events_harness import EventsHarness
 from faststream.nats import NatsBroker
 
 from cctelegram_common import subjects
@@ -26,7 +27,6 @@ from cctelegram_common.contracts.tools import (
     WaitForApprovalInput,
 )
 from cctelegram_common.contracts.updates import InboundUpdate
-from cctelegram_events.testing import EventsHarness
 from cctelegram_gateway.registry import ToolContext
 from cctelegram_gateway.tools.approvals import send_approval_request, wait_for_approval
 from cctelegram_gateway.tools.modes import switch_to_local_mode, switch_to_nomad_mode
