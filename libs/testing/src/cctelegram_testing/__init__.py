@@ -8,5 +8,6 @@
 - ``suite``: ``cctelegram up`` as a real process (``start_suite``), for tests and ``bench/``
 - ``otlp``: a real OTLP/HTTP trace receiver
 - ``debian``: ``ensure_debian_package`` (runs apt-get; test machines only)
+- ``claude_code``: ``ensure_claude_code`` (npm-installs the pinned Claude Code CLI into a cache)
 - ``isolation``: the per-service isolation check of ``make test``
 """

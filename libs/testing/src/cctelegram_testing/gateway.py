@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cctelegram_common.apikeys import generate_key
@@ -20,19 +20,28 @@ from cctelegram_testing.processes import ServiceProcess
 class RunnableApp(Protocol):
     """What ``lifespan_app`` needs of a service (the gateway's ``GatewayService``)."""
 
+    fastapi: FastAPI
+
     async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None: ...
 
-    def running(self) -> AbstractAsyncContextManager[object]: ...
+    async def connect_forever(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 def lifespan_app(gateway: RunnableApp) -> ASGIApp:
-    """The service's ASGI app whose lifespan connects NATS (and, for the gateway, runs MCP), in
-    whatever event loop serves it (Starlette's TestClient, schemathesis ``from_asgi``)."""
+    """The service's ASGI app whose lifespan connects NATS and runs FastAPI's lifespan (the
+    gateway's MCP session manager), in whatever event loop serves it (Starlette's TestClient,
+    schemathesis ``from_asgi``)."""
 
     @contextlib.asynccontextmanager
     async def running() -> AsyncIterator[None]:
-        async with gateway.running():
-            yield
+        await gateway.connect_forever()
+        async with gateway.fastapi.router.lifespan_context(gateway.fastapi):
+            try:
+                yield
+            finally:
+                await gateway.stop()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":

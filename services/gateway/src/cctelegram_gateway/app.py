@@ -51,16 +51,6 @@ class GatewayService(Service):
     async def serve(self, app: ASGIApp | None = None) -> None:
         await super().serve(app or self.asgi)
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[GatewayService]:
-        """Connected to NATS and with MCP running, in this event loop: for in-process tests."""
-        await self.connect_forever()
-        async with self.fastapi.router.lifespan_context(self.fastapi):
-            try:
-                yield self
-            finally:
-                await self.stop()
-
 
 class McpFastPath:
     """``POST /mcp`` straight to the MCP transport; everything else through FastAPI.
