@@ -12,6 +12,7 @@ from faststream.nats import NatsBroker
 from cctelegram_common.contracts.auth import ROLE_PERMISSIONS, Principal, Role
 from cctelegram_common.contracts.bridge import EnsureAction
 from cctelegram_common.contracts.tools import NoInput
+from cctelegram_gateway.readmodels import EventsReadModels
 from cctelegram_gateway.registry import ToolContext, ToolError
 from cctelegram_gateway.tools import bridge as tools
 
@@ -30,7 +31,12 @@ async def test_gateway_tools_reach_bridge_manager_and_say_when_it_is_down(
     broker = NatsBroker(fresh_nats.url)
     await broker.connect()
     try:
-        ctx = ToolContext(principal=principal, request_id="tool-req-1", broker=broker)
+        ctx = ToolContext(
+            principal=principal,
+            request_id="tool-req-1",
+            broker=broker,
+            reads=EventsReadModels(broker),
+        )
         await fleet.beat("sim-9")
         status = await tools.get_bridge_status(ctx, NoInput())
         assert status.running

@@ -177,7 +177,7 @@ def interpreter() -> tuple[UpdateInterpreter, RecordingPublisher, ModeStore]:
             tasks=TaskService(state, clock),
             modes=modes,
             bridge=NoBridge(),
-            status_kv=status,
+            seen_kv=FakeKv(),
             publisher=publisher,
             clock=clock,
             allowed_users=USERS,

@@ -144,6 +144,8 @@ BUCKETS: tuple[BucketSpec, ...] = (
     BucketSpec(subjects.KV_STATE, "Small domain state: modes, quiet hours, todos", history=3),
     # A session idle this long is gone with its rules (every tool use rewrites the record).
     BucketSpec(subjects.KV_SESSIONS, "Claude Code sessions: project, activity, rules", ttl_s=DAY_S),
+    # A week: longer than Telegram keeps an update, so a redelivered one is still recognised.
+    BucketSpec(subjects.KV_UPDATES_SEEN, "events: processed Telegram update ids", ttl_s=7 * DAY_S),
 )
 
 

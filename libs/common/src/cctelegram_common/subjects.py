@@ -82,6 +82,8 @@ KV_BRIDGE: Final = "cctg_bridge"
 KV_EVENT_STATUS: Final = "cctg_event_status"
 KV_STATE: Final = "cctg_state"
 KV_SESSIONS: Final = "cctg_sessions"
+# Private to the events service: one key per processed Telegram update_id (no reader).
+KV_UPDATES_SEEN: Final = "cctg_updates_seen"
 
 # --- durable consumers (<service>-<handler>) ----------------------------------------------
 CONSUMER_EVENTS_SUBMIT: Final = "events-submit"
@@ -144,9 +146,6 @@ EVENTS_RPC_SESSION_END: Final = rpc_subject(EVENTS_RPC_SERVICE, "session_end")
 # Keys in KV_STATE written by the events service.
 STATE_KEY_MODE: Final = "mode"
 STATE_KEY_CALLBACK_SECRET: Final = "events.callback_secret"  # noqa: S105 (a key name)
-# Keys in KV_EVENT_STATUS besides event ids: processed-update markers (the bucket's TTL
-# forgets them after a week, longer than Telegram keeps an update).
-EVENT_STATUS_UPDATE_PREFIX: Final = "update."
 
 # --- auth: key management RPCs (answered by the auth service) ------------------------------
 AUTH_RPC_SERVICE: Final = "auth"

@@ -29,6 +29,7 @@ from cctelegram_gateway.integrations import add_integration_routes
 from cctelegram_gateway.mcp_server import build_mcp_app, build_server, wants_stream
 from cctelegram_gateway.middleware import GatewayMiddleware
 from cctelegram_gateway.ratelimit import RateLimiter
+from cctelegram_gateway.readmodels import EventsReadModels
 from cctelegram_gateway.registry import ToolRegistry, registry
 from cctelegram_gateway.rest import add_tool_routes, install_error_handlers
 from cctelegram_gateway.settings import GatewaySettings
@@ -144,6 +145,7 @@ def create_app(
     auditor = Auditor(audit)
     runner = ToolRunner(
         broker=broker,
+        reads=EventsReadModels(broker),
         limiter=limiter,
         auditor=auditor,
         extras={"claude_code": settings.claude_code, "auditor": auditor},

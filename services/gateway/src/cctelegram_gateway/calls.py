@@ -19,6 +19,7 @@ from cctelegram_common.logging import get_logger
 from cctelegram_gateway import metrics
 from cctelegram_gateway.auditing import Auditor
 from cctelegram_gateway.ratelimit import RateLimiter
+from cctelegram_gateway.readmodels import EventsReadModels
 from cctelegram_gateway.registry import ResourceSpec, ToolContext, ToolError, ToolSpec
 
 log = get_logger(__name__)
@@ -65,6 +66,7 @@ def forbidden(principal: Principal, permission: Permission, what: str) -> CallRe
 @dataclass
 class ToolRunner:
     broker: NatsBroker
+    reads: EventsReadModels
     limiter: RateLimiter
     auditor: Auditor
     # Read-only configuration tools may need (e.g. "claude_code": ClaudeCodeSettings).
@@ -119,7 +121,11 @@ class ToolRunner:
 
     def context(self, principal: Principal, request_id: str) -> ToolContext:
         return ToolContext(
-            principal=principal, request_id=request_id, broker=self.broker, extras=self.extras
+            principal=principal,
+            request_id=request_id,
+            broker=self.broker,
+            reads=self.reads,
+            extras=self.extras,
         )
 
     async def call(
