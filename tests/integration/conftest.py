@@ -10,7 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services/events/tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services/bridge-manager/tests"))
 
-from bridge_fleet import bridge_manager, fleet, poll
+from bridge_fleet import bridge_manager, fleet, poll, port_block
 from events_harness import events_harness
 
-__all__ = ["bridge_manager", "events_harness", "fleet", "poll"]
+__all__ = ["bridge_manager", "events_harness", "fleet", "poll", "port_block"]
