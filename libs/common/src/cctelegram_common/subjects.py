@@ -16,6 +16,8 @@ STREAM_RESPONSES: Final = "CCTG_RESPONSES"
 STREAM_AUDIT: Final = "CCTG_AUDIT"
 STREAM_DELIVERIES: Final = "CCTG_DELIVERIES"
 STREAM_DEAD_LETTER: Final = "CCTG_DEADLETTER"
+# The due-time index of open approvals: one scheduled message per open approval.
+STREAM_APPROVAL_DUE: Final = "CCTG_APPROVAL_DUE"
 
 # --- commands and events on streams ------------------------------------------------------
 EVENTS_ALL: Final = "cctg.events.>"
@@ -27,6 +29,23 @@ APPROVAL_SUBMIT: Final = "cctg.events.approval.submit"
 APPROVAL_CANCEL: Final = "cctg.events.approval.cancel"
 # Everything about approvals that the events stream stores.
 APPROVALS_ALL: Final = "cctg.events.approval.>"
+
+# The due-time index (NATS message schedules, server 2.12+): ``cctg.approvals.due.<id>`` holds
+# the schedule of one open approval; at its expiry the server publishes an ApprovalDue on
+# ``cctg.approvals.timeout.<id>``, which one events replica takes from a durable consumer.
+APPROVAL_DUE_ALL: Final = "cctg.approvals.due.*"
+APPROVAL_TIMEOUT_ALL: Final = "cctg.approvals.timeout.*"
+
+
+def approval_due_subject(approval_id: str) -> str:
+    """Where the schedule of one open approval lives (at most one message per subject)."""
+    return f"{PREFIX}.approvals.due.{approval_id}"
+
+
+def approval_timeout_subject(approval_id: str) -> str:
+    """Where the server publishes the approval's ApprovalDue when it falls due."""
+    return f"{PREFIX}.approvals.timeout.{approval_id}"
+
 
 OUTBOX_ALL: Final = "cctg.outbox.>"
 # One subject per target chat so per-chat order is a property of the subject.
@@ -91,6 +110,7 @@ CONSUMER_EVENTS_SUBMIT: Final = "events-submit"
 CONSUMER_EVENTS_APPROVALS: Final = "events-approvals"
 CONSUMER_EVENTS_UPDATES: Final = "events-updates"
 CONSUMER_EVENTS_DELIVERIES: Final = "events-deliveries"
+CONSUMER_EVENTS_EXPIRY: Final = "events-expiry"
 CONSUMER_NOTIFIER_OUTBOX: Final = "notifier-outbox"
 
 # --- message headers -----------------------------------------------------------------------

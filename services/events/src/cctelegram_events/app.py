@@ -10,13 +10,14 @@ from cctelegram_common.health import CheckResult
 from cctelegram_common.logging import get_logger
 from cctelegram_common.nats import JetStreamPublisher, jetstream
 from cctelegram_common.service import Service
+from cctelegram_common.streams import DAY_S
 from cctelegram_events import handlers
 from cctelegram_events.approvals import ApprovalService
 from cctelegram_events.bridge_client import RpcBridgeClient
 from cctelegram_events.callbacks import CallbackSigner, shared_secret
 from cctelegram_events.modes import ModeService, ModeStore, QuietHours
 from cctelegram_events.notifications import NotificationService
-from cctelegram_events.ports import NatsKv, system_clock
+from cctelegram_events.ports import NatsDueIndex, NatsKv, system_clock
 from cctelegram_events.responses import ResponseLog, StreamResponseReader
 from cctelegram_events.runtime import Runtime, RuntimeHolder
 from cctelegram_events.sessions import SessionService
@@ -58,6 +59,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
         style=settings.style,
         live_task_cards=settings.live_task_cards,
         quiet_hours=quiet_hours_of(settings),
+        history_s=settings.nats.history_days * DAY_S,
     )
     approvals = ApprovalService(
         approvals_kv=approvals_kv,
@@ -69,8 +71,12 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
         clock=clock,
         allowed_users=settings.allowed_users,
         timezone=settings.timezone,
+        due_index=NatsDueIndex(js),
+        history_s=settings.nats.history_days * DAY_S,
     )
-    tasks = TaskService(state_kv, clock, settings.task_root_allowlist)
+    tasks = TaskService(
+        state_kv, clock, settings.task_root_allowlist, settings.nats.history_days * DAY_S
+    )
     updates = UpdateInterpreter(
         approvals=approvals,
         responses=responses,
@@ -94,9 +100,10 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
 
 
 async def housekeeping(runtime: Runtime, interval_s: float, stopping: asyncio.Event) -> None:
-    """Expire approvals and send quiet-hours digests. Every replica runs this; compare-and-set
-    and deterministic outbox ids keep the effects single. At start it also sends the digest
-    of any client unmuted while no replica could (a crash between a change and its digest)."""
+    """Send quiet-hours digests. Every replica runs this; deterministic outbox ids keep the
+    effects single. (Approvals expire through the due index's consumer, not here.) At start
+    it also sends the digest of any client unmuted while no replica could (a crash between a
+    change and its digest)."""
     unmuted_checked = False
     while not stopping.is_set():
         if not unmuted_checked:
@@ -107,7 +114,6 @@ async def housekeeping(runtime: Runtime, interval_s: float, stopping: asyncio.Ev
                 if not stopping.is_set():
                     log.warning("unmuted_digest_failed", error=type(error).__name__)
         try:
-            await runtime.approvals.expire_due()
             await runtime.notifications.flush_digest()
         except Exception as error:  # keep the loop alive through NATS hiccups
             if not stopping.is_set():

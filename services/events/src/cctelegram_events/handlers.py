@@ -10,7 +10,11 @@ from pydantic import BaseModel
 
 from cctelegram_common import subjects
 from cctelegram_common.consumers import BatchItem, Durable, Outcome
-from cctelegram_common.contracts.approvals import CancelApprovalRequest, SubmitApproval
+from cctelegram_common.contracts.approvals import (
+    ApprovalDue,
+    CancelApprovalRequest,
+    SubmitApproval,
+)
 from cctelegram_common.contracts.claude_code import (
     SessionCheckRequest,
     SessionEndRequest,
@@ -92,6 +96,15 @@ def durables(holder: RuntimeHolder, submit_linger_s: float = 0.0) -> list[Durabl
             model=SubmitApproval,
             work=lambda command: holder.get().approvals.submit(command),
             description="events: create approval records and queue their cards",
+        ),
+        Durable(
+            stream=subjects.STREAM_APPROVAL_DUE,
+            subject=subjects.APPROVAL_TIMEOUT_ALL,
+            name=subjects.CONSUMER_EVENTS_EXPIRY,
+            model=ApprovalDue,
+            work=lambda due: holder.get().approvals.expire(due.approval_id),
+            description="events: apply on_timeout to approvals NATS says fell due",
+            batch_size=64,
         ),
         Durable(
             stream=subjects.STREAM_DELIVERIES,

@@ -99,6 +99,8 @@ class NotificationService:
     style: Style = "concise"
     live_task_cards: bool = True
     quiet_hours: QuietHours | None = None
+    # A task's status card reference is kept this long after its last change (per-key TTL).
+    history_s: float = 30 * 24 * 3600.0
 
     def targets(self, event: SubmitEvent) -> tuple[int, ...]:
         # A private chat's id is the user's id.
@@ -293,7 +295,7 @@ class NotificationService:
                 event_id=event.event_id,
                 card_outbox_ids={str(chat): f"{event.event_id}:{chat}:0" for chat in chats},
             )
-            await self.state_kv.put(key, card.model_dump_json().encode())
+            await self.state_kv.put(key, card.model_dump_json().encode(), ttl_s=self.history_s)
             return None  # this event's own message becomes the card
         card, _revision = loaded
         if card.event_id == event.event_id:
