@@ -7,7 +7,7 @@ UV_ON_PATH := $(shell command -v uv 2>/dev/null)
 UV ?= $(if $(UV_ON_PATH),$(UV_ON_PATH),$(CURDIR)/.tools/bin/uv)
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-fast lint format typecheck bench asyncapi clean images test-images dist test-dist
+.PHONY: help install run test test-isolation test-fast lint format typecheck bench asyncapi clean images test-images dist test-dist
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,11 +34,19 @@ format: install ## apply ruff formatting and safe fixes
 	$(UV) run --frozen ruff check --fix .
 
 typecheck: install ## mypy --strict over libs, services and tools
-	$(UV) run --frozen mypy libs/common/src services/*/src tools/*/src
+	$(UV) run --frozen mypy libs/common/src libs/testing/src services/*/src tools/*/src
 
-test: lint typecheck ## lint, type checks and the whole test suite (real nats-server, sandbox, browser)
+# Each service's tests run only in a throwaway virtualenv holding that service alone
+# (uv sync --package, ~2 s each from uv's cache): isolation is proved without a second run.
+test: lint typecheck ## lint, type checks, the isolation check and the whole test suite
+	$(UV) run --frozen python -m cctelegram_testing.isolation check
 	@# pytest exits 5 when a selection (PYTEST_ARGS=-k ...) matches no test: not a failure.
-	$(UV) run --frozen pytest $(PYTEST_ARGS); status=$$?; [ $$status -eq 5 ] && exit 0; exit $$status
+	$(UV) run --frozen pytest --ignore=services $(PYTEST_ARGS); status=$$?; [ $$status -eq 5 ] || [ $$status -eq 0 ] || exit $$status
+	UV=$(UV) $(UV) run --frozen python -m cctelegram_testing.isolation run-all $(PYTEST_ARGS)
+
+test-isolation: install ## each service installed alone in a throwaway venv, running its own tests
+	$(UV) run --frozen python -m cctelegram_testing.isolation check
+	UV=$(UV) $(UV) run --frozen python -m cctelegram_testing.isolation run-all $(PYTEST_ARGS)
 
 test-fast: install ## the test suite without lint/typecheck, stopping at the first failure
 	$(UV) run --frozen pytest -x $(PYTEST_ARGS); status=$$?; [ $$status -eq 5 ] && exit 0; exit $$status

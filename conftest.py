@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cctelegram_common.natsserver import NatsServer
+from cctelegram_testing.nats import NatsServer
 
 
 def _free_port() -> int:

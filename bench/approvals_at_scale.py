@@ -39,12 +39,12 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from nats.js import JetStreamContext
 
-from cctelegram_cli.testing import RunningSuite, start_suite
 from cctelegram_cli.up import DEMO_USER_ID
 from cctelegram_common import subjects
 from cctelegram_common.contracts.approvals import ApprovalRecord, ApprovalStatus
 from cctelegram_common.contracts.base import utc_now
 from cctelegram_common.due_index import schedule_expiry
+from cctelegram_testing.suite import RunningSuite, start_suite
 
 HISTORY_S = 30 * 24 * 3600.0
 CHUNK = 500

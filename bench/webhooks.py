@@ -24,9 +24,9 @@ from typing import Any
 
 import httpx
 
-from cctelegram_cli.testing import start_suite
 from cctelegram_cli.up import DEMO_USER_ID
 from cctelegram_common.webhooks import verify_signature
+from cctelegram_testing.suite import start_suite
 
 
 async def find_card(sandbox: httpx.AsyncClient, title: str) -> dict[str, Any]:

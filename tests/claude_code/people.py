@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from cctelegram_cli.testing import RunningSuite
 from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_testing.suite import RunningSuite
 
 
 def chat_messages(suite: RunningSuite, chat_id: int = DEMO_USER_ID) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from people import buttons, command, find_message, press, reply, wait_for_messag
 
 from cctelegram_anthropic_standin import Standin, ToolUse, marker
 from cctelegram_anthropic_standin.claude import ClaudeRunner
-from cctelegram_cli.testing import RunningSuite
+from cctelegram_testing.suite import RunningSuite
 
 pytestmark = [pytest.mark.claude_code, pytest.mark.e2e]
 

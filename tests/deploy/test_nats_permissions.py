@@ -34,8 +34,8 @@ from securesuite import (
 
 from cctelegram_common import streams, subjects
 from cctelegram_common.catalog import CHANNELS
-from cctelegram_common.natsserver import NatsServer
-from cctelegram_sandbox.testing import run_sandbox
+from cctelegram_testing.nats import NatsServer
+from cctelegram_testing.sandbox import run_sandbox
 
 pytestmark = pytest.mark.e2e
 

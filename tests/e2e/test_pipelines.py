@@ -23,11 +23,11 @@ import nats
 import nats.errors
 import pytest
 
-from cctelegram_cli.testing import RunningSuite, start_suite
 from cctelegram_cli.up import DEMO_USER_ID
 from cctelegram_common import subjects
 from cctelegram_common.contracts.webhooks import WebhookDeadLettered
 from cctelegram_common.webhooks import verify_signature
+from cctelegram_testing.suite import RunningSuite, start_suite
 
 pytestmark = pytest.mark.e2e
 

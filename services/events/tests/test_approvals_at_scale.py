@@ -4,14 +4,13 @@ retention by NATS itself, and the upgrade from the previous layout."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import nats
 import pytest
+from events_harness import EventsHarness, running_events
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
@@ -22,9 +21,8 @@ from cctelegram_common.contracts.base import utc_now
 from cctelegram_common.contracts.outbox import Operation
 from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_common.due_index import scheduled_ids
-from cctelegram_common.natsserver import NatsServer
 from cctelegram_events.app import create_app
-from cctelegram_events.testing import EventsHarness, running_events
+from cctelegram_testing.nats import NatsServer
 
 
 async def submit(harness: EventsHarness, expires_in_s: float, **fields: object) -> SubmitApproval:
@@ -217,39 +215,6 @@ async def assert_upgraded(
     assert set(await scheduled_ids(js)) >= {records[name].approval_id for name in scheduled}
     assert await record_or_none(kv, records["decided_long_ago"].approval_id) is None
     assert await record_or_none(kv, records["decided_recently"].approval_id) is not None
-
-
-def cli_provision(url: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "cctelegram_cli", "provision", "--nats-url", url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return done.stdout
-
-
-async def test_cctelegram_provision_upgrades_a_store_written_by_the_old_layout(
-    tmp_path: Path,
-) -> None:
-    with NatsServer(tmp_path / "nats") as server:
-        nc = await nats.connect(server.url)
-        js = nc.jetstream()
-        records = await write_old_store(js, soon_s=600)
-        week_s = 7 * 86400.0
-        await js.create_key_value(
-            KeyValueConfig(bucket=subjects.KV_EVENT_STATUS, ttl=week_s, storage=StorageType.FILE)
-        )
-        assert subjects.STREAM_APPROVAL_DUE in cli_provision(server.url)
-        await assert_upgraded(js, records, ("open_soon", "open_later"))
-        # The history time (30 days by default) replaces the old layout's 7-day max age.
-        status = await js.stream_info(f"KV_{subjects.KV_EVENT_STATUS}")
-        assert status.config.max_age == 30 * 86400.0
-        # Idempotent: a second run (or a service's own provisioning) changes nothing.
-        assert "nothing to do" in cli_provision(server.url)
-        await assert_upgraded(js, records, ("open_soon", "open_later"))
-        await nc.close()
 
 
 async def test_the_events_service_upgrades_the_old_layout_without_losing_open_approvals(

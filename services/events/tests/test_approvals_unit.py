@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from events_harness import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
 
 from cctelegram_common.contracts.approvals import (
     ApprovalRecord,
@@ -29,7 +30,6 @@ from cctelegram_events.approvals import (
 from cctelegram_events.callbacks import CallbackSigner
 from cctelegram_events.ports import MemoryDueIndex, load
 from cctelegram_events.responses import ResponseLog
-from cctelegram_events.testing import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
 
 ALICE, BOB, MALLORY = 1001, 1002, 6666
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, time
 
+from events_harness import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
 from pydantic import BaseModel
 
 from cctelegram_common.contracts.event_types import EventType
@@ -26,7 +27,6 @@ from cctelegram_events.modes import ModeService, ModeStore, QuietHours
 from cctelegram_events.notifications import NotificationService
 from cctelegram_events.responses import ResponseLog
 from cctelegram_events.tasks import TaskService
-from cctelegram_events.testing import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
 from cctelegram_events.updates import UpdateInterpreter
 
 USERS = (501, 502)
@@ -184,7 +184,7 @@ def interpreter() -> tuple[UpdateInterpreter, RecordingPublisher, ModeService]:
             tasks=TaskService(state, clock),
             modes=modes,
             bridge=NoBridge(),
-            status_kv=status,
+            seen_kv=FakeKv(),
             publisher=publisher,
             clock=clock,
             allowed_users=USERS,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from events_harness import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.approvals import (
@@ -21,7 +22,6 @@ from cctelegram_common.webhooks import AllowList, verify_signature
 from cctelegram_events.approvals import ApprovalError, ApprovalService
 from cctelegram_events.callbacks import CallbackSigner
 from cctelegram_events.responses import ResponseLog
-from cctelegram_events.testing import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
 from cctelegram_events.webhooks import RetryLaterError, WebhookSender, delivery_for
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -24,12 +24,12 @@ from schemathesis.specs.openapi.checks import (
 
 from cctelegram_common.apikeys import generate_key
 from cctelegram_common.contracts.auth import ROLE_PERMISSIONS, Principal, Role, VerifyResponse
-from cctelegram_common.natsserver import NatsServer
 from cctelegram_common.settings import NatsSettings
 from cctelegram_gateway.app import create_app
 from cctelegram_gateway.settings import GatewaySettings
-from cctelegram_gateway.testing import lifespan_app
 from cctelegram_gateway.tools import approvals
+from cctelegram_testing.gateway import lifespan_app
+from cctelegram_testing.nats import NatsServer
 
 pytestmark = pytest.mark.slow
 KEY = generate_key().full

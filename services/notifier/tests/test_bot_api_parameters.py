@@ -23,15 +23,14 @@ from cctelegram_common.contracts.outbox import (
     OutboxMessage,
 )
 from cctelegram_notifier.delivery import build_call
-from cctelegram_notifier.testing import (
+from cctelegram_testing.notifier import (
     publish_outbox,
     sandbox_calls,
     sandbox_messages,
     stream_contracts,
     wait_until,
 )
-from cctelegram_sandbox.strict import KNOWN_PARAMETERS
-from cctelegram_sandbox.testing import RunningSandbox, run_sandbox
+from cctelegram_testing.sandbox import KNOWN_PARAMETERS, RunningSandbox, run_sandbox
 
 CHAT = 7101
 

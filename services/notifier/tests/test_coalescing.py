@@ -23,10 +23,10 @@ from cctelegram_common.contracts.outbox import (
     Operation,
     OutboxMessage,
 )
-from cctelegram_common.natsserver import NatsServer
 from cctelegram_notifier.coalesce import SEPARATOR, Measure, measure, merged_message, plan
 from cctelegram_notifier.store import delivery_key
-from cctelegram_notifier.testing import (
+from cctelegram_testing.nats import NatsServer
+from cctelegram_testing.notifier import (
     NotifierProcess,
     publish_outbox,
     sandbox_calls,
@@ -34,9 +34,7 @@ from cctelegram_notifier.testing import (
     stream_contracts,
     wait_until,
 )
-from cctelegram_sandbox.entities import utf16_len
-from cctelegram_sandbox.formatting import format_text
-from cctelegram_sandbox.testing import RunningSandbox, run_sandbox
+from cctelegram_testing.sandbox import RunningSandbox, format_text, run_sandbox, utf16_len
 
 CARD_KEYBOARD = ((InlineButton(text="Approve", callback_data="a"),),)
 

@@ -20,14 +20,14 @@ from cctelegram_common.contracts.outbox import (
     OutboxMessage,
 )
 from cctelegram_notifier.store import delivery_key
-from cctelegram_notifier.testing import (
+from cctelegram_testing.notifier import (
     publish_outbox,
     sandbox_calls,
     sandbox_messages,
     stream_contracts,
     wait_until,
 )
-from cctelegram_sandbox.testing import RunningSandbox, run_sandbox
+from cctelegram_testing.sandbox import RunningSandbox, run_sandbox
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from cctelegram_sandbox.app import create_app
 from cctelegram_sandbox.config import ManualClock
 from cctelegram_sandbox.strict import KNOWN_PARAMETERS
-from cctelegram_sandbox.testing import run_sandbox
+from cctelegram_testing.sandbox import run_sandbox
 
 TOKEN = "123456789:SANDBOX-strict-token-0123456789abc"
 

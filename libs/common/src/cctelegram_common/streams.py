@@ -209,6 +209,10 @@ def bucket_specs(history_s: float = DEFAULT_HISTORY_S) -> tuple[BucketSpec, ...]
         BucketSpec(
             subjects.KV_SESSIONS, "Claude Code sessions: project, activity, rules", ttl_s=DAY_S
         ),
+        # A week: longer than Telegram keeps an update, so a redelivered one is still known.
+        BucketSpec(
+            subjects.KV_UPDATES_SEEN, "events: processed Telegram update ids", ttl_s=7 * DAY_S
+        ),
         # An idle key's entry is gone after 5 min: by then its bucket is full again anyway.
         BucketSpec(
             subjects.KV_RATE_LIMITS,

@@ -107,6 +107,8 @@ KV_SESSIONS: Final = "cctg_sessions"
 # Per client: its webhook signing secret, encrypted under auth's server secret (auth only).
 KV_WEBHOOK_SECRETS: Final = "cctg_webhook_secrets"
 KV_RATE_LIMITS: Final = "cctg_ratelimits"  # gateway: one token bucket per API key id
+# Private to the events service: one key per processed Telegram update_id (no reader).
+KV_UPDATES_SEEN: Final = "cctg_updates_seen"
 
 # --- durable consumers (<service>-<handler>) ----------------------------------------------
 CONSUMER_EVENTS_SUBMIT: Final = "events-submit"
@@ -173,9 +175,6 @@ STATE_KEY_MODE: Final = "mode"  # the default for every client
 STATE_KEY_MODE_CLIENT_PREFIX: Final = "mode.client."  # + client key: one client's own choice
 STATE_KEY_MUTED_PREFIX: Final = "muted."  # + client key: what was suppressed while muted
 STATE_KEY_CALLBACK_SECRET: Final = "events.callback_secret"  # noqa: S105 (a key name)
-# Keys in KV_EVENT_STATUS besides event ids: processed-update markers (the bucket's TTL
-# forgets them after a week, longer than Telegram keeps an update).
-EVENT_STATUS_UPDATE_PREFIX: Final = "update."
 
 # --- auth: key management RPCs (answered by the auth service) ------------------------------
 AUTH_RPC_SERVICE: Final = "auth"

@@ -46,6 +46,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
     state_kv = NatsKv(await js.key_value(subjects.KV_STATE))
     approvals_kv = NatsKv(await js.key_value(subjects.KV_APPROVALS))
     sessions_kv = NatsKv(await js.key_value(subjects.KV_SESSIONS))
+    seen_kv = NatsKv(await js.key_value(subjects.KV_UPDATES_SEEN))
     publisher = JetStreamPublisher(js)
     clock = system_clock
     modes = ModeStore(state_kv, clock)
@@ -87,7 +88,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
         tasks=tasks,
         modes=mode_service,
         bridge=RpcBridgeClient(service.broker),
-        status_kv=status_kv,
+        seen_kv=seen_kv,
         publisher=publisher,
         clock=clock,
         allowed_users=settings.allowed_users,

@@ -5,7 +5,8 @@ reads Telegram JSON.
 
 Only allowed users get answers; anyone else is counted and ignored (a press on a card by a
 non-approver gets a polite callback answer and changes nothing). Each ``update_id`` is
-handled once: a marker in ``cctg_event_status`` records that it was processed.
+handled once: a marker in the events service's private ``cctg_updates_seen`` bucket records
+that it was processed (``cctg_event_status`` holds only ``EventStatus`` records, for readers).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from datetime import time
 
 from pydantic import ValidationError
 
-from cctelegram_common import subjects
 from cctelegram_common.contracts.modes import Mode, QuietHoursSpec
 from cctelegram_common.contracts.outbox import InlineButton, Operation, OutboxMessage, outbox_id
 from cctelegram_common.contracts.responses import ResponseKind, ResponseRecord
@@ -97,7 +97,7 @@ class UpdateInterpreter:
     tasks: TaskService
     modes: ModeService
     bridge: BridgeClient
-    status_kv: KvStore
+    seen_kv: KvStore
     publisher: Publisher
     clock: Clock
     allowed_users: tuple[int, ...]
@@ -106,12 +106,12 @@ class UpdateInterpreter:
 
     async def handle(self, inbound: InboundUpdate) -> str:
         """Process one update at most once; returns what kind it was (for metrics/tests)."""
-        marker = f"{subjects.EVENT_STATUS_UPDATE_PREFIX}{inbound.update_id}"
-        if await self.status_kv.get(marker) is not None:
+        marker = str(inbound.update_id)
+        if await self.seen_kv.get(marker) is not None:
             kind = "duplicate"
         else:
             kind = await self._dispatch(inbound)
-            await self.status_kv.put(marker, kind.encode())
+            await self.seen_kv.put(marker, kind.encode())
         metrics.UPDATES_PROCESSED.labels(kind).inc()
         return kind
 

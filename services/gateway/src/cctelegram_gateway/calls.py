@@ -20,6 +20,7 @@ from cctelegram_gateway import metrics
 from cctelegram_gateway.auditing import Auditor
 from cctelegram_gateway.errors import ToolError
 from cctelegram_gateway.ratelimit import SharedRateLimiter
+from cctelegram_gateway.readmodels import EventsReadModels
 from cctelegram_gateway.registry import ResourceSpec, ToolContext, ToolSpec
 
 log = get_logger(__name__)
@@ -48,6 +49,7 @@ def forbidden(principal: Principal, permission: Permission, what: str) -> ToolEr
 @dataclass
 class ToolRunner:
     broker: NatsBroker
+    reads: EventsReadModels
     limiter: SharedRateLimiter
     auditor: Auditor
     # Read-only configuration tools may need (e.g. "claude_code": ClaudeCodeSettings).
@@ -101,7 +103,11 @@ class ToolRunner:
 
     def context(self, principal: Principal, request_id: str) -> ToolContext:
         return ToolContext(
-            principal=principal, request_id=request_id, broker=self.broker, extras=self.extras
+            principal=principal,
+            request_id=request_id,
+            broker=self.broker,
+            reads=self.reads,
+            extras=self.extras,
         )
 
     async def call(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_type_hints
 
 from faststream.nats import NatsBroker
 from pydantic import BaseModel
@@ -19,6 +19,9 @@ from cctelegram_common.contracts.auth import Permission, Principal
 from cctelegram_gateway.errors import ToolError
 
 __all__ = ["ResourceSpec", "ToolContext", "ToolError", "ToolRegistry", "ToolSpec", "registry"]
+
+if TYPE_CHECKING:
+    from cctelegram_gateway.readmodels import EventsReadModels
 
 InputT = TypeVar("InputT", bound=BaseModel)
 
@@ -32,11 +35,13 @@ OutputT = TypeVar("OutputT", bound=BaseModel)
 
 @dataclass
 class ToolContext:
-    """What a tool handler may use: who calls, the request id, and the NATS connection."""
+    """What a tool handler may use: who calls, the request id, the NATS connection, and the
+    read port onto the events service's read models."""
 
     principal: Principal
     request_id: str
     broker: NatsBroker
+    reads: EventsReadModels
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from cctelegram_cli.natsserver import NatsServer, NatsServerError, port_in_use
 from cctelegram_common.apikeys import generate_key, parse_key
-from cctelegram_common.natsserver import NatsServer, NatsServerError, port_in_use
 from cctelegram_common.processes import die_with_parent
 
 # Services in start order: auth first (the gateway verifies keys with it), gateway last.

@@ -10,9 +10,6 @@ import asyncio
 import functools
 from datetime import timedelta
 
-import nats.errors
-import nats.js.errors
-
 from cctelegram_common import subjects
 from cctelegram_common.contracts.approvals import (
     ON_TIMEOUT_EXPIRE,
@@ -35,7 +32,6 @@ from cctelegram_common.contracts.tools import (
 from cctelegram_common.webhooks import AllowList, DestinationRefusedError, check_callback_url
 from cctelegram_gateway.registry import ToolContext, ToolError, current_progress, registry
 from cctelegram_gateway.tools.events import (
-    bucket,
     call_events,
     derive_id,
     may_read,
@@ -46,7 +42,6 @@ from cctelegram_gateway.tools.events import (
 APPEAR_GRACE_S = 5.0
 # How often a long wait tells a client that asked for progress that it is still waiting.
 KEEPALIVE_S = 15.0
-_KV_REMOVED = ("DEL", "PURGE")
 
 
 @functools.cache
@@ -95,14 +90,12 @@ async def watch_approval(
 async def _watch(
     ctx: ToolContext, approval_id: str, timeout_s: float, until_closed: bool
 ) -> ApprovalRecord:
-    store = await bucket(ctx, subjects.KV_APPROVALS)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     appear_deadline = loop.time() + min(timeout_s, APPEAR_GRACE_S)
-    try:
-        watcher = await store.watch(approval_id)
-    except nats.js.errors.InvalidKeyError:
-        raise _not_found(approval_id) from None
+    watch = await ctx.reads.watch_approval(approval_id)
+    if watch is None:
+        raise _not_found(approval_id)
     latest: ApprovalRecord | None = None
     try:
         while True:
@@ -110,20 +103,16 @@ async def _watch(
             remaining = until - loop.time()
             if remaining <= 0:
                 break
-            try:
-                entry = await watcher.updates(timeout=remaining)  # type: ignore[no-untyped-call]
-            except nats.errors.TimeoutError:
-                continue
-            if entry is None or entry.value is None or entry.operation in _KV_REMOVED:
-                continue  # the "no more history" marker, or a purge
-            record = ApprovalRecord.model_validate_json(entry.value)
+            record = await watch.next(remaining)
+            if record is None:
+                continue  # nothing new yet, the "no more history" marker, or a purge
             if not may_read(ctx, record.client_id):
                 raise _not_found(approval_id)
             latest = record
             if not record.is_open or not until_closed:
                 return record
     finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
+        await watch.stop()
     if latest is None:
         raise _not_found(approval_id)
     return latest
@@ -216,19 +205,10 @@ async def wait_for_approval(
     read_only=True,
 )
 async def get_approval(ctx: ToolContext, params: ApprovalIdInput) -> ApprovalView:
-    store = await bucket(ctx, subjects.KV_APPROVALS)
-    try:
-        entry = await store.get(params.approval_id)
-    except (
-        nats.js.errors.KeyNotFoundError,
-        nats.js.errors.KeyDeletedError,
-        nats.js.errors.InvalidKeyError,
-    ):
+    record = await ctx.reads.approval(params.approval_id)
+    if record is None:
         # Just sent? The events service may still be creating it.
         return view(await watch_approval(ctx, params.approval_id, 2.0, until_closed=False))
-    if entry.value is None:
-        raise _not_found(params.approval_id)
-    record = ApprovalRecord.model_validate_json(entry.value)
     if not may_read(ctx, record.client_id):
         raise _not_found(params.approval_id)
     return view(record)

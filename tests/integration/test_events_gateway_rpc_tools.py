@@ -9,6 +9,7 @@ from datetime import time
 from pathlib import Path
 
 import pytest
+from events_harness import EventsHarness
 from faststream.nats import NatsBroker
 
 from cctelegram_common import subjects
@@ -26,7 +27,7 @@ from cctelegram_common.contracts.tools import (
     WaitForApprovalInput,
 )
 from cctelegram_common.contracts.updates import InboundUpdate
-from cctelegram_events.testing import EventsHarness
+from cctelegram_gateway.readmodels import EventsReadModels
 from cctelegram_gateway.registry import ToolContext, ToolError
 from cctelegram_gateway.tools.approvals import send_approval_request, wait_for_approval
 from cctelegram_gateway.tools.modes import (
@@ -46,7 +47,9 @@ def context(broker: NatsBroker, client_id: str, role: Role = Role.AGENT) -> Tool
     principal = Principal(
         client_id=client_id, key_id=f"k-{client_id}", role=role, permissions=ROLE_PERMISSIONS[role]
     )
-    return ToolContext(principal=principal, request_id="req", broker=broker)
+    return ToolContext(
+        principal=principal, request_id="req", broker=broker, reads=EventsReadModels(broker)
+    )
 
 
 @pytest.fixture

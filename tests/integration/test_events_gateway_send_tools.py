@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from events_harness import EventsHarness
 from faststream.nats import NatsBroker
 
 from cctelegram_common.contracts.auth import ROLE_PERMISSIONS, Principal, Role
 from cctelegram_common.contracts.events import EventState
 from cctelegram_common.contracts.tools import GetEventStatusInput, SendMessageInput
-from cctelegram_events.testing import EventsHarness
+from cctelegram_gateway.readmodels import EventsReadModels
 from cctelegram_gateway.registry import ToolContext, ToolError
 from cctelegram_gateway.tools.events import get_event_status, send_telegram_message
 
@@ -27,7 +28,12 @@ async def test_send_telegram_message_with_idempotency_key_sends_once(
     broker = NatsBroker(nats_url)
     await broker.connect()
     try:
-        ctx = ToolContext(principal=principal("agent-1"), request_id="r1", broker=broker)
+        ctx = ToolContext(
+            principal=principal("agent-1"),
+            request_id="r1",
+            broker=broker,
+            reads=EventsReadModels(broker),
+        )
         params = SendMessageInput(message="Hello from the agent 👋", idempotency_key="hello-1")
         first = await send_telegram_message(ctx, params)
         second = await send_telegram_message(ctx, params)
@@ -47,7 +53,12 @@ async def test_send_telegram_message_with_idempotency_key_sends_once(
                 await asyncio.sleep(0.05)
         assert view.state is EventState.QUEUED
 
-        stranger = ToolContext(principal=principal("agent-2"), request_id="r2", broker=broker)
+        stranger = ToolContext(
+            principal=principal("agent-2"),
+            request_id="r2",
+            broker=broker,
+            reads=EventsReadModels(broker),
+        )
         with pytest.raises(ToolError) as refused:
             await get_event_status(stranger, GetEventStatusInput(event_id=first.event_id))
         assert refused.value.status == 404

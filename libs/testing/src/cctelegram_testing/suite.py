@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cctelegram_common.natsserver import free_port_block
+from cctelegram_cli.natsserver import free_port_block
 
 
 @dataclass

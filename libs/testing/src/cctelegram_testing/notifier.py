@@ -16,10 +16,10 @@ import httpx
 import nats.js.errors
 from nats.aio.client import Client
 
+from cctelegram_cli.natsserver import free_port
 from cctelegram_common import subjects
 from cctelegram_common.contracts.base import Contract
 from cctelegram_common.contracts.outbox import OutboxMessage
-from cctelegram_common.natsserver import free_port
 
 ContractT = TypeVar("ContractT", bound=Contract)
 

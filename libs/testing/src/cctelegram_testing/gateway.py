@@ -1,5 +1,6 @@
-"""Helpers for tests and benchmarks: the gateway in-process with a lifespan that connects it,
-and a real auth + gateway stack as child processes."""
+"""Helpers for tests and benchmarks: a service in-process with a lifespan that connects it, and
+a real auth + gateway stack as child processes (run by module name: nothing here imports a
+service)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,40 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cctelegram_common.apikeys import generate_key
-from cctelegram_common.serviceprocess import ServiceProcess
-from cctelegram_gateway.app import GatewayService
+from cctelegram_testing.processes import ServiceProcess
 
 
-def lifespan_app(gateway: GatewayService) -> ASGIApp:
-    """The gateway's ASGI app whose lifespan connects NATS and runs MCP, in whatever event loop
-    serves it (Starlette's TestClient, schemathesis ``from_asgi``)."""
+class RunnableApp(Protocol):
+    """What ``lifespan_app`` needs of a service (the gateway's ``GatewayService``)."""
+
+    fastapi: FastAPI
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+    async def connect_forever(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def lifespan_app(gateway: RunnableApp) -> ASGIApp:
+    """The service's ASGI app whose lifespan connects NATS and runs FastAPI's lifespan (the
+    gateway's MCP session manager), in whatever event loop serves it (Starlette's TestClient,
+    schemathesis ``from_asgi``)."""
 
     @contextlib.asynccontextmanager
     async def running() -> AsyncIterator[None]:
-        async with gateway.running():
-            yield
+        await gateway.connect_forever()
+        async with gateway.fastapi.router.lifespan_context(gateway.fastapi):
+            try:
+                yield
+            finally:
+                await gateway.stop()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":

@@ -1,4 +1,5 @@
-"""Install a pinned `@anthropic-ai/claude-code` from npm into a cache folder outside the repo.
+"""Install a pinned `@anthropic-ai/claude-code` from npm into a cache folder outside the repo
+(for tests/claude_code, bench/claude_code.py and the anthropic stand-in's ``claude`` runner).
 
 Idempotent (a marker file written last says the install is complete) and safe when several
 processes call it at once (an exclusive `fcntl` lock on a file beside the install folder).

@@ -24,11 +24,11 @@ from cctelegram_common.contracts.auth import (
     Role,
 )
 from cctelegram_common.contracts.rpc import RpcReply
-from cctelegram_common.natsserver import NatsServer
 from cctelegram_common.settings import NatsSettings
 from cctelegram_gateway.app import create_app
 from cctelegram_gateway.settings import GatewaySettings
-from cctelegram_gateway.testing import Stack, lifespan_app
+from cctelegram_testing.gateway import Stack, lifespan_app
+from cctelegram_testing.nats import NatsServer
 
 
 @dataclass
@@ -147,7 +147,7 @@ def client(auth_stack: Stack) -> Iterator[TestClient]:
 @pytest.fixture(scope="session")
 def gateways(auth_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list]:
     """Two real gateway replicas on the session NATS and auth (logs kept for canary checks)."""
-    from cctelegram_common.serviceprocess import ServiceProcess
+    from cctelegram_testing.processes import ServiceProcess
 
     directory = Path(tmp_path_factory.mktemp("gateways"))
     replicas = []

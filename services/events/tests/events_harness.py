@@ -1,4 +1,5 @@
-"""Test helpers: an in-process events service on a real NATS and a tap on the outbox."""
+"""Test helpers of the events tests: an in-process events service on a real NATS, a tap on the
+outbox, and in-memory fakes of the ports (``FakeKv``, ``RecordingPublisher``, ...)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import nats
+import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from pydantic import BaseModel
@@ -68,7 +70,7 @@ async def running_events(nats_url: str, **overrides: Any) -> AsyncIterator[Event
     settings = EventsSettings(
         nats={"urls": [nats_url]},
         allowed_users=users,
-        callback_secret="test-callback-secret-0123456789",  # noqa: S106
+        callback_secret="test-callback-secret-0123456789",
         expiry_interval_s=0.2,
         **overrides,
     )
@@ -83,6 +85,12 @@ async def running_events(nats_url: str, **overrides: Any) -> AsyncIterator[Event
     finally:
         await nc.drain()
         await service.stop()
+
+
+@pytest.fixture
+async def events_harness(nats_url: str) -> AsyncIterator[EventsHarness]:
+    async with running_events(nats_url) as harness:
+        yield harness
 
 
 # --- in-memory fakes for unit tests --------------------------------------------------------

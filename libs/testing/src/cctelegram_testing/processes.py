@@ -17,7 +17,7 @@ from types import TracebackType
 
 import httpx
 
-from cctelegram_common.natsserver import free_port
+from cctelegram_cli.natsserver import free_port
 
 
 class ServiceProcessError(RuntimeError):

