@@ -144,6 +144,7 @@ BUCKETS: tuple[BucketSpec, ...] = (
     BucketSpec(subjects.KV_STATE, "Small domain state: modes, quiet hours, todos", history=3),
     # A session idle this long is gone with its rules (every tool use rewrites the record).
     BucketSpec(subjects.KV_SESSIONS, "Claude Code sessions: project, activity, rules", ttl_s=DAY_S),
+    BucketSpec(subjects.KV_ROUTES, "Route rules: bot, chat, topic by client/project/type"),
 )
 
 

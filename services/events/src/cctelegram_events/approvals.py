@@ -21,6 +21,7 @@ from cctelegram_common.contracts.approvals import (
     ApprovalRecord,
     ApprovalStatus,
     CancelApprovalRequest,
+    CardTarget,
     SubmitApproval,
 )
 from cctelegram_common.contracts.event_types import EventType
@@ -48,6 +49,8 @@ from cctelegram_events.ports import (
 )
 from cctelegram_events.rendering import render_approval_card, render_closed_card
 from cctelegram_events.responses import APPROVE_ACTION, DENY_ACTION, ResponseLog
+from cctelegram_events.routing import RouteBook, destinations_of
+from cctelegram_events.templates import template_for
 
 log = get_logger(__name__)
 _tracer = trace.get_tracer("cctelegram.events.approvals")
@@ -150,6 +153,23 @@ def decide(
     )
 
 
+def msgref_key(chat_id: int, message_id: int, bot: str | None = None) -> str:
+    """Which card a Telegram message is (message ids are per chat, and per bot)."""
+    if bot is None:
+        return f"{MSGREF_PREFIX}{chat_id}.{message_id}"
+    return f"{MSGREF_PREFIX}{bot}.{chat_id}.{message_id}"
+
+
+def targets_of(record: ApprovalRecord) -> tuple[CardTarget, ...]:
+    """Every copy of the card: routed targets, or one per chat (records before routes)."""
+    if record.card_targets:
+        return record.card_targets
+    return tuple(
+        CardTarget(outbox_id=outbox_id, chat_id=chat)
+        for chat, outbox_id in zip(record.chat_ids, record.card_outbox_ids, strict=True)
+    )
+
+
 def keyboard_for(
     record: ApprovalRecord, signer: CallbackSigner
 ) -> tuple[tuple[InlineButton, ...], ...]:
@@ -176,15 +196,65 @@ class ApprovalService:
     clock: Clock
     allowed_users: tuple[int, ...]
     timezone: str = "UTC"
+    routes: RouteBook | None = None
     # Approvals this replica has seen closed: they never reopen, so the expiry scan skips them.
     _known_closed: set[str] = field(default_factory=set)
 
     # --- creation ----------------------------------------------------------------------------
+    async def _routed(
+        self, command: SubmitApproval
+    ) -> tuple[tuple[int, ...], tuple[CardTarget, ...]] | None:
+        """(approvers, card targets) when route rules take this approval, else None."""
+        if self.routes is None:
+            return None
+        card = command.claude_code
+        project = command.project or (card.project if card is not None else None)
+        rules = await self.routes.select(
+            client_id=command.client_id,
+            project=project,
+            event_type=EventType.APPROVAL_REQUEST,
+            severity=template_for(EventType.APPROVAL_REQUEST).severity,
+        )
+        if not rules:
+            return None
+        places = destinations_of(
+            rules,
+            project=project,
+            session_key=card.session_key if card is not None else None,
+            session_tag=card.session_tag if card is not None else None,
+        )
+        default = command.approvers if command.approvers is not None else self.allowed_users
+        approvers: list[int] = []
+        for rule in rules:
+            approvers.extend(rule.approvers if rule.approvers is not None else default)
+        targets = tuple(
+            CardTarget(
+                outbox_id=f"{command.approval_id}:{place.token}:0",
+                chat_id=place.chat_id,
+                bot=place.bot,
+                message_thread_id=place.message_thread_id,
+                topic=place.topic,
+                route=place.rule.name if place.rule else None,
+            )
+            for place in places
+        )
+        return tuple(dict.fromkeys(approvers)), targets
+
     async def submit(self, command: SubmitApproval) -> ApprovalRecord:
         """Create the record and queue the cards, once per approval id."""
         wanted = command.approvers if command.approvers is not None else self.allowed_users
         # Cards go to approvers' private chats: never to someone who is not an allowed user.
         approvers = tuple(dict.fromkeys(a for a in wanted if a in self.allowed_users))
+        routed = await self._routed(command)
+        targets: tuple[CardTarget, ...] = ()
+        if routed is not None:
+            # A route names its chats and approvers (an admin set them up).
+            approvers, targets = routed
+        else:
+            targets = tuple(
+                CardTarget(outbox_id=f"{command.approval_id}:{chat}:0", chat_id=chat)
+                for chat in approvers
+            )
         on_timeout = command.on_timeout
         if on_timeout != ON_TIMEOUT_EXPIRE and on_timeout not in command.options:
             on_timeout = ON_TIMEOUT_EXPIRE
@@ -209,8 +279,9 @@ class ApprovalService:
             source=command.source,
             text_reply_decides=command.text_reply_decides,
             claude_code=command.claude_code,
-            chat_ids=approvers,
-            card_outbox_ids=tuple(f"{command.approval_id}:{chat}:0" for chat in approvers),
+            chat_ids=tuple(target.chat_id for target in targets),
+            card_outbox_ids=tuple(target.outbox_id for target in targets),
+            card_targets=targets if routed is not None else (),
             card_text=card_text,
             created_at=command.submitted_at,
             expires_at=command.expires_at,
@@ -239,13 +310,16 @@ class ApprovalService:
                 record = stored[0]
         if record.is_open:
             keyboard = keyboard_for(record, self.signer)
-            for chat, outbox_id in zip(record.chat_ids, record.card_outbox_ids, strict=True):
+            for target in targets_of(record):
                 await publish_outbox(
                     self.publisher,
                     OutboxMessage(
-                        outbox_id=outbox_id,
+                        outbox_id=target.outbox_id,
                         operation=Operation.SEND_MESSAGE,
-                        chat_id=chat,
+                        chat_id=target.chat_id,
+                        bot=target.bot,
+                        message_thread_id=target.message_thread_id,
+                        topic=target.topic,
                         event_id=record.approval_id,
                         approval_id=record.approval_id,
                         text=record.card_text,
@@ -284,11 +358,13 @@ class ApprovalService:
             return
         for message_id in report.telegram_message_ids:
             await self.state_kv.put(
-                f"{MSGREF_PREFIX}{report.chat_id}.{message_id}", approval_id.encode()
+                msgref_key(report.chat_id, message_id, report.bot), approval_id.encode()
             )
 
-    async def approval_for_message(self, chat_id: int, message_id: int) -> str | None:
-        entry = await self.state_kv.get(f"{MSGREF_PREFIX}{chat_id}.{message_id}")
+    async def approval_for_message(
+        self, chat_id: int, message_id: int, bot: str | None = None
+    ) -> str | None:
+        entry = await self.state_kv.get(msgref_key(chat_id, message_id, bot))
         return entry.value.decode() if entry else None
 
     # --- transitions -------------------------------------------------------------------------
@@ -320,13 +396,17 @@ class ApprovalService:
 
     async def _edit_cards(self, record: ApprovalRecord, suffix: str) -> None:
         text = render_closed_card(record, self.timezone)
-        for chat, card_outbox_id in zip(record.chat_ids, record.card_outbox_ids, strict=True):
+        for target in targets_of(record):
+            # The default route keeps its historic ids: "<approval>:<chat>:closed".
+            chat_part = target.outbox_id.removeprefix(f"{record.approval_id}:").rsplit(":", 1)[0]
+            card_outbox_id = target.outbox_id
             await publish_outbox(
                 self.publisher,
                 OutboxMessage(
-                    outbox_id=f"{record.approval_id}:{chat}:{suffix}",
+                    outbox_id=f"{record.approval_id}:{chat_part}:{suffix}",
                     operation=Operation.EDIT_MESSAGE_TEXT,
-                    chat_id=chat,
+                    chat_id=target.chat_id,
+                    bot=target.bot,
                     event_id=record.approval_id,
                     approval_id=record.approval_id,
                     text=text,
@@ -342,13 +422,16 @@ class ApprovalService:
             elapsed = (record.decided_at - record.created_at).total_seconds()
             metrics.APPROVAL_DECISION_SECONDS.observe(max(0.0, elapsed))
 
-    async def _answer(self, callback_query_id: str, chat_id: int, text: str) -> None:
+    async def _answer(
+        self, callback_query_id: str, chat_id: int, text: str, bot: str | None = None
+    ) -> None:
         await publish_outbox(
             self.publisher,
             OutboxMessage(
                 outbox_id=f"cbq-{callback_query_id}",
                 operation=Operation.ANSWER_CALLBACK_QUERY,
                 chat_id=chat_id,
+                bot=bot,
                 callback_query_id=callback_query_id,
                 text=text[:200],
             ),
@@ -363,18 +446,21 @@ class ApprovalService:
         chat_id: int,
         person: Person,
         data: str,
+        bot: str | None = None,
+        response_key: str | None = None,
+        topic_key: str | None = None,
     ) -> str:
         """A button press: answer it, and decide the approval if this press wins."""
         parsed = self.signer.verify(data)
         if parsed is None:
             metrics.CALLBACK_REJECTED.labels("forged").inc()
-            await self._answer(callback_query_id, chat_id, INVALID_BUTTON)
+            await self._answer(callback_query_id, chat_id, INVALID_BUTTON, bot)
             return INVALID_BUTTON
         approval_id, option_index = parsed
         loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
         if loaded is None or option_index >= len(loaded[0].options):
             metrics.CALLBACK_REJECTED.labels("unknown").inc()
-            await self._answer(callback_query_id, chat_id, NO_LONGER_OPEN)
+            await self._answer(callback_query_id, chat_id, NO_LONGER_OPEN, bot)
             return NO_LONGER_OPEN
         current = loaded[0]
         with _tracer.start_as_current_span(
@@ -383,7 +469,15 @@ class ApprovalService:
             attributes={"approval.id": approval_id, "approval.option_index": option_index},
         ):
             return await self._press_open_card(
-                update_id, callback_query_id, chat_id, person, current, option_index
+                update_id,
+                callback_query_id,
+                chat_id,
+                person,
+                current,
+                option_index,
+                bot,
+                response_key or str(update_id),
+                topic_key,
             )
 
     async def _press_open_card(
@@ -394,11 +488,14 @@ class ApprovalService:
         person: Person,
         current: ApprovalRecord,
         option_index: int,
+        bot: str | None = None,
+        response_key: str | None = None,
+        topic_key: str | None = None,
     ) -> str:
         approval_id = current.approval_id
         if person.user_id not in current.approvers:
             metrics.CALLBACK_REJECTED.labels("not_approver").inc()
-            await self._answer(callback_query_id, chat_id, NOT_AN_APPROVER)
+            await self._answer(callback_query_id, chat_id, NOT_AN_APPROVER, bot)
             return NOT_AN_APPROVER
         now = self.clock()
 
@@ -412,7 +509,7 @@ class ApprovalService:
         accepted = after is not None
         await self.responses.record(
             ResponseRecord(
-                response_id=f"resp-{update_id}",
+                response_id=f"resp-{response_key or update_id}",
                 kind=ResponseKind.BUTTON,
                 update_id=update_id,
                 user_id=person.user_id,
@@ -425,15 +522,17 @@ class ApprovalService:
                 action=action_for(label),
                 option_index=option_index,
                 accepted=accepted,
+                bot=bot,
+                topic_key=topic_key,
                 recorded_at=now,
             )
         )
         if after is None:
             metrics.CALLBACK_REJECTED.labels("closed").inc()
-            await self._answer(callback_query_id, chat_id, NO_LONGER_OPEN)
+            await self._answer(callback_query_id, chat_id, NO_LONGER_OPEN, bot)
             return NO_LONGER_OPEN
         answer = f"✅ Recorded: {label}"
-        await self._answer(callback_query_id, chat_id, answer)
+        await self._answer(callback_query_id, chat_id, answer, bot)
         await self._edit_cards(after, "closed")
         self._closed(after)
         return answer
@@ -447,6 +546,10 @@ class ApprovalService:
         approval_id: str,
         person: Person,
         text: str,
+        bot: str | None = None,
+        message_thread_id: int | None = None,
+        response_key: str | None = None,
+        topic_key: str | None = None,
     ) -> bool:
         """A text reply to a card: decides when it names an option, else a comment.
         Returns False when the card does not take text replies from this person."""
@@ -491,7 +594,7 @@ class ApprovalService:
             action = "comment"
         await self.responses.record(
             ResponseRecord(
-                response_id=f"resp-{update_id}",
+                response_id=f"resp-{response_key or update_id}",
                 kind=ResponseKind.TEXT,
                 update_id=update_id,
                 user_id=person.user_id,
@@ -505,15 +608,19 @@ class ApprovalService:
                 option_index=option_index if decided_now else None,
                 text=comment,
                 accepted=after is not None,
+                bot=bot,
+                topic_key=topic_key,
                 recorded_at=now,
             )
         )
         await publish_outbox(
             self.publisher,
             OutboxMessage(
-                outbox_id=f"reply-{update_id}:{chat_id}:0",
+                outbox_id=f"reply-{response_key or update_id}:{chat_id}:0",
                 operation=Operation.SEND_MESSAGE,
                 chat_id=chat_id,
+                bot=bot,
+                message_thread_id=message_thread_id,
                 text=reply[:4000],
                 parse_mode=None,
                 reply_to_message_id=message_id,

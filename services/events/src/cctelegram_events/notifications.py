@@ -36,6 +36,13 @@ from cctelegram_events.ports import (
     publish_outbox,
 )
 from cctelegram_events.rendering import Style, render_message_parts, severity_of
+from cctelegram_events.routing import (
+    Destination,
+    RouteBook,
+    default_destinations,
+    destinations_of,
+    parse_token,
+)
 from cctelegram_events.telegram_html import safe, split_html
 from cctelegram_events.templates import TASK_LIVE, TASK_TERMINAL, template_for
 
@@ -90,10 +97,24 @@ class NotificationService:
     style: Style = "concise"
     live_task_cards: bool = True
     quiet_hours: QuietHours | None = None
+    routes: RouteBook | None = None
 
     def targets(self, event: SubmitEvent) -> tuple[int, ...]:
         # A private chat's id is the user's id.
         return tuple(event.chat_ids) if event.chat_ids else self.allowed_users
+
+    async def destinations(self, event: SubmitEvent) -> list[Destination]:
+        """Explicit chats; else the routes whose rules fit; else the default route."""
+        if not event.chat_ids and self.routes is not None:
+            rules = await self.routes.select(
+                client_id=event.client_id,
+                project=event.project,
+                event_type=event.type,
+                severity=severity_of(event),
+            )
+            if rules:
+                return destinations_of(rules, project=event.project, session_key=event.session_key)
+        return default_destinations(self.targets(event))
 
     async def submit(self, event: SubmitEvent) -> EventStatus:
         """Render and route one event. A redelivered or re-submitted id changes nothing."""
@@ -183,7 +204,8 @@ class NotificationService:
 
     async def _route(self, event: SubmitEvent) -> Route:
         """What to do with a new event: its state, and the outbox messages to publish."""
-        chats = self.targets(event)
+        places = await self.destinations(event)
+        chats = tuple(dict.fromkeys(place.chat_id for place in places))
         if event.type in TASK_TERMINAL:
             metrics.TASK_COMPLETIONS.labels(event.type.value).inc()
         mode = (await self.modes.get()).mode
@@ -209,19 +231,9 @@ class NotificationService:
             return Route(EventState.HELD, (), chats, None)
 
         parts = render_message_parts(event, self.style)
-        messages = await self._live_card_messages(event, parts, chats)
+        messages = await self._live_card_messages(event, parts, places)
         if messages is None:
-            messages = [
-                OutboxMessage(
-                    outbox_id=f"{event.event_id}:{chat}:{index}",
-                    operation=Operation.SEND_MESSAGE,
-                    chat_id=chat,
-                    event_id=event.event_id,
-                    text=part,
-                )
-                for chat in chats
-                for index, part in enumerate(parts)
-            ]
+            messages = _sends(event, parts, places)
         return Route(EventState.QUEUED, tuple(messages), chats, None)
 
     async def _record_route(self, event: SubmitEvent, route: Route) -> EventStatus:
@@ -256,7 +268,7 @@ class NotificationService:
 
     # --- live task cards ---------------------------------------------------------------------
     async def _live_card_messages(
-        self, event: SubmitEvent, parts: list[str], chats: tuple[int, ...]
+        self, event: SubmitEvent, parts: list[str], places: list[Destination]
     ) -> list[OutboxMessage] | None:
         """Edits of the task's status card (plus a fresh message at the end), or None to send
         the event as ordinary messages."""
@@ -271,7 +283,9 @@ class NotificationService:
                 return None
             card = TaskCard(
                 event_id=event.event_id,
-                card_outbox_ids={str(chat): f"{event.event_id}:{chat}:0" for chat in chats},
+                card_outbox_ids={
+                    place.token: f"{event.event_id}:{place.token}:0" for place in places
+                },
             )
             await self.state_kv.put(key, card.model_dump_json().encode())
             return None  # this event's own message becomes the card
@@ -283,31 +297,21 @@ class NotificationService:
         card_text = parts[0]
         edits = [
             OutboxMessage(
-                outbox_id=f"{event.event_id}:{chat}:card",
+                outbox_id=f"{event.event_id}:{token}:card",
                 operation=Operation.EDIT_MESSAGE_TEXT,
-                chat_id=int(chat),
+                chat_id=parse_token(token)[0],
+                bot=parse_token(token)[1],
                 event_id=event.event_id,
                 text=card_text,
                 target_outbox_id=target,
             )
-            for chat, target in card.card_outbox_ids.items()
+            for token, target in card.card_outbox_ids.items()
         ]
         if event.type not in TASK_TERMINAL:
             metrics.EVENTS_PROCESSED.labels("edited").inc()
             return edits
         await self.state_kv.delete(key)
-        fresh = [
-            OutboxMessage(
-                outbox_id=f"{event.event_id}:{chat}:{index}",
-                operation=Operation.SEND_MESSAGE,
-                chat_id=chat,
-                event_id=event.event_id,
-                text=part,
-            )
-            for chat in chats
-            for index, part in enumerate(parts)
-        ]
-        return edits + fresh
+        return edits + _sends(event, parts, places)
 
     # --- delivery reports --------------------------------------------------------------------
     async def on_delivery(self, report: DeliveryReported) -> EventStatus | None:
@@ -403,6 +407,23 @@ class NotificationService:
                 return
             except CasConflictError:
                 continue
+
+
+def _sends(event: SubmitEvent, parts: list[str], places: list[Destination]) -> list[OutboxMessage]:
+    return [
+        OutboxMessage(
+            outbox_id=f"{event.event_id}:{place.token}:{index}",
+            operation=Operation.SEND_MESSAGE,
+            chat_id=place.chat_id,
+            bot=place.bot,
+            message_thread_id=place.message_thread_id,
+            topic=place.topic,
+            event_id=event.event_id,
+            text=part,
+        )
+        for place in places
+        for index, part in enumerate(parts)
+    ]
 
 
 def _apply_report(status: EventStatus, report: DeliveryReported, clock: Clock) -> EventStatus:

@@ -46,6 +46,22 @@ START_TEXT = (
 MODE_COMMANDS = {"/cct:nomad": Mode.NOMAD, "/cct:local": Mode.LOCAL, "/cct:mute": Mode.MUTE}
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where an update came from, so answers go back the same way (bot, forum topic)."""
+
+    bot: str | None
+    thread: int | None
+    key: str  # the update's key, unique across bots
+    topic_key: str | None = None
+
+
+def _thread_of(message: dict[str, Any]) -> int | None:
+    thread = message.get("message_thread_id")
+    in_topic = message.get("is_topic_message") or (message.get("chat") or {}).get("is_forum")
+    return thread if isinstance(thread, int) and in_topic else None
+
+
 def _person(raw: dict[str, Any]) -> Person:
     return Person(
         user_id=int(raw.get("id", 0)),
@@ -68,7 +84,7 @@ class UpdateInterpreter:
 
     async def handle(self, inbound: InboundUpdate) -> str:
         """Process one update at most once; returns what kind it was (for metrics/tests)."""
-        marker = f"{subjects.EVENT_STATUS_UPDATE_PREFIX}{inbound.update_id}"
+        marker = f"{subjects.EVENT_STATUS_UPDATE_PREFIX}{inbound.key}"
         if await self.status_kv.get(marker) is not None:
             kind = "duplicate"
         else:
@@ -81,13 +97,14 @@ class UpdateInterpreter:
         update = inbound.update
         callback = update.get("callback_query")
         if isinstance(callback, dict):
-            return await self._callback(inbound.update_id, callback)
+            return await self._callback(inbound, callback)
         message = update.get("message")
         if isinstance(message, dict):
-            return await self._message(inbound.update_id, message)
+            return await self._message(inbound, message)
         return "ignored"
 
-    async def _callback(self, update_id: int, callback: dict[str, Any]) -> str:
+    async def _callback(self, inbound: InboundUpdate, callback: dict[str, Any]) -> str:
+        update_id = inbound.update_id
         person = _person(callback.get("from") or {})
         message = callback.get("message") or {}
         chat_id = int((message.get("chat") or {}).get("id", person.user_id))
@@ -99,10 +116,20 @@ class UpdateInterpreter:
             chat_id=chat_id,
             person=person,
             data=str(callback.get("data") or ""),
+            bot=inbound.bot,
+            response_key=inbound.key,
+            topic_key=inbound.topic_key,
         )
         return "callback"
 
-    async def _message(self, update_id: int, message: dict[str, Any]) -> str:
+    async def _message(self, inbound: InboundUpdate, message: dict[str, Any]) -> str:
+        update_id = inbound.update_id
+        place = Place(
+            bot=inbound.bot,
+            thread=_thread_of(message),
+            key=inbound.key,
+            topic_key=inbound.topic_key,
+        )
         person = _person(message.get("from") or {})
         if person.user_id not in self.allowed_users:
             metrics.STRANGER_MESSAGES.inc()
@@ -110,12 +137,12 @@ class UpdateInterpreter:
         chat_id = int((message.get("chat") or {}).get("id", person.user_id))
         text = str(message.get("text") or message.get("caption") or "")
         if text.startswith("/"):
-            await self._command(update_id, chat_id, person, text)
+            await self._command(update_id, chat_id, person, text, place)
             return "command"
         replied = message.get("reply_to_message")
         if isinstance(replied, dict) and text:
             approval_id = await self.approvals.approval_for_message(
-                chat_id, int(replied.get("message_id", 0))
+                chat_id, int(replied.get("message_id", 0)), inbound.bot
             )
             if approval_id is not None and await self.approvals.text_reply(
                 update_id=update_id,
@@ -124,10 +151,16 @@ class UpdateInterpreter:
                 approval_id=approval_id,
                 person=person,
                 text=text,
+                bot=inbound.bot,
+                message_thread_id=place.thread,
+                response_key=inbound.key,
+                topic_key=inbound.topic_key,
             ):
                 return "reply"
         if text:
-            await self._record(update_id, chat_id, person, ResponseKind.TEXT, "message", text)
+            await self._record(
+                update_id, chat_id, person, ResponseKind.TEXT, "message", text, place
+            )
         return "text"
 
     async def _record(
@@ -138,10 +171,11 @@ class UpdateInterpreter:
         kind: ResponseKind,
         action: str,
         text: str | None,
+        place: Place,
     ) -> None:
         await self.responses.record(
             ResponseRecord(
-                response_id=f"resp-{update_id}",
+                response_id=f"resp-{place.key}",
                 kind=kind,
                 update_id=update_id,
                 user_id=person.user_id,
@@ -149,26 +183,34 @@ class UpdateInterpreter:
                 chat_id=chat_id,
                 action=action,
                 text=text[:1000] if text else None,
+                bot=place.bot,
+                topic_key=place.topic_key,
                 recorded_at=self.clock(),
             )
         )
 
-    async def _reply(self, update_id: int, chat_id: int, html_text: str) -> None:
+    async def _reply(self, place: Place, chat_id: int, html_text: str) -> None:
         for index, part in enumerate(split_html(html_text)):
             await publish_outbox(
                 self.publisher,
                 OutboxMessage(
-                    outbox_id=f"cmd-{update_id}:{chat_id}:{index}",
+                    outbox_id=f"cmd-{place.key}:{chat_id}:{index}",
                     operation=Operation.SEND_MESSAGE,
                     chat_id=chat_id,
+                    bot=place.bot,
+                    message_thread_id=place.thread,
                     text=part,
                 ),
             )
 
-    async def _command(self, update_id: int, chat_id: int, person: Person, text: str) -> None:
+    async def _command(
+        self, update_id: int, chat_id: int, person: Person, text: str, place: Place
+    ) -> None:
         head, _, argument = text.strip().partition(" ")
         command = head.split("@", 1)[0].lower()
-        await self._record(update_id, chat_id, person, ResponseKind.COMMAND, command, argument)
+        await self._record(
+            update_id, chat_id, person, ResponseKind.COMMAND, command, argument, place
+        )
         who = f"tg:{person.user_id}"
         if command == "/start":
             reply = START_TEXT
@@ -194,16 +236,16 @@ class UpdateInterpreter:
                 ][:20]
                 reply = safe("\n".join(lines))
         elif command == "/pending":
-            reply = await self._pending(update_id, chat_id, person)
+            reply = await self._pending(place, chat_id, person)
         elif command in MODE_COMMANDS:
             state = await self.modes.set(MODE_COMMANDS[command], who)
             reply = safe(MODE_MESSAGES[state.mode])
         else:
             reply = "Unknown command. /help lists what I understand."
         if reply:
-            await self._reply(update_id, chat_id, reply)
+            await self._reply(place, chat_id, reply)
 
-    async def _pending(self, update_id: int, chat_id: int, person: Person) -> str:
+    async def _pending(self, place: Place, chat_id: int, person: Person) -> str:
         open_approvals = await self.approvals.open_for(person.user_id)
         if not open_approvals:
             return "No open approvals."
@@ -211,9 +253,11 @@ class UpdateInterpreter:
             await publish_outbox(
                 self.publisher,
                 OutboxMessage(
-                    outbox_id=f"pending-{update_id}:{chat_id}:{record.approval_id}",
+                    outbox_id=f"pending-{place.key}:{chat_id}:{record.approval_id}",
                     operation=Operation.SEND_MESSAGE,
                     chat_id=chat_id,
+                    bot=place.bot,
+                    message_thread_id=place.thread,
                     approval_id=record.approval_id,
                     text=record.card_text,
                     keyboard=keyboard_for(record, self.approvals.signer),

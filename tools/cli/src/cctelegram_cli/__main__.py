@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMAND_MODULES = ("up", "stdio", "keys", "provision", "claude_code")
+SUBCOMMAND_MODULES = ("up", "stdio", "keys", "routes", "provision", "claude_code")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from cctelegram_common.contracts.base import Contract, utc_now
 from cctelegram_common.contracts.claude_code import ClaudeCodeCard
+from cctelegram_common.contracts.routing import ForumTopicRef
 
 DEFAULT_OPTIONS: tuple[str, ...] = ("Approve", "Deny")
 ON_TIMEOUT_EXPIRE = "expire"
@@ -64,8 +65,25 @@ class SubmitApproval(Contract):
     claude_code: ClaudeCodeCard | None = Field(
         default=None, description="A Claude Code tool use, question, plan or finished session"
     )
+    project: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Project it is about (routes select by it; a Claude Code card's own "
+        "project is used when this is unset)",
+    )
     request_id: str | None = None
     submitted_at: datetime = Field(default_factory=utc_now)
+
+
+class CardTarget(Contract):
+    """Where one copy of a card went (routes): bot, chat, topic, and its outbox id."""
+
+    outbox_id: str
+    chat_id: int
+    bot: str | None = None
+    message_thread_id: int | None = None
+    topic: ForumTopicRef | None = None
+    route: str | None = Field(default=None, description="The rule that chose it")
 
 
 class ApprovalRecord(Contract):
@@ -98,6 +116,10 @@ class ApprovalRecord(Contract):
     chat_ids: tuple[int, ...] = Field(default=(), description="Chats the card went to")
     card_outbox_ids: tuple[str, ...] = Field(default=(), description="One per chat, same order")
     card_text: str = Field(default="", description="The card's HTML, reused when it is edited")
+    card_targets: tuple[CardTarget, ...] = Field(
+        default=(),
+        description="Routed cards (bot, chat, topic); empty = chat_ids/card_outbox_ids only",
+    )
     created_at: datetime = Field(default_factory=utc_now)
     expires_at: datetime
     traceparent: str | None = Field(

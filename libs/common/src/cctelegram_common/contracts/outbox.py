@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from cctelegram_common.contracts.base import Contract, utc_now
+from cctelegram_common.contracts.routing import BOT_NAME_PATTERN, ForumTopicRef
 
 
 class Operation(StrEnum):
@@ -25,7 +26,8 @@ class InlineButton(Contract):
 
 
 class OutboxMessage(Contract):
-    """One Telegram operation for one chat. Subject ``cctg.outbox.chat.<chat>``.
+    """One Telegram operation for one chat. Subject ``cctg.outbox.chat.<chat>`` (the default
+    bot) or ``cctg.outbox.bot.<bot>.<chat>`` (a named bot).
 
     ``outbox_id`` is deterministic (event id + chat + part) and is the ``Nats-Msg-Id``,
     the deliveries-KV key and therefore the notifier's idempotency key.
@@ -42,6 +44,13 @@ class OutboxMessage(Contract):
         default=None, description="Inline keyboard rows; None = no keyboard (edit: remove it)"
     )
     message_thread_id: int | None = None
+    bot: str | None = Field(
+        default=None, pattern=BOT_NAME_PATTERN, description="Named bot; None = the default bot"
+    )
+    topic: ForumTopicRef | None = Field(
+        default=None,
+        description="Forum topic found or created by the notifier (wins over message_thread_id)",
+    )
     reply_to_message_id: int | None = None
     disable_notification: bool = False
     # Edits name their target either by Telegram id or by the outbox message that sent it.
@@ -81,6 +90,8 @@ class DeliveryReported(Contract):
     event_id: str | None
     approval_id: str | None = None
     chat_id: int
+    bot: str | None = Field(default=None, description="The named bot that sent it (None: default)")
+    message_thread_id: int | None = Field(default=None, description="Forum topic it went to")
     operation: Operation
     outcome: DeliveryOutcome
     telegram_message_ids: tuple[int, ...] = ()

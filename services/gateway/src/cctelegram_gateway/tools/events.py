@@ -133,6 +133,7 @@ async def send_telegram_event(ctx: ToolContext, params: SendEventInput) -> SendR
         data=params.data,
         client_id=ctx.principal.client_id,
         request_id=ctx.request_id,
+        project=params.project,
     )
     return await submit(ctx, event, "Event")
 
@@ -158,6 +159,7 @@ async def send_telegram_message(ctx: ToolContext, params: SendMessageInput) -> S
         source=params.source,
         client_id=ctx.principal.client_id,
         request_id=ctx.request_id,
+        project=params.project,
     )
     return await submit(ctx, event, "Message")
 
@@ -185,6 +187,7 @@ async def send_task_completion(ctx: ToolContext, params: SendTaskCompletionInput
         data=data,
         client_id=ctx.principal.client_id,
         request_id=ctx.request_id,
+        project=params.project,
     )
     return await submit(ctx, event, "Task completion")
 
@@ -210,6 +213,7 @@ async def send_performance_alert(ctx: ToolContext, params: SendPerformanceAlertI
         severity=Severity(params.severity),
         client_id=ctx.principal.client_id,
         request_id=ctx.request_id,
+        project=params.project,
     )
     return await submit(ctx, event, "Performance alert")
 

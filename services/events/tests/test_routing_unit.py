@@ -1,0 +1,231 @@
+"""Route rules with fakes: selection by client, project, type and severity; fan-out; the
+default route without rules; routed approval cards; replies attributed to bot and topic."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from cctelegram_common.contracts.approvals import SubmitApproval
+from cctelegram_common.contracts.claude_code import CardKind, ClaudeCodeCard
+from cctelegram_common.contracts.event_types import EventType
+from cctelegram_common.contracts.events import Severity, SubmitEvent
+from cctelegram_common.contracts.outbox import Operation, OutboxMessage
+from cctelegram_common.contracts.routing import RouteRule
+from cctelegram_common.routes_file import RoutesFileError, load_routes_file
+from cctelegram_events.approvals import ApprovalService, Person
+from cctelegram_events.callbacks import CallbackSigner
+from cctelegram_events.modes import ModeStore
+from cctelegram_events.notifications import NotificationService
+from cctelegram_events.responses import ResponseLog
+from cctelegram_events.routing import RouteBook
+from cctelegram_events.testing import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
+
+USERS = (501, 502)
+OPS_GROUP = -1001000000001
+FORUM = -1001000000002
+
+
+def clock() -> ManualClock:
+    return ManualClock(datetime(2026, 1, 1, 12, tzinfo=UTC))
+
+
+async def book(*rules: RouteRule) -> RouteBook:
+    routes = RouteBook(FakeKv(), refresh_s=0)
+    await routes.seed(rules)
+    return routes
+
+
+def notifications(routes: RouteBook) -> tuple[NotificationService, RecordingPublisher]:
+    publisher = RecordingPublisher()
+    state = FakeKv()
+    now = clock()
+    service = NotificationService(
+        status_kv=FakeKv(),
+        state_kv=state,
+        publisher=publisher,
+        modes=ModeStore(state, now),
+        clock=now,
+        allowed_users=USERS,
+        live_task_cards=False,
+        routes=routes,
+    )
+    return service, publisher
+
+
+def event(event_type: EventType = EventType.INFO_NOTIFICATION, **fields: object) -> SubmitEvent:
+    return SubmitEvent.model_validate(
+        {
+            "event_id": uuid.uuid4().hex,
+            "type": event_type,
+            "title": "T",
+            "client_id": "ci",
+            **fields,
+        }
+    )
+
+
+def places(messages: list[OutboxMessage]) -> set[tuple[str | None, int, str | None]]:
+    return {(m.bot, m.chat_id, m.topic.key if m.topic else None) for m in messages}
+
+
+async def test_no_rules_is_todays_behaviour() -> None:
+    service, publisher = notifications(await book())
+    status = await service.submit(event(project="api"))
+    assert status.chat_ids == USERS
+    assert [m.outbox_id.split(":", 1)[1] for m in publisher.outbox()] == ["501:0", "502:0"]
+    assert all(m.bot is None and m.topic is None for m in publisher.outbox())
+
+
+async def test_rules_select_by_client_project_type_severity_and_fan_out() -> None:
+    routes = await book(
+        RouteRule(
+            name="ci-builds", clients=("ci",), types=(EventType.BUILD_FAILED,), chat_id=OPS_GROUP
+        ),
+        RouteRule(name="api", projects=("api",), chat_id=FORUM, topic="per-project", bot="ops"),
+        RouteRule(name="pager", min_severity=Severity.HIGH, chat_id=77),
+    )
+    service, publisher = notifications(routes)
+
+    await service.submit(event(EventType.BUILD_FAILED, project="web"))  # ci-builds + pager (high)
+    assert places(publisher.outbox()) == {(None, OPS_GROUP, None), (None, 77, None)}
+
+    publisher.published.clear()
+    await service.submit(event(EventType.INFO_NOTIFICATION, project="api"))  # api only (low)
+    (message,) = publisher.outbox()
+    assert places([message]) == {("ops", FORUM, "project:api")}
+    assert message.topic is not None
+    assert message.topic.name == "api"
+
+    publisher.published.clear()
+    await service.submit(event(EventType.INFO_NOTIFICATION, project="web", client_id="other"))
+    # Nothing fits: the default route.
+    assert places(publisher.outbox()) == {(None, 501, None), (None, 502, None)}
+
+    publisher.published.clear()
+    critical = event(EventType.BUILD_FAILED, client_id="other", severity=Severity.CRITICAL)
+    await service.submit(critical)
+    assert places(publisher.outbox()) == {(None, 77, None)}
+
+
+async def test_explicit_chats_win_over_rules() -> None:
+    service, publisher = notifications(await book(RouteRule(name="all", chat_id=77)))
+    await service.submit(event(chat_ids=(42,)))
+    assert places(publisher.outbox()) == {(None, 42, None)}
+
+
+def test_rule_validation_is_field_level() -> None:
+    with pytest.raises(ValidationError, match="topics exist only in forum"):
+        RouteRule(name="x", chat_id=5, topic="per-project")
+    with pytest.raises(ValidationError, match="escalate_to and escalate_after_minutes"):
+        RouteRule(name="x", chat_id=-5, escalate_to="y")
+    with pytest.raises(ValidationError, match="bot"):
+        RouteRule(name="x", chat_id=-5, bot="Not A Bot")
+
+
+def test_routes_file_errors_name_the_field(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "routes.yaml"
+    path.write_text("routes:\n  - name: a\n    chat_id: 5\n    topic: per-project\n")
+    with pytest.raises(RoutesFileError, match=r"routes\.0"):
+        load_routes_file(path)
+    path.write_text("bots:\n  ops: '1:AAA'\nroutes:\n  - name: a\n    chat_id: -5\n")
+    loaded = load_routes_file(path)
+    assert loaded is not None
+    assert loaded.bots == {"ops": "1:AAA"}
+    assert loaded.routes[0].name == "a"
+
+
+def approvals(routes: RouteBook) -> tuple[ApprovalService, RecordingPublisher, FakeKv]:
+    publisher = RecordingPublisher()
+    state = FakeKv()
+    now = clock()
+    service = ApprovalService(
+        approvals_kv=FakeKv(),
+        status_kv=FakeKv(),
+        state_kv=state,
+        publisher=publisher,
+        signer=CallbackSigner(b"s" * 32),
+        responses=ResponseLog(publisher, MemoryResponseReader(publisher), state, now),
+        clock=now,
+        allowed_users=USERS,
+        routes=routes,
+    )
+    return service, publisher, state
+
+
+def approval(**fields: object) -> SubmitApproval:
+    now = clock()()
+    return SubmitApproval.model_validate(
+        {
+            "approval_id": uuid.uuid4().hex,
+            "client_id": "agent",
+            "title": "Deploy?",
+            "expires_at": now + timedelta(minutes=30),
+            "submitted_at": now,
+            **fields,
+        }
+    )
+
+
+async def test_routed_card_goes_to_the_project_topic_and_its_approvers_decide() -> None:
+    routes = await book(
+        RouteRule(
+            name="api-approvals",
+            projects=("api",),
+            types=(EventType.APPROVAL_REQUEST,),
+            bot="ops",
+            chat_id=FORUM,
+            topic="per-project",
+            approvers=(9001,),
+        )
+    )
+    service, publisher, _state = approvals(routes)
+    card = ClaudeCodeCard(
+        kind=CardKind.PERMISSION, session_key="s1", session_tag="ab12", project="api"
+    )
+    record = await service.submit(approval(claude_code=card))
+    assert record.approvers == (9001,)
+    (sent,) = publisher.outbox()
+    assert (sent.bot, sent.chat_id, sent.topic and sent.topic.key) == ("ops", FORUM, "project:api")
+    assert sent.keyboard is not None
+
+    # Not an approver of this route: refused; the route's approver decides; the edit goes
+    # through the same bot.
+    data = service.signer.sign(record.approval_id, 0)
+    refused = await service.press(
+        update_id=1, callback_query_id="q1", chat_id=FORUM, person=Person(501), data=data, bot="ops"
+    )
+    assert "only the listed approvers" in refused
+    await service.press(
+        update_id=2,
+        callback_query_id="q2",
+        chat_id=FORUM,
+        person=Person(9001),
+        data=data,
+        bot="ops",
+        topic_key="project:api",
+    )
+    edits = [m for m in publisher.outbox() if m.operation is Operation.EDIT_MESSAGE_TEXT]
+    assert [(m.bot, m.chat_id, m.target_outbox_id) for m in edits] == [
+        ("ops", FORUM, sent.outbox_id)
+    ]
+    answers = [m for m in publisher.outbox() if m.operation is Operation.ANSWER_CALLBACK_QUERY]
+    assert {m.bot for m in answers} == {"ops"}
+
+
+async def test_unrouted_card_keeps_private_chats_and_ids() -> None:
+    service, publisher, _ = approvals(
+        await book(RouteRule(name="other", projects=("x",), chat_id=-9))
+    )
+    record = await service.submit(approval())
+    assert record.chat_ids == USERS
+    assert record.card_targets == ()
+    assert [m.outbox_id for m in publisher.outbox()] == [
+        f"{record.approval_id}:501:0",
+        f"{record.approval_id}:502:0",
+    ]
