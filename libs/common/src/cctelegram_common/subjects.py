@@ -124,6 +124,11 @@ BRIDGE_KEY_POLLER_LEASE: Final = "poller.lease"
 BRIDGE_KEY_POLLER_OFFSET: Final = "poller.offset"
 
 
+def bridge_poller_key(bot: str, what: str) -> str:
+    """``poller.<bot>.lease`` / ``poller.<bot>.offset``: a named bot's own poller."""
+    return f"poller.{bot}.{what}"
+
+
 def bridge_instance_key(instance_id: str) -> str:
     """``instance.<id>``: where one notifier writes its heartbeat."""
     return f"{BRIDGE_KEY_INSTANCE_PREFIX}{instance_id}"

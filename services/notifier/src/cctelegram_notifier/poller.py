@@ -21,6 +21,7 @@ from cctelegram_notifier.publishing import Publisher, publish_update
 from cctelegram_notifier.settings import PollingSettings, WebhookSettings
 from cctelegram_notifier.store import DeliveryStore
 from cctelegram_notifier.telegram import BotApi, TelegramError, TelegramUnavailableError
+from cctelegram_notifier.topics import TopicStore
 
 log = get_logger(__name__)
 
@@ -45,7 +46,16 @@ class UpdatesReceiver:
         on_conflict: Callable[[str], None],
         on_token_rejected: Callable[[str], None],
         on_answer: Callable[[], None] = lambda: None,
+        bot_name: str | None = None,
+        topics: TopicStore | None = None,
     ) -> None:
+        self.bot_name = bot_name
+        self.topics = topics
+        self.offset_key = (
+            subjects.BRIDGE_KEY_POLLER_OFFSET
+            if bot_name is None
+            else subjects.bridge_poller_key(bot_name, "offset")
+        )
         self.bot = bot
         self.lease = lease
         self.kv = bridge_kv
@@ -112,7 +122,7 @@ class UpdatesReceiver:
 
     async def _read_offset(self) -> int | None:
         try:
-            entry = await self.kv.get(subjects.BRIDGE_KEY_POLLER_OFFSET)
+            entry = await self.kv.get(self.offset_key)
         except nats.js.errors.KeyNotFoundError:
             return None
         return int(entry.value.decode()) if entry.value else None
@@ -142,17 +152,39 @@ class UpdatesReceiver:
         last = max(int(update["update_id"]) for update in updates)
         self.offset = last + 1
         if self.lease.held:
-            await self.kv.put(subjects.BRIDGE_KEY_POLLER_OFFSET, str(self.offset).encode())
+            await self.kv.put(self.offset_key, str(self.offset).encode())
         return len(updates)
 
     async def handle_update(self, update: dict[str, Any], *, source: str) -> None:
         await publish_update(
             self.publisher,
-            InboundUpdate(update_id=int(update["update_id"]), update=update, source=source),
+            InboundUpdate(
+                update_id=int(update["update_id"]),
+                update=update,
+                source=source,
+                bot=self.bot_name,
+                topic_key=await self._topic_of(update),
+            ),
         )
         self.received += 1
         metrics.UPDATES_RECEIVED.labels(source).inc()
         await self._track_membership(update)
+
+    async def _topic_of(self, update: dict[str, Any]) -> str | None:
+        """The route topic (project or session) a message or press came from, if any."""
+        if self.topics is None:
+            return None
+        message = update.get("message")
+        callback = update.get("callback_query")
+        if isinstance(callback, dict):
+            message = callback.get("message")
+        if not isinstance(message, dict):
+            return None
+        thread = message.get("message_thread_id")
+        chat_id = (message.get("chat") or {}).get("id")
+        if not isinstance(thread, int) or not isinstance(chat_id, int):
+            return None
+        return await self.topics.key_of(chat_id, thread)
 
     async def _track_membership(self, update: dict[str, Any]) -> None:
         """A person blocking or unblocking the bot: keep the inactive mark in step."""
