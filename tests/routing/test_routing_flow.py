@@ -1,0 +1,276 @@
+"""Routes, forum topics and several bots through the real services: the events service and
+the notifier in this process, each test with its own nats-server, the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from nats.aio.client import Client
+
+from cctelegram_common import streams, subjects
+from cctelegram_common.contracts.approvals import ApprovalRecord, ApprovalStatus, SubmitApproval
+from cctelegram_common.contracts.base import utc_now
+from cctelegram_common.contracts.claude_code import CardKind, ClaudeCodeCard
+from cctelegram_common.contracts.outbox import Operation, OutboxMessage
+from cctelegram_common.contracts.routing import ForumTopicRef, RouteRule
+from cctelegram_common.contracts.updates import InboundUpdate
+from cctelegram_common.natsserver import NatsServer
+from cctelegram_events.testing import running_events
+from cctelegram_notifier.runtime import NotifierRuntime
+from cctelegram_notifier.settings import NotifierSettings
+from cctelegram_notifier.testing import publish_outbox, stream_contracts, wait_until
+from cctelegram_sandbox.testing import RunningSandbox, run_sandbox
+
+FIRST = "111111:first-token-abcdefghijklmnop"
+SECOND = "222222:second-token-abcdefghijklmno"
+APPROVER = 9001
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[NatsServer]:
+    with NatsServer(tmp_path / "nats") as running:
+        yield running
+
+
+@pytest.fixture
+async def nc(server: NatsServer) -> AsyncIterator[Client]:
+    connection = await nats.connect(server.url)
+    await streams.provision(connection.jetstream())
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+def sandbox() -> Iterator[RunningSandbox]:
+    with run_sandbox(token=FIRST, extra_tokens=(SECOND,), rate_scale=10.0) as running:
+        yield running
+
+
+def settings(sandbox: RunningSandbox, **overrides: Any) -> NotifierSettings:
+    fields: dict[str, Any] = {
+        "bot_token": FIRST,
+        "api_base_url": sandbox.url,
+        "rate_scale": 10.0,
+        "polling": {"enabled": False},
+        "retry": {"base_s": 0.05, "cap_s": 0.5, "breaker_reset_s": 0.5},
+        "heartbeat_interval_s": 0.5,
+        # Each message's own call is what these tests look at.
+        "coalesce": {"enabled": False},
+        **overrides,
+    }
+    return NotifierSettings(**fields)
+
+
+@pytest.fixture
+async def notifiers(nc: Client) -> AsyncIterator[list[NotifierRuntime]]:
+    started: list[NotifierRuntime] = []
+    yield started
+    for runtime in started:
+        await runtime.stop()
+
+
+async def start(
+    nc: Client, started: list[NotifierRuntime], config: NotifierSettings
+) -> NotifierRuntime:
+    runtime = NotifierRuntime(config)
+    await runtime.start(nc.jetstream())
+    started.append(runtime)
+    return runtime
+
+
+def in_topic(forum: int, text: str, key: str = "project:api") -> OutboxMessage:
+    return OutboxMessage(
+        outbox_id=f"t-{uuid.uuid4().hex}",
+        operation=Operation.SEND_MESSAGE,
+        chat_id=forum,
+        text=text,
+        topic=ForumTopicRef(key=key, name=key.split(":", 1)[1]),
+    )
+
+
+def texts_by_thread(sandbox: RunningSandbox, forum: int) -> dict[int | None, list[str]]:
+    found: dict[int | None, list[str]] = {}
+    for message in sandbox.messages(forum):
+        if message.get("text"):
+            found.setdefault(message.get("message_thread_id"), []).append(message["text"])
+    return found
+
+
+async def test_topic_made_once_per_project_reused_after_restart_and_recreated_when_deleted(
+    nc: Client, sandbox: RunningSandbox, notifiers: list[NotifierRuntime]
+) -> None:
+    forum = sandbox.create_chat(type="forum", title="Agents")["id"]
+    runtime = await start(nc, notifiers, settings(sandbox))
+    for text in ("api one", "api two"):
+        await publish_outbox(nc, in_topic(forum, text))
+    await publish_outbox(nc, in_topic(forum, "web one", "project:web"))
+    await wait_until(lambda: len(sandbox.calls("sendMessage")) == 3)
+    created = sandbox.calls("createForumTopic")
+    assert len(created) == 2  # api and web, once each
+    threads = texts_by_thread(sandbox, forum)
+    api_thread = next(t for t, texts in threads.items() if "api one" in texts)
+    assert threads[api_thread] == ["api one", "api two"]
+
+    # A restart forgets nothing: the topic is read back, not made again.
+    await runtime.stop()
+    notifiers.remove(runtime)
+    await start(nc, notifiers, settings(sandbox))
+    await publish_outbox(nc, in_topic(forum, "api after restart"))
+    await wait_until(lambda: len(sandbox.calls("sendMessage")) == 4)
+    assert len(sandbox.calls("createForumTopic")) == 2
+    assert texts_by_thread(sandbox, forum)[api_thread][-1] == "api after restart"
+
+    # Someone deletes the topic: Telegram says "message thread not found"; a new one is made.
+    sandbox.api("POST", f"/chats/{forum}/topics/{api_thread}/state", json={"state": "deleted"})
+    await publish_outbox(nc, in_topic(forum, "api in a new topic"))
+    await wait_until(lambda: len(sandbox.calls("createForumTopic")) == 3)
+    await wait_until(
+        lambda: any("api in a new topic" in t for t in texts_by_thread(sandbox, forum).values())
+    )
+    threads = texts_by_thread(sandbox, forum)
+    new_thread = next(t for t, texts in threads.items() if "api in a new topic" in texts)
+    assert new_thread not in (None, api_thread)
+
+    # Closed by an admin: still delivered, in General.
+    sandbox.api("POST", f"/chats/{forum}/topics/{new_thread}/state", json={"state": "closed"})
+    await publish_outbox(nc, in_topic(forum, "api while closed"))
+    await wait_until(lambda: "api while closed" in texts_by_thread(sandbox, forum).get(None, []))
+
+
+async def _approval(kv: Any, approval_id: str) -> ApprovalRecord | None:
+    try:
+        entry = await kv.get(approval_id)
+    except Exception:
+        return None
+    return ApprovalRecord.model_validate_json(entry.value) if entry.value else None
+
+
+async def test_a_press_inside_a_project_topic_decides_that_projects_approval(
+    nc: Client, server: NatsServer, sandbox: RunningSandbox, notifiers: list[NotifierRuntime]
+) -> None:
+    forum = sandbox.create_chat(
+        type="forum", title="Agents", user={"id": APPROVER, "first_name": "Ann"}
+    )["id"]
+    rule = RouteRule(
+        name="cards-by-project",
+        types=("approval_request",),
+        chat_id=forum,
+        topic="per-project",
+        approvers=(APPROVER,),
+    )
+    routes = await nc.jetstream().key_value(subjects.KV_ROUTES)
+    await routes.put(rule.name, rule.model_dump_json().encode())
+    polling = {"enabled": True, "lease_ttl_s": 3.0, "lease_check_s": 0.2, "timeout_s": 1.0}
+    await start(nc, notifiers, settings(sandbox, polling=polling))
+    async with running_events(server.url, routes_refresh_s=0, allowed_users=(4242,)):
+        ids = {}
+        for project in ("api", "web"):
+            card = ClaudeCodeCard(
+                kind=CardKind.PERMISSION, session_key=f"s-{project}", session_tag="ab12",
+                project=project, tool_name="Bash", preview="make deploy",
+            )  # fmt: skip
+            command = SubmitApproval(
+                approval_id=uuid.uuid4().hex,
+                client_id="agent",
+                title=f"Run make deploy in {project}?",
+                options=("Allow", "Deny"),
+                expires_at=utc_now() + timedelta(minutes=10),
+                claude_code=card,
+            )
+            ids[project] = command.approval_id
+            await nc.jetstream().publish(
+                subjects.APPROVAL_SUBMIT,
+                command.model_dump_json().encode(),
+                headers={subjects.HEADER_MSG_ID: command.approval_id},
+            )
+        await wait_until(lambda: len(sandbox.calls("sendMessage")) == 2)
+        assert len(sandbox.calls("createForumTopic")) == 2
+        cards = [m for m in sandbox.messages(forum) if m.get("reply_markup")]
+        api_card = next(m for m in cards if "📁 api" in m["text"])
+        assert (
+            api_card["message_thread_id"]
+            != next(m for m in cards if "📁 web" in m["text"])["message_thread_id"]
+        )
+        allow = api_card["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+        sandbox.press(forum, api_card["message_id"], callback_data=allow, user_id=APPROVER)
+
+        approvals = await nc.jetstream().key_value(subjects.KV_APPROVALS)
+
+        async def decided() -> bool:
+            record = await _approval(approvals, ids["api"])
+            return record is not None and record.status is ApprovalStatus.APPROVED
+
+        await wait_until(decided)
+        web = await _approval(approvals, ids["web"])
+        assert web is not None
+        assert web.status is ApprovalStatus.PENDING
+        updates = await stream_contracts(nc, subjects.STREAM_UPDATES, InboundUpdate)
+        presses = [u for u in updates if "callback_query" in u.update]
+        assert [u.topic_key for u in presses] == ["project:api"]
+        # The card in the topic is edited: buttons gone.
+        await wait_until(
+            lambda: (
+                not any(
+                    m.get("reply_markup")
+                    for m in sandbox.messages(forum)
+                    if "📁 api" in (m.get("text") or "")
+                )
+            )
+        )
+
+
+async def test_two_bots_deliver_and_poll_independently(
+    nc: Client, sandbox: RunningSandbox, notifiers: list[NotifierRuntime]
+) -> None:
+    for bot in (111111, 222222):
+        sandbox.api("POST", "/chats", json={"type": "private", "user": {"id": 7}}, bot=bot)
+    polling = {"enabled": True, "lease_ttl_s": 3.0, "lease_check_s": 0.2, "timeout_s": 1.0}
+    runtime = await start(
+        nc, notifiers, settings(sandbox, bot_tokens={"two": SECOND}, polling=polling)
+    )
+    # The first bot meets a long 429 on its chat; the second bot must not notice.
+    sandbox.fault(method="sendMessage", status=429, parameters={"retry_after": 30}, times=1)
+    for index in range(3):
+        for bot in (None, "two"):
+            await publish_outbox(
+                nc,
+                OutboxMessage(
+                    outbox_id=f"m-{bot}-{index}",
+                    operation=Operation.SEND_MESSAGE,
+                    chat_id=7,
+                    bot=bot,
+                    text=f"{bot or 'default'} {index}",
+                ),
+            )
+    second = lambda: sandbox.api("GET", "/chats/7/messages", bot=222222)  # noqa: E731
+    await wait_until(lambda: len(second()) == 3)
+    assert [m["text"] for m in second()] == ["two 0", "two 1", "two 2"]
+    assert sandbox.messages(7) == []  # the first bot still waits out its 429
+    views = {view.name: view for view in runtime.heartbeat().bots}
+    assert views["default"].rate_limited_count == 1
+    assert views["two"].rate_limited_count == 0
+    assert views["two"].sent_count == 3
+
+    # Each bot polls its own updates, tagged with its name.
+    sandbox.write(7, "to the first bot")
+    sandbox.api("POST", "/chats/7/messages", json={"text": "to the second bot"}, bot=222222)
+
+    async def both() -> bool:
+        info = await nc.jetstream().stream_info(subjects.STREAM_UPDATES)
+        return info.state.messages == 2
+
+    await wait_until(both)
+    updates = await stream_contracts(nc, subjects.STREAM_UPDATES, InboundUpdate)
+    assert {(u.bot, u.update["message"]["text"]) for u in updates} == {
+        (None, "to the first bot"),
+        ("two", "to the second bot"),
+    }
+    assert all(view.poller for view in runtime.heartbeat().bots)
+    await asyncio.sleep(0)
