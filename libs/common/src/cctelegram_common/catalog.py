@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.approvals import (
+    ApprovalDue,
     ApprovalRecord,
     CancelApprovalRequest,
     SubmitApproval,
@@ -185,6 +186,26 @@ CHANNELS += [
         ("events",),
         "Show an approval card to the approvers; Nats-Msg-Id = approval_id.",
         subjects.STREAM_EVENTS,
+    ),
+    Channel(
+        subjects.approval_due_subject("{approval_id}"),
+        ApprovalDue,
+        "command",
+        ("events",),
+        ("nats-server (message schedules)",),
+        "The due-time index: the schedule of one open approval (Nats-Schedule: @at its "
+        "expiry, target cctg.approvals.timeout.<approval_id>); replaced by an empty message "
+        "with a 1 s TTL when the approval closes.",
+        subjects.STREAM_APPROVAL_DUE,
+    ),
+    Channel(
+        subjects.approval_timeout_subject("{approval_id}"),
+        ApprovalDue,
+        "event",
+        ("nats-server (message schedules)",),
+        ("events",),
+        "An open approval fell due; one events replica applies its on_timeout rule.",
+        subjects.STREAM_APPROVAL_DUE,
     ),
     Channel(
         f"{subjects.PREFIX}.responses.{{kind}}",

@@ -18,6 +18,10 @@ def _urls_from_environment() -> list[str]:
     return [url.strip() for url in raw.split(",") if url.strip()]
 
 
+def _history_days_from_environment() -> float:
+    return float(os.environ.get("CCTG_HISTORY_DAYS", "30"))
+
+
 class NatsSettings(BaseModel):
     """How to reach NATS. Env (nested): ``<PREFIX>NATS__URLS`` or the shared ``NATS_URL``."""
 
@@ -37,6 +41,12 @@ class NatsSettings(BaseModel):
     # Local dev creates streams itself; production leaves it to `cctelegram provision`.
     provision: bool = True
     replicas: int = Field(default=1, ge=1, le=5)
+    history_days: float = Field(
+        default_factory=_history_days_from_environment,
+        gt=0,
+        description="How long decided approvals, event statuses and delivery records are kept "
+        "before NATS removes them (per-key TTL / bucket max age); the shared CCTG_HISTORY_DAYS",
+    )
     connect_timeout_s: float = 2.0
     reconnect_wait_s: float = 1.0
 

@@ -16,6 +16,8 @@ STREAM_RESPONSES: Final = "CCTG_RESPONSES"
 STREAM_AUDIT: Final = "CCTG_AUDIT"
 STREAM_DELIVERIES: Final = "CCTG_DELIVERIES"
 STREAM_DEAD_LETTER: Final = "CCTG_DEADLETTER"
+# The due-time index of open approvals: one scheduled message per open approval.
+STREAM_APPROVAL_DUE: Final = "CCTG_APPROVAL_DUE"
 
 # --- commands and events on streams ------------------------------------------------------
 EVENTS_ALL: Final = "cctg.events.>"
@@ -27,6 +29,23 @@ APPROVAL_SUBMIT: Final = "cctg.events.approval.submit"
 APPROVAL_CANCEL: Final = "cctg.events.approval.cancel"
 # Everything about approvals that the events stream stores.
 APPROVALS_ALL: Final = "cctg.events.approval.>"
+
+# The due-time index (NATS message schedules, server 2.12+): ``cctg.approvals.due.<id>`` holds
+# the schedule of one open approval; at its expiry the server publishes an ApprovalDue on
+# ``cctg.approvals.timeout.<id>``, which one events replica takes from a durable consumer.
+APPROVAL_DUE_ALL: Final = "cctg.approvals.due.*"
+APPROVAL_TIMEOUT_ALL: Final = "cctg.approvals.timeout.*"
+
+
+def approval_due_subject(approval_id: str) -> str:
+    """Where the schedule of one open approval lives (at most one message per subject)."""
+    return f"{PREFIX}.approvals.due.{approval_id}"
+
+
+def approval_timeout_subject(approval_id: str) -> str:
+    """Where the server publishes the approval's ApprovalDue when it falls due."""
+    return f"{PREFIX}.approvals.timeout.{approval_id}"
+
 
 OUTBOX_ALL: Final = "cctg.outbox.>"
 # One subject per target chat so per-chat order is a property of the subject.
@@ -101,12 +120,14 @@ KV_STATE: Final = "cctg_state"
 KV_SESSIONS: Final = "cctg_sessions"
 # Route rules (key = rule name), owned by the events service.
 KV_ROUTES: Final = "cctg_routes"
+KV_RATE_LIMITS: Final = "cctg_ratelimits"  # gateway: one token bucket per API key id
 
 # --- durable consumers (<service>-<handler>) ----------------------------------------------
 CONSUMER_EVENTS_SUBMIT: Final = "events-submit"
 CONSUMER_EVENTS_APPROVALS: Final = "events-approvals"
 CONSUMER_EVENTS_UPDATES: Final = "events-updates"
 CONSUMER_EVENTS_DELIVERIES: Final = "events-deliveries"
+CONSUMER_EVENTS_EXPIRY: Final = "events-expiry"
 CONSUMER_NOTIFIER_OUTBOX: Final = "notifier-outbox"
 
 # --- message headers -----------------------------------------------------------------------
@@ -157,6 +178,7 @@ EVENTS_RPC_RESPONSES_PENDING: Final = rpc_subject(EVENTS_RPC_SERVICE, "responses
 EVENTS_RPC_RESPONSES_CLEAR: Final = rpc_subject(EVENTS_RPC_SERVICE, "responses_clear")
 EVENTS_RPC_APPROVAL_CANCEL: Final = rpc_subject(EVENTS_RPC_SERVICE, "approval_cancel")
 EVENTS_RPC_MODE_SET: Final = rpc_subject(EVENTS_RPC_SERVICE, "mode_set")
+EVENTS_RPC_QUIET_HOURS_SET: Final = rpc_subject(EVENTS_RPC_SERVICE, "quiet_hours_set")
 EVENTS_RPC_TODOS_REGISTER: Final = rpc_subject(EVENTS_RPC_SERVICE, "todos_register")
 EVENTS_RPC_TASK_STATUS: Final = rpc_subject(EVENTS_RPC_SERVICE, "task_status")
 EVENTS_RPC_TODO: Final = rpc_subject(EVENTS_RPC_SERVICE, "todo")
@@ -169,7 +191,9 @@ EVENTS_RPC_ROUTES_ADD: Final = rpc_subject(EVENTS_RPC_SERVICE, "routes_add")
 EVENTS_RPC_ROUTES_REMOVE: Final = rpc_subject(EVENTS_RPC_SERVICE, "routes_remove")
 
 # Keys in KV_STATE written by the events service.
-STATE_KEY_MODE: Final = "mode"
+STATE_KEY_MODE: Final = "mode"  # the default for every client
+STATE_KEY_MODE_CLIENT_PREFIX: Final = "mode.client."  # + client key: one client's own choice
+STATE_KEY_MUTED_PREFIX: Final = "muted."  # + client key: what was suppressed while muted
 STATE_KEY_CALLBACK_SECRET: Final = "events.callback_secret"  # noqa: S105 (a key name)
 # Keys in KV_EVENT_STATUS besides event ids: processed-update markers (the bucket's TTL
 # forgets them after a week, longer than Telegram keeps an update).

@@ -11,13 +11,14 @@ from cctelegram_common.logging import get_logger
 from cctelegram_common.nats import JetStreamPublisher, jetstream
 from cctelegram_common.routes_file import load_routes_file
 from cctelegram_common.service import Service
+from cctelegram_common.streams import DAY_S
 from cctelegram_events import handlers
 from cctelegram_events.approvals import ApprovalService
 from cctelegram_events.bridge_client import RpcBridgeClient
 from cctelegram_events.callbacks import CallbackSigner, shared_secret
-from cctelegram_events.modes import ModeStore, QuietHours
+from cctelegram_events.modes import ModeService, ModeStore, QuietHours
 from cctelegram_events.notifications import NotificationService
-from cctelegram_events.ports import NatsKv, system_clock
+from cctelegram_events.ports import NatsDueIndex, NatsKv, system_clock
 from cctelegram_events.responses import ResponseLog, StreamResponseReader
 from cctelegram_events.routing import RouteBook
 from cctelegram_events.runtime import Runtime, RuntimeHolder
@@ -51,6 +52,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
     publisher = JetStreamPublisher(js)
     clock = system_clock
     modes = ModeStore(state_kv, clock)
+    mode_service = ModeService(modes, publisher, clock, settings.timezone, quiet_hours_of(settings))
     signer = CallbackSigner(await shared_secret(state_kv, settings.resolved_callback_secret()))
     responses = ResponseLog(publisher, StreamResponseReader(js), state_kv, clock)
     notifications = NotificationService(
@@ -64,6 +66,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
         live_task_cards=settings.live_task_cards,
         quiet_hours=quiet_hours_of(settings),
         routes=routes,
+        history_s=settings.nats.history_days * DAY_S,
     )
     approvals = ApprovalService(
         approvals_kv=approvals_kv,
@@ -76,13 +79,17 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
         allowed_users=settings.allowed_users,
         timezone=settings.timezone,
         routes=routes,
+        due_index=NatsDueIndex(js),
+        history_s=settings.nats.history_days * DAY_S,
     )
-    tasks = TaskService(state_kv, clock, settings.task_root_allowlist)
+    tasks = TaskService(
+        state_kv, clock, settings.task_root_allowlist, settings.nats.history_days * DAY_S
+    )
     updates = UpdateInterpreter(
         approvals=approvals,
         responses=responses,
         tasks=tasks,
-        modes=modes,
+        modes=mode_service,
         bridge=RpcBridgeClient(service.broker),
         status_kv=status_kv,
         publisher=publisher,
@@ -91,7 +98,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
     )
     return Runtime(
         notifications=notifications,
-        modes=modes,
+        modes=mode_service,
         approvals=approvals,
         responses=responses,
         tasks=tasks,
@@ -102,11 +109,20 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
 
 
 async def housekeeping(runtime: Runtime, interval_s: float, stopping: asyncio.Event) -> None:
-    """Expire approvals and send quiet-hours digests. Every replica runs this; compare-and-set
-    and deterministic outbox ids keep the effects single."""
+    """Send quiet-hours digests. Every replica runs this; deterministic outbox ids keep the
+    effects single. (Approvals expire through the due index's consumer, not here.) At start
+    it also sends the digest of any client unmuted while no replica could (a crash between a
+    change and its digest)."""
+    unmuted_checked = False
     while not stopping.is_set():
+        if not unmuted_checked:
+            try:
+                await runtime.modes.flush_unmuted()
+                unmuted_checked = True
+            except Exception as error:
+                if not stopping.is_set():
+                    log.warning("unmuted_digest_failed", error=type(error).__name__)
         try:
-            await runtime.approvals.expire_due()
             await runtime.notifications.flush_digest()
         except Exception as error:  # keep the loop alive through NATS hiccups
             if not stopping.is_set():

@@ -4,6 +4,11 @@ State lives in ``cctg_approvals`` (key = approval id). Every change reads the re
 revision and writes with ``update(last=revision)``; a conflict means someone else changed it,
 so the record is read again and the rule applied again. Only ``pending`` can change, so
 exactly one decision wins however many presses, replicas and redeliveries race.
+
+Scale: an open approval sits in the due-time index (``DueIndex``: a NATS message schedule),
+which hands it to one replica when it falls due; a closed one leaves the index and is written
+with a per-key TTL of the history time, so NATS removes it. Nothing here lists every approval
+or remembers approvals in memory.
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ from cctelegram_events.claude_cards import render_claude_code_card
 from cctelegram_events.ports import (
     CasConflictError,
     Clock,
+    DueIndex,
     KvStore,
+    MemoryDueIndex,
     Publisher,
     load,
     publish_outbox,
@@ -57,6 +64,7 @@ _tracer = trace.get_tracer("cctelegram.events.approvals")
 
 MSGREF_PREFIX = "msgref."
 CAS_ATTEMPTS = 50
+DEFAULT_HISTORY_S = 30 * 24 * 3600.0
 
 NO_LONGER_OPEN = "This request is no longer open"
 NOT_AN_APPROVER = "Sorry, only the listed approvers can answer this request."
@@ -197,8 +205,20 @@ class ApprovalService:
     allowed_users: tuple[int, ...]
     timezone: str = "UTC"
     routes: RouteBook | None = None
-    # Approvals this replica has seen closed: they never reopen, so the expiry scan skips them.
-    _known_closed: set[str] = field(default_factory=set)
+    # Open approvals by due time (NATS schedules in production).
+    due_index: DueIndex = field(default_factory=MemoryDueIndex)
+    # A closed approval is kept this long after its last change, then NATS removes it.
+    history_s: float = DEFAULT_HISTORY_S
+
+    def _ttl_of(self, record: ApprovalRecord) -> float | None:
+        return None if record.is_open else self.history_s
+
+    async def _leave_index(self, approval_id: str) -> None:
+        """Best effort: a schedule left behind fires, finds the approval closed, does nothing."""
+        try:
+            await self.due_index.remove(approval_id)
+        except Exception as error:
+            log.warning("due_index_remove_failed", approval_id=approval_id, error=str(error))
 
     # --- creation ----------------------------------------------------------------------------
     async def _routed(
@@ -302,13 +322,18 @@ class ApprovalService:
         # loses no card and sends none twice.
         created = True
         try:
-            await self.approvals_kv.create(record.approval_id, record.model_dump_json().encode())
+            await self.approvals_kv.create(
+                record.approval_id, record.model_dump_json().encode(), ttl_s=self._ttl_of(record)
+            )
         except CasConflictError:
             created = False
             stored = await load(self.approvals_kv, command.approval_id, ApprovalRecord)
             if stored is not None:
                 record = stored[0]
         if record.is_open:
+            # Indexed before the cards go out; a redelivered command indexes it again (the
+            # schedule is replaced, not doubled).
+            await self.due_index.schedule(record.approval_id, record.expires_at)
             keyboard = keyboard_for(record, self.signer)
             for target in targets_of(record):
                 await publish_outbox(
@@ -357,8 +382,11 @@ class ApprovalService:
         if loaded is None or report.outbox_id not in loaded[0].card_outbox_ids:
             return
         for message_id in report.telegram_message_ids:
+            # Replies to a card find their approval while the approval is kept, no longer.
             await self.state_kv.put(
-                msgref_key(report.chat_id, message_id, report.bot), approval_id.encode()
+                msgref_key(report.chat_id, message_id, report.bot),
+                approval_id.encode(),
+                ttl_s=self.history_s + (loaded[0].expires_at - self.clock()).total_seconds(),
             )
 
     async def approval_for_message(
@@ -369,10 +397,11 @@ class ApprovalService:
 
     # --- transitions -------------------------------------------------------------------------
     async def _transition(
-        self, approval_id: str, change: _Change
+        self, approval_id: str, change: _Change, *, scheduled: bool = True
     ) -> tuple[ApprovalRecord | None, ApprovalRecord | None]:
         """Apply ``change`` with compare-and-set. Returns (record as last read, new record or
-        None when the change did not apply)."""
+        None when the change did not apply). ``scheduled=False``: the approval's schedule has
+        already fired (and removed itself), so closing it need not touch the index."""
         for _ in range(CAS_ATTEMPTS):
             loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
             if loaded is None:
@@ -380,17 +409,18 @@ class ApprovalService:
             record, revision = loaded
             updated = change(record)
             if updated is None:
-                if not record.is_open:
-                    self._known_closed.add(approval_id)
                 return record, None
             try:
                 await self.approvals_kv.update(
-                    approval_id, updated.model_dump_json().encode(), revision
+                    approval_id,
+                    updated.model_dump_json().encode(),
+                    revision,
+                    ttl_s=self._ttl_of(updated),
                 )
             except CasConflictError:
                 continue
-            if not updated.is_open:
-                self._known_closed.add(approval_id)
+            if scheduled and record.is_open and not updated.is_open:
+                await self._leave_index(approval_id)
             return record, updated
         raise ApprovalError("conflict", "too many concurrent changes; try again")
 
@@ -659,46 +689,38 @@ class ApprovalService:
         self._closed(after)
         return after
 
-    async def expire_due(self) -> int:
-        """Apply ``on_timeout`` to every open approval past its expiry. Safe on every
-        replica at once: the compare-and-set lets one of them do each."""
+    async def expire(self, approval_id: str) -> bool:
+        """Apply ``on_timeout`` to one approval that fell due (the due index calls this once
+        per approval, on one replica; a redelivery or a second replica finds it closed).
+        True when this call closed it."""
         now = self.clock()
-        expired = 0
-        for approval_id in await self.approvals_kv.keys(">"):
-            if approval_id in self._known_closed:
-                continue
-            loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
-            if loaded is None:
-                continue
-            if not loaded[0].is_open:
-                self._known_closed.add(approval_id)
-                continue
-            if loaded[0].expires_at > now:
-                continue
 
-            def timeout(record: ApprovalRecord) -> ApprovalRecord | None:
-                if not record.is_open or record.expires_at > now:
-                    return None
-                if record.on_timeout in record.options:
-                    index = record.options.index(record.on_timeout)
-                    return decide(record, index, now, None, auto=True)
-                return record.model_copy(
-                    update={"status": ApprovalStatus.EXPIRED, "decided_at": now}
-                )
+        def timeout(record: ApprovalRecord) -> ApprovalRecord | None:
+            if not record.is_open or record.expires_at > now:
+                return None
+            if record.on_timeout in record.options:
+                index = record.options.index(record.on_timeout)
+                return decide(record, index, now, None, auto=True)
+            return record.model_copy(update={"status": ApprovalStatus.EXPIRED, "decided_at": now})
 
-            _before, after = await self._transition(approval_id, timeout)
-            if after is not None:
-                expired += 1
-                await self._edit_cards(after, "closed")
-                self._closed(after)
-        return expired
+        before, after = await self._transition(approval_id, timeout, scheduled=False)
+        if after is None:
+            if before is not None and before.is_open:
+                # Fired early (a clock ahead of ours): put it back in the index.
+                await self.due_index.schedule(approval_id, before.expires_at)
+            return False
+        metrics.APPROVAL_EXPIRY_LATENESS_SECONDS.observe(
+            max(0.0, (now - after.expires_at).total_seconds())
+        )
+        await self._edit_cards(after, "closed")
+        self._closed(after)
+        return True
 
     async def open_for(self, user_id: int) -> list[ApprovalRecord]:
-        """Open approvals this person may decide (for /pending), oldest first."""
+        """Open approvals this person may decide (for /pending), oldest first. Reads the due
+        index (the open ones), never the whole history."""
         found: list[ApprovalRecord] = []
-        for approval_id in await self.approvals_kv.keys(">"):
-            if approval_id in self._known_closed:
-                continue
+        for approval_id in await self.due_index.open_ids():
             loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
             if loaded and loaded[0].is_open and user_id in loaded[0].approvers:
                 found.append(loaded[0])

@@ -10,14 +10,23 @@ from pydantic import BaseModel
 
 from cctelegram_common import subjects
 from cctelegram_common.consumers import BatchItem, Durable, Outcome
-from cctelegram_common.contracts.approvals import CancelApprovalRequest, SubmitApproval
+from cctelegram_common.contracts.approvals import (
+    ApprovalDue,
+    CancelApprovalRequest,
+    SubmitApproval,
+)
 from cctelegram_common.contracts.claude_code import (
     SessionCheckRequest,
     SessionEndRequest,
     SessionRuleRequest,
 )
 from cctelegram_common.contracts.events import SubmitEvent
-from cctelegram_common.contracts.modes import ModeResult, SetModeRequest
+from cctelegram_common.contracts.modes import (
+    ModeResult,
+    QuietHoursResult,
+    SetModeRequest,
+    SetQuietHoursRequest,
+)
 from cctelegram_common.contracts.outbox import DeliveryReported
 from cctelegram_common.contracts.responses import ResponsesQuery
 from cctelegram_common.contracts.routing import (
@@ -95,6 +104,15 @@ def durables(holder: RuntimeHolder, submit_linger_s: float = 0.0) -> list[Durabl
             description="events: create approval records and queue their cards",
         ),
         Durable(
+            stream=subjects.STREAM_APPROVAL_DUE,
+            subject=subjects.APPROVAL_TIMEOUT_ALL,
+            name=subjects.CONSUMER_EVENTS_EXPIRY,
+            model=ApprovalDue,
+            work=lambda due: holder.get().approvals.expire(due.approval_id),
+            description="events: apply on_timeout to approvals NATS says fell due",
+            batch_size=64,
+        ),
+        Durable(
             stream=subjects.STREAM_DELIVERIES,
             subject=subjects.DELIVERY_REPORTED,
             name=subjects.CONSUMER_EVENTS_DELIVERIES,
@@ -137,10 +155,28 @@ def register(broker: NatsBroker, holder: RuntimeHolder) -> None:
     @broker.subscriber(subjects.EVENTS_RPC_MODE_SET, queue=RPC_QUEUE)
     async def mode_set(request: SetModeRequest) -> RpcReply:
         async def call(runtime: Runtime) -> ModeResult:
-            state = await runtime.modes.set(request.mode, request.changed_by)
-            return ModeResult(success=True, message=MODE_MESSAGES[state.mode], mode=state.mode)
+            digested = await runtime.modes.set(request.mode, request.changed_by, request.client_id)
+            message = MODE_MESSAGES[request.mode]
+            if request.client_id is None:
+                message += " (the default for every client without a mode of its own)"
+            return ModeResult(
+                success=True,
+                message=message,
+                mode=request.mode,
+                client_id=request.client_id,
+                digested=digested,
+            )
 
         return await _answer(holder, "mode_set", call)
+
+    @broker.subscriber(subjects.EVENTS_RPC_QUIET_HOURS_SET, queue=RPC_QUEUE)
+    async def quiet_hours_set(request: SetQuietHoursRequest) -> RpcReply:
+        async def call(runtime: Runtime) -> QuietHoursResult:
+            return await runtime.modes.set_quiet_hours(
+                request.client_id, request.quiet_hours, request.changed_by
+            )
+
+        return await _answer(holder, "quiet_hours_set", call)
 
     @broker.subscriber(subjects.EVENTS_RPC_TODOS_REGISTER, queue=RPC_QUEUE)
     async def todos_register(request: RegisterTodosRequest) -> RpcReply:

@@ -93,6 +93,8 @@ class FakeKv:
 
     def __init__(self) -> None:
         self.entries: dict[str, KvEntry] = {}
+        # The per-key TTL of each key's last write (None = kept).
+        self.ttls: dict[str, float | None] = {}
         self._revision = 0
 
     def _next(self) -> int:
@@ -102,24 +104,28 @@ class FakeKv:
     async def get(self, key: str) -> KvEntry | None:
         return self.entries.get(key)
 
-    async def create(self, key: str, value: bytes) -> int:
+    async def create(self, key: str, value: bytes, *, ttl_s: float | None = None) -> int:
         if key in self.entries:
             raise CasConflictError(key)
-        return await self.put(key, value)
+        return await self.put(key, value, ttl_s=ttl_s)
 
-    async def update(self, key: str, value: bytes, revision: int) -> int:
+    async def update(
+        self, key: str, value: bytes, revision: int, *, ttl_s: float | None = None
+    ) -> int:
         current = self.entries.get(key)
         if current is None or current.revision != revision:
             raise CasConflictError(key)
-        return await self.put(key, value)
+        return await self.put(key, value, ttl_s=ttl_s)
 
-    async def put(self, key: str, value: bytes) -> int:
+    async def put(self, key: str, value: bytes, *, ttl_s: float | None = None) -> int:
         revision = self._next()
         self.entries[key] = KvEntry(key, value, revision)
+        self.ttls[key] = ttl_s
         return revision
 
     async def delete(self, key: str) -> None:
         self.entries.pop(key, None)
+        self.ttls.pop(key, None)
 
     async def keys(self, pattern: str = ">") -> list[str]:
         if pattern == ">":

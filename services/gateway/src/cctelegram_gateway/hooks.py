@@ -165,10 +165,10 @@ class HookHandler:
         found = runner.extras.get("claude_code")
         self.settings = found if isinstance(found, ClaudeCodeSettings) else ClaudeCodeSettings()
 
-    def _gate(self, permission: Permission, hook: HookInput) -> None:
+    async def _gate(self, permission: Permission, hook: HookInput) -> None:
         what = f"hook '{hook.hook_event_name}'"
         self.runner.authorize(self.principal, permission, what, self.request_id)
-        self.runner.spend(self.principal, what, self.request_id)
+        await self.runner.spend(self.principal, what, self.request_id)
 
     async def _session(self, hook: HookInput, with_tool: bool = False) -> SessionCheckResult:
         return await check_session(
@@ -218,7 +218,7 @@ class HookHandler:
     async def pre_tool_use(self, hook: HookInput) -> Response:
         if not needs_person(hook.tool_name, self.settings):
             return _no_opinion()
-        self._gate(Permission.APPROVALS_REQUEST, hook)
+        await self._gate(Permission.APPROVALS_REQUEST, hook)
         session = await self._session(hook, with_tool=True)
         if session.allowed_by is not None:
             audit_tool_use(
@@ -238,7 +238,7 @@ class HookHandler:
         return _pre_tool_use("deny", deny_message(record, self.settings.hook_wait_s))
 
     async def permission_request(self, hook: HookInput) -> Response:
-        self._gate(Permission.APPROVALS_REQUEST, hook)
+        await self._gate(Permission.APPROVALS_REQUEST, hook)
         session = await self._session(hook, with_tool=True)
         if session.allowed_by is not None:
             audit_tool_use(
@@ -276,7 +276,7 @@ class HookHandler:
         questions = hook.tool_input.get("questions")
         if not isinstance(questions, list) or not questions:
             return _no_opinion()
-        self._gate(Permission.APPROVALS_REQUEST, hook)
+        await self._gate(Permission.APPROVALS_REQUEST, hook)
         session = await self._session(hook)
         cards = []
         for question in questions[:4]:
@@ -319,7 +319,7 @@ class HookHandler:
         )
 
     async def exit_plan_mode(self, hook: HookInput) -> Response:
-        self._gate(Permission.APPROVALS_REQUEST, hook)
+        await self._gate(Permission.APPROVALS_REQUEST, hook)
         session = await self._session(hook)
         plan = str(hook.tool_input.get("plan") or "")
         record = await ask_person(
@@ -346,12 +346,12 @@ class HookHandler:
         )
 
     async def stop(self, hook: HookInput) -> Response:
-        self._gate(Permission.EVENTS_SEND, hook)
+        await self._gate(Permission.EVENTS_SEND, hook)
         session = await self._session(hook)
         if not self._continues(session.project):
             await self._submit(hook, session)
             return _no_opinion()
-        self._gate(Permission.APPROVALS_REQUEST, hook)
+        await self._gate(Permission.APPROVALS_REQUEST, hook)
         record = await ask_person(
             self.ctx,
             session=session,
@@ -368,7 +368,7 @@ class HookHandler:
         return _no_opinion()
 
     async def notify(self, hook: HookInput) -> Response:
-        self._gate(Permission.EVENTS_SEND, hook)
+        await self._gate(Permission.EVENTS_SEND, hook)
         if hook.hook_event_name == "SessionEnd":
             session = await call_events(
                 self.ctx,

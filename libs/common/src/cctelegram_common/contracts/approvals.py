@@ -131,6 +131,15 @@ class ApprovalRecord(Contract):
         return self.status is ApprovalStatus.PENDING
 
 
+class ApprovalDue(Contract):
+    """Scheduled event: an open approval reached its expiry. Subject
+    ``cctg.approvals.timeout.<approval_id>``, published by the NATS server itself from the
+    schedule the events service stored on ``cctg.approvals.due.<approval_id>``."""
+
+    approval_id: str = Field(description="The approval whose on_timeout rule now applies")
+    expires_at: datetime = Field(description="When it was due (to measure lateness)")
+
+
 class CancelApprovalRequest(Contract):
     """RPC ``cctg.events.rpc.approval_cancel``: withdraw an open approval (owner or read-all)."""
 

@@ -66,8 +66,15 @@ def view(record: ApprovalRecord) -> ApprovalView:
 
 
 def _not_found(approval_id: str) -> ToolError:
+    # A decided approval is removed by NATS after the history time (CCTG_HISTORY_DAYS, 30 days
+    # by default); nothing remembers that it was there, so the answer names every reason.
     return ToolError(
-        f"no approval {approval_id}", status=404, code="not_found", field="approval_id"
+        f"no approval {approval_id}: it left the history (decided approvals are kept for "
+        "the configured history time, 30 days by default, then removed), or it never "
+        "existed or is not yours",
+        status=404,
+        code="not_found",
+        field="approval_id",
     )
 
 
