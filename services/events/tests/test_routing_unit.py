@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from cctelegram_common.contracts.approvals import SubmitApproval
+from cctelegram_common.contracts.approvals import ApprovalRecord, SubmitApproval
 from cctelegram_common.contracts.claude_code import CardKind, ClaudeCodeCard
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import Severity, SubmitEvent
@@ -20,6 +20,7 @@ from cctelegram_events.approvals import ApprovalService, Person
 from cctelegram_events.callbacks import CallbackSigner
 from cctelegram_events.modes import ModeStore
 from cctelegram_events.notifications import NotificationService
+from cctelegram_events.ports import MemoryDueIndex, load
 from cctelegram_events.responses import ResponseLog
 from cctelegram_events.routing import RouteBook
 from cctelegram_events.testing import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
@@ -228,4 +229,103 @@ async def test_unrouted_card_keeps_private_chats_and_ids() -> None:
     assert [m.outbox_id for m in publisher.outbox()] == [
         f"{record.approval_id}:501:0",
         f"{record.approval_id}:502:0",
+    ]
+
+
+async def test_a_two_of_three_quorum_needs_two_approvals_and_one_deny_rejects() -> None:
+    trio = (9001, 9002, 9003)
+    routes = await book(
+        RouteRule(
+            name="prod",
+            projects=("prod",),
+            types=(EventType.APPROVAL_REQUEST,),
+            chat_id=OPS_GROUP,
+            approvers=trio,
+            quorum=2,
+        )
+    )
+    service, publisher, _ = approvals(routes)
+
+    async def press(record_id: str, user: int, option: int, n: int) -> str:
+        return await service.press(
+            update_id=n,
+            callback_query_id=f"q{n}",
+            chat_id=OPS_GROUP,
+            person=Person(user),
+            data=service.signer.sign(record_id, option),
+        )
+
+    first = await service.submit(approval(project="prod"))
+    assert first.quorum == 2
+    assert await press(first.approval_id, 9001, 0, 1) == "✅ Recorded: Approve (1 of 2)"
+    assert await press(first.approval_id, 9001, 0, 2) == "✅ Recorded: Approve (1 of 2)"  # again
+    assert not [m for m in publisher.outbox() if m.operation is Operation.EDIT_MESSAGE_TEXT]
+    assert await press(first.approval_id, 9002, 0, 3) == "✅ Recorded: Approve"
+    record = await _record(service, first.approval_id)
+    assert record.status.value == "approved"
+    assert record.approved_by == (9001, 9002)
+
+    second = await service.submit(approval(project="prod"))
+    await press(second.approval_id, 9001, 0, 4)
+    assert await press(second.approval_id, 9003, 1, 5) == "✅ Recorded: Deny"
+    assert (await _record(service, second.approval_id)).status.value == "rejected"
+
+
+async def _record(service: ApprovalService, approval_id: str) -> ApprovalRecord:
+    loaded = await load(service.approvals_kv, approval_id, ApprovalRecord)
+    assert loaded is not None
+    return loaded[0]
+
+
+async def test_an_unanswered_card_escalates_once_and_every_copy_is_edited() -> None:
+    routes = await book(
+        RouteRule(
+            name="backup",
+            types=(EventType.INFO_NOTIFICATION,),  # matches no approval by itself
+            bot="oncall",
+            chat_id=-1005555,
+            approvers=(7777,),
+        ),
+        RouteRule(
+            name="team",
+            projects=("api",),
+            types=(EventType.APPROVAL_REQUEST,),
+            chat_id=OPS_GROUP,
+            approvers=(9001,),
+            escalate_after_minutes=5,
+            escalate_to="backup",
+        ),
+    )
+    service, publisher, _ = approvals(routes)
+    now = service.clock
+    assert isinstance(now, ManualClock)
+    record = await service.submit(approval(project="api"))
+    index = service.due_index
+    assert isinstance(index, MemoryDueIndex)
+    assert index.due_at[record.approval_id] == record.escalate_at
+    sends = lambda: [m for m in publisher.outbox() if m.operation is Operation.SEND_MESSAGE]  # noqa: E731
+    assert [(m.bot, m.chat_id) for m in sends()] == [(None, OPS_GROUP)]
+
+    now.advance(5 * 60)
+    for approval_id in index.fire_due(now()):
+        assert await service.expire(approval_id) is False
+    assert [(m.bot, m.chat_id) for m in sends()] == [(None, OPS_GROUP), ("oncall", -1005555)]
+    # Once: the index now holds the expiry, and a second call changes nothing.
+    assert index.due_at[record.approval_id] == record.expires_at
+    assert await service.expire(record.approval_id) is False
+    assert len(sends()) == 2
+
+    # The escalation route's approver decides; both copies are edited.
+    await service.press(
+        update_id=9,
+        callback_query_id="q9",
+        chat_id=-1005555,
+        person=Person(7777),
+        data=service.signer.sign(record.approval_id, 0),
+        bot="oncall",
+    )
+    edits = [m for m in publisher.outbox() if m.operation is Operation.EDIT_MESSAGE_TEXT]
+    assert sorted((m.bot or "", m.chat_id) for m in edits) == [
+        ("", OPS_GROUP),
+        ("oncall", -1005555),
     ]

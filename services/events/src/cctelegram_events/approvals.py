@@ -17,7 +17,7 @@ import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from opentelemetry import trace
 
@@ -56,7 +56,7 @@ from cctelegram_events.ports import (
 )
 from cctelegram_events.rendering import render_approval_card, render_closed_card
 from cctelegram_events.responses import APPROVE_ACTION, DENY_ACTION, ResponseLog
-from cctelegram_events.routing import RouteBook, destinations_of
+from cctelegram_events.routing import Destination, RouteBook, destinations_of
 from cctelegram_events.templates import template_for
 
 log = get_logger(__name__)
@@ -161,6 +161,62 @@ def decide(
     )
 
 
+@dataclass(frozen=True)
+class Routed:
+    """What route rules decided for an approval."""
+
+    approvers: tuple[int, ...]
+    targets: tuple[CardTarget, ...]
+    quorum: int = 1
+    escalate_at: datetime | None = None
+    escalate_to: str | None = None
+
+
+def _card_targets(approval_id: str, places: list[Destination]) -> tuple[CardTarget, ...]:
+    return tuple(
+        CardTarget(
+            outbox_id=f"{approval_id}:{place.token}:0",
+            chat_id=place.chat_id,
+            bot=place.bot,
+            message_thread_id=place.message_thread_id,
+            topic=place.topic,
+            route=place.rule.name if place.rule else None,
+        )
+        for place in places
+    )
+
+
+def vote(
+    record: ApprovalRecord,
+    option_index: int,
+    now: datetime,
+    person: Person,
+    comment: str | None = None,
+) -> ApprovalRecord:
+    """A person's answer. Under a quorum an approve-like option is one vote until enough
+    different approvers agreed; any other option (a deny) decides at once."""
+    label = record.options[option_index]
+    if record.quorum > 1 and classify_option(label) is ApprovalStatus.APPROVED:
+        votes = tuple(dict.fromkeys((*record.approved_by, person.user_id)))
+        counted = record.model_copy(
+            update={
+                "approved_by": votes,
+                "comment": comment if comment is not None else record.comment,
+            }
+        )
+        if len(votes) < record.quorum:
+            return counted
+        return decide(counted, option_index, now, person, comment)
+    return decide(record, option_index, now, person, comment)
+
+
+def next_due(record: ApprovalRecord) -> datetime:
+    """When the due index should call back: the escalation first, then the expiry."""
+    if record.escalate_at is not None and not record.escalated:
+        return min(record.escalate_at, record.expires_at)
+    return record.expires_at
+
+
 def msgref_key(chat_id: int, message_id: int, bot: str | None = None) -> str:
     """Which card a Telegram message is (message ids are per chat, and per bot)."""
     if bot is None:
@@ -221,10 +277,9 @@ class ApprovalService:
             log.warning("due_index_remove_failed", approval_id=approval_id, error=str(error))
 
     # --- creation ----------------------------------------------------------------------------
-    async def _routed(
-        self, command: SubmitApproval
-    ) -> tuple[tuple[int, ...], tuple[CardTarget, ...]] | None:
-        """(approvers, card targets) when route rules take this approval, else None."""
+    async def _routed(self, command: SubmitApproval) -> Routed | None:
+        """Approvers, card targets, quorum and escalation when route rules take this
+        approval, else None."""
         if self.routes is None:
             return None
         card = command.claude_code
@@ -247,18 +302,19 @@ class ApprovalService:
         approvers: list[int] = []
         for rule in rules:
             approvers.extend(rule.approvers if rule.approvers is not None else default)
-        targets = tuple(
-            CardTarget(
-                outbox_id=f"{command.approval_id}:{place.token}:0",
-                chat_id=place.chat_id,
-                bot=place.bot,
-                message_thread_id=place.message_thread_id,
-                topic=place.topic,
-                route=place.rule.name if place.rule else None,
-            )
-            for place in places
+        escalating = next((rule for rule in rules if rule.escalate_to), None)
+        escalate_at = (
+            command.submitted_at + timedelta(minutes=escalating.escalate_after_minutes)
+            if escalating is not None and escalating.escalate_after_minutes is not None
+            else None
         )
-        return tuple(dict.fromkeys(approvers)), targets
+        return Routed(
+            approvers=tuple(dict.fromkeys(approvers)),
+            targets=_card_targets(command.approval_id, places),
+            quorum=max(rule.quorum for rule in rules),
+            escalate_at=escalate_at,
+            escalate_to=escalating.escalate_to if escalating is not None else None,
+        )
 
     async def submit(self, command: SubmitApproval) -> ApprovalRecord:
         """Create the record and queue the cards, once per approval id."""
@@ -269,7 +325,7 @@ class ApprovalService:
         targets: tuple[CardTarget, ...] = ()
         if routed is not None:
             # A route names its chats and approvers (an admin set them up).
-            approvers, targets = routed
+            approvers, targets = routed.approvers, routed.targets
         else:
             targets = tuple(
                 CardTarget(outbox_id=f"{command.approval_id}:{chat}:0", chat_id=chat)
@@ -302,6 +358,10 @@ class ApprovalService:
             chat_ids=tuple(target.chat_id for target in targets),
             card_outbox_ids=tuple(target.outbox_id for target in targets),
             card_targets=targets if routed is not None else (),
+            quorum=min(routed.quorum, max(len(approvers), 1)) if routed else 1,
+            escalate_at=routed.escalate_at if routed else None,
+            escalate_to=routed.escalate_to if routed else None,
+            project=command.project,
             card_text=card_text,
             created_at=command.submitted_at,
             expires_at=command.expires_at,
@@ -333,25 +393,8 @@ class ApprovalService:
         if record.is_open:
             # Indexed before the cards go out; a redelivered command indexes it again (the
             # schedule is replaced, not doubled).
-            await self.due_index.schedule(record.approval_id, record.expires_at)
-            keyboard = keyboard_for(record, self.signer)
-            for target in targets_of(record):
-                await publish_outbox(
-                    self.publisher,
-                    OutboxMessage(
-                        outbox_id=target.outbox_id,
-                        operation=Operation.SEND_MESSAGE,
-                        chat_id=target.chat_id,
-                        bot=target.bot,
-                        message_thread_id=target.message_thread_id,
-                        topic=target.topic,
-                        event_id=record.approval_id,
-                        approval_id=record.approval_id,
-                        text=record.card_text,
-                        keyboard=keyboard,
-                    ),
-                )
-                metrics.OUTBOX_PUBLISHED.labels(Operation.SEND_MESSAGE.value).inc()
+            await self.due_index.schedule(record.approval_id, next_due(record))
+            await self._publish_cards(record, targets_of(record))
         status = EventStatus(
             event_id=record.approval_id,
             client_id=record.client_id,
@@ -368,6 +411,26 @@ class ApprovalService:
         if created:
             metrics.APPROVAL_REQUESTS.inc()
         return record
+
+    async def _publish_cards(self, record: ApprovalRecord, targets: tuple[CardTarget, ...]) -> None:
+        keyboard = keyboard_for(record, self.signer)
+        for target in targets:
+            await publish_outbox(
+                self.publisher,
+                OutboxMessage(
+                    outbox_id=target.outbox_id,
+                    operation=Operation.SEND_MESSAGE,
+                    chat_id=target.chat_id,
+                    bot=target.bot,
+                    message_thread_id=target.message_thread_id,
+                    topic=target.topic,
+                    event_id=record.approval_id,
+                    approval_id=record.approval_id,
+                    text=record.card_text,
+                    keyboard=keyboard,
+                ),
+            )
+            metrics.OUTBOX_PUBLISHED.labels(Operation.SEND_MESSAGE.value).inc()
 
     async def on_card_delivered(self, report: DeliveryReported) -> None:
         """Remember which Telegram message is which card, so replies find their approval."""
@@ -532,7 +595,7 @@ class ApprovalService:
         def choose(record: ApprovalRecord) -> ApprovalRecord | None:
             if not record.is_open:
                 return None
-            return decide(record, option_index, now, person)
+            return vote(record, option_index, now, person)
 
         _before, after = await self._transition(approval_id, choose)
         label = current.options[option_index]
@@ -561,6 +624,10 @@ class ApprovalService:
             metrics.CALLBACK_REJECTED.labels("closed").inc()
             await self._answer(callback_query_id, chat_id, NO_LONGER_OPEN, bot)
             return NO_LONGER_OPEN
+        if after.is_open:  # one vote of a quorum
+            answer = f"✅ Recorded: {label} ({len(after.approved_by)} of {after.quorum})"
+            await self._answer(callback_query_id, chat_id, answer, bot)
+            return answer
         answer = f"✅ Recorded: {label}"
         await self._answer(callback_query_id, chat_id, answer, bot)
         await self._edit_cards(after, "closed")
@@ -598,7 +665,7 @@ class ApprovalService:
 
         def apply(record: ApprovalRecord) -> ApprovalRecord | None:
             if record.is_open and option_index is not None:
-                return decide(record, option_index, now, person, comment=comment)
+                return vote(record, option_index, now, person, comment=comment)
             if record.is_open:
                 return record.model_copy(update={"comment": comment})
             if record.comment is None and record.decided_by_user_id == person.user_id:
@@ -694,6 +761,8 @@ class ApprovalService:
         per approval, on one replica; a redelivery or a second replica finds it closed).
         True when this call closed it."""
         now = self.clock()
+        if await self._escalate_if_due(approval_id, now):
+            return False
 
         def timeout(record: ApprovalRecord) -> ApprovalRecord | None:
             if not record.is_open or record.expires_at > now:
@@ -707,13 +776,77 @@ class ApprovalService:
         if after is None:
             if before is not None and before.is_open:
                 # Fired early (a clock ahead of ours): put it back in the index.
-                await self.due_index.schedule(approval_id, before.expires_at)
+                await self.due_index.schedule(approval_id, next_due(before))
             return False
         metrics.APPROVAL_EXPIRY_LATENESS_SECONDS.observe(
             max(0.0, (now - after.expires_at).total_seconds())
         )
         await self._edit_cards(after, "closed")
         self._closed(after)
+        return True
+
+    async def _escalate_if_due(self, approval_id: str, now: datetime) -> bool:
+        """Nobody answered in time: the card also goes to the escalation route (once), whose
+        approvers may then decide too. True when this call escalated it."""
+        loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
+        if loaded is None:
+            return False
+        current = loaded[0]
+        if (
+            not current.is_open
+            or current.escalated
+            or current.escalate_at is None
+            or current.escalate_at > now
+        ):
+            return False
+        rule = (
+            await self.routes.by_name(current.escalate_to)
+            if self.routes is not None and current.escalate_to
+            else None
+        )
+        added: tuple[CardTarget, ...] = ()
+        approvers: tuple[int, ...] = current.approvers
+        if rule is not None:
+            card = current.claude_code
+            project = current.project or (card.project if card else None)
+            known = {target.outbox_id for target in targets_of(current)}
+            added = tuple(
+                target
+                for target in _card_targets(
+                    approval_id,
+                    destinations_of(
+                        [rule],
+                        project=project,
+                        session_key=card.session_key if card else None,
+                        session_tag=card.session_tag if card else None,
+                    ),
+                )
+                if target.outbox_id not in known
+            )
+            if rule.approvers is not None:
+                approvers = tuple(dict.fromkeys((*approvers, *rule.approvers)))
+
+        def escalate(record: ApprovalRecord) -> ApprovalRecord | None:
+            if not record.is_open or record.escalated:
+                return None
+            targets = (*targets_of(record), *added)
+            return record.model_copy(
+                update={
+                    "escalated": True,
+                    "approvers": approvers,
+                    "card_targets": targets,
+                    "chat_ids": tuple(target.chat_id for target in targets),
+                    "card_outbox_ids": tuple(target.outbox_id for target in targets),
+                }
+            )
+
+        _before, after = await self._transition(approval_id, escalate)
+        if after is None:
+            return False
+        log.info("approval_escalated", approval_id=approval_id, to=current.escalate_to)
+        metrics.APPROVAL_ESCALATIONS.inc()
+        await self._publish_cards(after, added)
+        await self.due_index.schedule(approval_id, after.expires_at)
         return True
 
     async def open_for(self, user_id: int) -> list[ApprovalRecord]:

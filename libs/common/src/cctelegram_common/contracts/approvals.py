@@ -120,6 +120,18 @@ class ApprovalRecord(Contract):
         default=(),
         description="Routed cards (bot, chat, topic); empty = chat_ids/card_outbox_ids only",
     )
+    quorum: int = Field(
+        default=1, ge=1, description="Approvals needed (a route's quorum); any deny rejects"
+    )
+    approved_by: tuple[int, ...] = Field(
+        default=(), description="Who approved so far (while a quorum is not reached)"
+    )
+    escalate_at: datetime | None = Field(
+        default=None, description="Unanswered by then: the card also goes to escalate_to"
+    )
+    escalate_to: str | None = Field(default=None, description="The route rule escalated to")
+    escalated: bool = Field(default=False, description="The escalation happened (only once)")
+    project: str | None = Field(default=None, description="The project it is about (routes)")
     created_at: datetime = Field(default_factory=utc_now)
     expires_at: datetime
     traceparent: str | None = Field(
