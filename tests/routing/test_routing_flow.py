@@ -274,3 +274,95 @@ async def test_two_bots_deliver_and_poll_independently(
     }
     assert all(view.poller for view in runtime.heartbeat().bots)
     await asyncio.sleep(0)
+
+
+async def _submit(nc: Client, project: str, minutes: float = 10) -> str:
+    command = SubmitApproval(
+        approval_id=uuid.uuid4().hex,
+        client_id="agent",
+        title=f"Deploy {project}?",
+        project=project,
+        expires_at=utc_now() + timedelta(minutes=minutes),
+    )
+    await nc.jetstream().publish(
+        subjects.APPROVAL_SUBMIT,
+        command.model_dump_json().encode(),
+        headers={subjects.HEADER_MSG_ID: command.approval_id},
+    )
+    return command.approval_id
+
+
+def _card(sandbox: RunningSandbox, chat: int, title: str, bot: int | None = None) -> dict[str, Any]:
+    params = {"bot": bot} if bot else {}
+    messages = sandbox.api("GET", f"/chats/{chat}/messages", **params)
+    return next(m for m in messages if title in (m.get("text") or ""))
+
+
+async def test_quorum_and_escalation_in_the_sandbox(
+    nc: Client, server: NatsServer, sandbox: RunningSandbox, notifiers: list[NotifierRuntime]
+) -> None:
+    group = sandbox.create_chat(type="supergroup", title="Release")["id"]
+    sandbox.api("POST", "/chats", json={"type": "private", "user": {"id": 8800}}, bot=222222)
+    routes = await nc.jetstream().key_value(subjects.KV_ROUTES)
+    for rule in (
+        RouteRule(name="oncall", types=("info_notification",), bot="two", chat_id=8800,
+                  approvers=(8800,)),
+        RouteRule(name="prod", projects=("prod",), types=("approval_request",), chat_id=group,
+                  approvers=(9001, 9002, 9003), quorum=2),
+        RouteRule(name="slow", projects=("slow",), types=("approval_request",), chat_id=group,
+                  approvers=(9001,), escalate_after_minutes=0.02, escalate_to="oncall"),
+    ):  # fmt: skip
+        await routes.put(rule.name, rule.model_dump_json().encode())
+    polling = {"enabled": True, "lease_ttl_s": 3.0, "lease_check_s": 0.2, "timeout_s": 1.0}
+    await start(nc, notifiers, settings(sandbox, polling=polling, bot_tokens={"two": SECOND}))
+    approvals = await nc.jetstream().key_value(subjects.KV_APPROVALS)
+
+    async def status_of(approval_id: str) -> ApprovalStatus | None:
+        record = await _approval(approvals, approval_id)
+        return record.status if record else None
+
+    async with running_events(server.url, routes_refresh_s=0, allowed_users=(4242,)):
+        # 2 of 3: one approval is not enough, the second decides.
+        prod = await _submit(nc, "prod")
+        await wait_until(
+            lambda: any("Deploy prod" in (m.get("text") or "") for m in sandbox.messages(group))
+        )
+        card = _card(sandbox, group, "Deploy prod")
+        approve = card["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+        sandbox.press(group, card["message_id"], callback_data=approve, user_id=9001)
+        await wait_until(lambda: len(sandbox.api("GET", "/callback_queries")) == 1 and all(
+            q["answered"] for q in sandbox.api("GET", "/callback_queries")))  # fmt: skip
+        assert await status_of(prod) is ApprovalStatus.PENDING
+        sandbox.press(group, card["message_id"], callback_data=approve, user_id=9002)
+
+        async def approved() -> bool:
+            return await status_of(prod) is ApprovalStatus.APPROVED
+
+        await wait_until(approved)
+
+        # Nobody answers: after the escalation time the card also goes to the on-call bot's
+        # chat, once; the on-call approver decides and both copies are edited.
+        slow = await _submit(nc, "slow")
+        await wait_until(lambda: any(
+            "Deploy slow" in (m.get("text") or "")
+            for m in sandbox.api("GET", "/chats/8800/messages", bot=222222)
+        ), timeout_s=30)  # fmt: skip
+        await asyncio.sleep(1.5)  # a second firing would have come by now
+        copies = [
+            m for m in sandbox.api("GET", "/chats/8800/messages", bot=222222)
+            if "Deploy slow" in (m.get("text") or "")
+        ]  # fmt: skip
+        assert len(copies) == 1
+        escalated = copies[0]
+        deny = escalated["reply_markup"]["inline_keyboard"][0][1]["callback_data"]
+        sandbox.api("POST", f"/chats/8800/messages/{escalated['message_id']}/press",
+                    json={"callback_data": deny, "user_id": 8800}, bot=222222)  # fmt: skip
+
+        async def rejected() -> bool:
+            return await status_of(slow) is ApprovalStatus.REJECTED
+
+        await wait_until(rejected)
+        await wait_until(lambda: not _card(sandbox, group, "Deploy slow").get("reply_markup"))
+        await wait_until(
+            lambda: not _card(sandbox, 8800, "Deploy slow", bot=222222).get("reply_markup")
+        )
