@@ -168,6 +168,11 @@ class NotifierSettings(ServiceSettings):
         description="More bots: name=token,name=token. Each gets its own delivery budget, "
         "outbox consumer and poller; routes pick a bot by name. Never logged",
     )
+    only_bots: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Serve only these bots ('default' and/or names, comma-separated); empty = "
+        "all. Lets each bot have a notifier process of its own when one core is not enough",
+    )
     routes_file: Path | None = Field(
         default=None,
         validation_alias=AliasChoices("routes_file", "CCTELEGRAM_ROUTES_FILE"),
@@ -190,6 +195,13 @@ class NotifierSettings(ServiceSettings):
     telegram: TelegramHttpSettings = Field(default_factory=TelegramHttpSettings)
     heartbeat_interval_s: float = Field(default=2.5, gt=0)
     heartbeat_ttl_s: float = Field(default=12.0, gt=1, description="Per-key TTL of a heartbeat")
+
+    @field_validator("only_bots", mode="before")
+    @classmethod
+    def _split_bots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("bot_tokens", mode="before")
     @classmethod
@@ -216,4 +228,7 @@ class NotifierSettings(ServiceSettings):
             bots[None] = self.bot_token
         for name, token in named.items():
             bots.setdefault(bot_or_none(name), token)
+        if self.only_bots:
+            wanted = {bot_or_none(name) for name in self.only_bots}
+            bots = {name: token for name, token in bots.items() if name in wanted}
         return bots
