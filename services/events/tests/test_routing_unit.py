@@ -13,17 +13,26 @@ from cctelegram_common.contracts.approvals import ApprovalRecord, SubmitApproval
 from cctelegram_common.contracts.claude_code import CardKind, ClaudeCodeCard
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import Severity, SubmitEvent
-from cctelegram_common.contracts.outbox import Operation, OutboxMessage
+from cctelegram_common.contracts.outbox import (
+    DeliveryOutcome,
+    DeliveryReported,
+    Operation,
+    OutboxMessage,
+)
 from cctelegram_common.contracts.routing import RouteRule
+from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_common.routes_file import RoutesFileError, load_routes_file
 from cctelegram_events.approvals import ApprovalService, Person
+from cctelegram_events.bridge_client import UNAVAILABLE
 from cctelegram_events.callbacks import CallbackSigner
-from cctelegram_events.modes import ModeStore
+from cctelegram_events.modes import ModeService, ModeStore
 from cctelegram_events.notifications import NotificationService
 from cctelegram_events.ports import MemoryDueIndex, load
 from cctelegram_events.responses import ResponseLog
 from cctelegram_events.routing import RouteBook
+from cctelegram_events.tasks import TaskService
 from cctelegram_events.testing import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
+from cctelegram_events.updates import UpdateInterpreter
 
 USERS = (501, 502)
 OPS_GROUP = -1001000000001
@@ -329,3 +338,73 @@ async def test_an_unanswered_card_escalates_once_and_every_copy_is_edited() -> N
         ("", OPS_GROUP),
         ("oncall", -1005555),
     ]
+
+
+async def test_a_route_approver_who_is_no_allowed_user_answers_by_replying_to_the_card() -> None:
+    routes = await book(
+        RouteRule(
+            name="ops",
+            types=(EventType.APPROVAL_REQUEST,),
+            bot="ops",
+            chat_id=FORUM,
+            topic=3,
+            approvers=(9001,),
+        )
+    )
+    service, publisher, state = approvals(routes)
+    now = service.clock
+    modes = ModeService(ModeStore(state, now), publisher, now)
+    updates = UpdateInterpreter(
+        approvals=service,
+        responses=service.responses,
+        tasks=TaskService(state, now),
+        modes=modes,
+        bridge=NoBridge(),
+        status_kv=FakeKv(),
+        publisher=publisher,
+        clock=now,
+        allowed_users=USERS,
+    )
+    record = await service.submit(approval())
+    (card,) = publisher.outbox()
+    assert card.message_thread_id == 3
+    await service.on_card_delivered(
+        DeliveryReported(
+            outbox_id=card.outbox_id,
+            event_id=record.approval_id,
+            approval_id=record.approval_id,
+            chat_id=FORUM,
+            bot="ops",
+            operation=Operation.SEND_MESSAGE,
+            outcome=DeliveryOutcome.SENT,
+            telegram_message_ids=(50,),
+        )
+    )
+
+    def said(update_id: int, user: int, text: str, reply_to: int | None) -> InboundUpdate:
+        message: dict[str, object] = {
+            "message_id": 60 + update_id,
+            "from": {"id": user},
+            "chat": {"id": FORUM, "is_forum": True},
+            "message_thread_id": 3,
+            "is_topic_message": True,
+            "text": text,
+        }
+        if reply_to is not None:
+            message["reply_to_message"] = {"message_id": reply_to}
+        return InboundUpdate(update_id=update_id, update={"message": message}, bot="ops")
+
+    assert await updates.handle(said(1, 9001, "hello there", None)) == "ignored"
+    assert await updates.handle(said(2, 9001, "/pending", 50)) == "ignored"
+    assert await updates.handle(said(3, 9001, "approve", 50)) == "reply"
+    assert (await _record(service, record.approval_id)).status.value == "approved"
+    reply = [m for m in publisher.outbox() if m.outbox_id.startswith("reply-")]
+    assert [(m.bot, m.chat_id, m.message_thread_id) for m in reply] == [("ops", FORUM, 3)]
+
+
+class NoBridge:
+    async def status_text(self, requested_by: str) -> str:
+        return UNAVAILABLE
+
+    async def restart_text(self, requested_by: str) -> str:
+        return UNAVAILABLE

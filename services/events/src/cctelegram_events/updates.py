@@ -165,11 +165,14 @@ class UpdateInterpreter:
             topic_key=inbound.topic_key,
         )
         person = _person(message.get("from") or {})
-        if person.user_id not in self.allowed_users:
-            metrics.STRANGER_MESSAGES.inc()
-            return "ignored"
+        allowed = person.user_id in self.allowed_users
         chat_id = int((message.get("chat") or {}).get("id", person.user_id))
         text = str(message.get("text") or message.get("caption") or "")
+        # Someone else is heard only when replying to a card a route made them approver of.
+        replies_to_card = isinstance(message.get("reply_to_message"), dict) and bool(text)
+        if not allowed and (text.startswith("/") or not replies_to_card):
+            metrics.STRANGER_MESSAGES.inc()
+            return "ignored"
         if text.startswith("/"):
             await self._command(update_id, chat_id, person, text, place)
             return "command"
@@ -191,6 +194,9 @@ class UpdateInterpreter:
                 topic_key=inbound.topic_key,
             ):
                 return "reply"
+        if not allowed:
+            metrics.STRANGER_MESSAGES.inc()
+            return "ignored"
         if text:
             await self._record(
                 update_id, chat_id, person, ResponseKind.TEXT, "message", text, place
