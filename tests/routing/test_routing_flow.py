@@ -366,3 +366,65 @@ async def test_quorum_and_escalation_in_the_sandbox(
         await wait_until(
             lambda: not _card(sandbox, 8800, "Deploy slow", bot=222222).get("reply_markup")
         )
+
+
+async def test_rules_select_routes_by_client_project_type_and_severity_with_fan_out(
+    nc: Client, server: NatsServer, sandbox: RunningSandbox, notifiers: list[NotifierRuntime]
+) -> None:
+    from cctelegram_common.contracts.events import SubmitEvent
+
+    builds = sandbox.create_chat(type="group", title="Builds")["id"]
+    forum = sandbox.create_chat(type="forum", title="Projects")["id"]
+    sandbox.api("POST", "/chats", json={"type": "private", "user": {"id": 5150}}, bot=222222)
+    sandbox.create_chat(type="private", user={"id": 4242})  # the allowed user (default route)
+    routes = await nc.jetstream().key_value(subjects.KV_ROUTES)
+    for rule in (
+        RouteRule(name="ci-builds", clients=("ci",), types=("build_failed", "build_completed"),
+                  chat_id=builds),
+        RouteRule(name="per-project", projects=("api", "web"), chat_id=forum,
+                  topic="per-project"),
+        RouteRule(name="pager", min_severity="critical", bot="two", chat_id=5150),
+    ):  # fmt: skip
+        await routes.put(rule.name, rule.model_dump_json().encode())
+    await start(nc, notifiers, settings(sandbox, bot_tokens={"two": SECOND}))
+    async with running_events(server.url, routes_refresh_s=0, allowed_users=(4242,)):
+        sent = [
+            ("ci", "build_failed", "api", None, "ci build of api failed"),  # ci + api topic
+            ("agent", "info_notification", "web", None, "web note"),  # web topic only
+            ("agent", "alert_notification", None, "critical", "disk full"),  # pager only
+            ("agent", "info_notification", "other", None, "nobody routes this"),  # default
+        ]
+        for client, kind, project, severity, title in sent:
+            event = SubmitEvent(
+                event_id=uuid.uuid4().hex, type=kind, title=title, client_id=client,
+                project=project, severity=severity,
+            )  # fmt: skip
+            await nc.jetstream().publish(
+                subjects.EVENT_SUBMIT,
+                event.model_dump_json().encode(),
+                headers={subjects.HEADER_MSG_ID: event.event_id},
+            )
+
+        def texts(chat: int, bot: int | None = None) -> list[str]:
+            params = {"bot": bot} if bot else {}
+            messages = sandbox.api("GET", f"/chats/{chat}/messages", **params)
+            return [m.get("text") or "" for m in messages if m.get("text")]
+
+        def has(chat: int, needle: str, bot: int | None = None) -> bool:
+            return any(needle in text for text in texts(chat, bot))
+
+        await wait_until(lambda: has(builds, "ci build of api failed"))
+        await wait_until(lambda: has(forum, "ci build of api failed"))
+        await wait_until(lambda: has(forum, "web note"))
+        await wait_until(lambda: has(5150, "disk full", 222222))
+        await wait_until(lambda: has(4242, "nobody routes this"))
+        assert not has(builds, "web note")
+        assert not has(4242, "disk full")  # routed away from the default
+        assert not has(5150, "web note", 222222)
+        threads = {
+            m["text"].split("\n")[0]: m.get("message_thread_id")
+            for m in sandbox.messages(forum)
+            if m.get("text") and ("api" in m["text"] or "web note" in m["text"])
+        }
+        assert len(set(threads.values())) == 2  # api and web, each in its own topic
+        assert len(sandbox.calls("createForumTopic")) == 2

@@ -408,3 +408,13 @@ class NoBridge:
 
     async def restart_text(self, requested_by: str) -> str:
         return UNAVAILABLE
+
+
+async def test_per_session_topics_follow_the_hook_session() -> None:
+    routes = await book(RouteRule(name="s", chat_id=FORUM, topic="per-session"))
+    service, publisher = notifications(routes)
+    await service.submit(event(project="api", session_key="sess-1", session_tag="ab12"))
+    await service.submit(event(project="api", session_key="sess-2"))
+    await service.submit(event(project="api"))  # no session: the forum's General topic
+    keys = [(m.topic.key, m.topic.name) if m.topic else None for m in publisher.outbox()]
+    assert keys == [("session:sess-1", "api · ab12"), ("session:sess-2", "api · sess-2"), None]

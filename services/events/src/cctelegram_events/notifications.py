@@ -124,7 +124,12 @@ class NotificationService:
                 severity=severity_of(event),
             )
             if rules:
-                return destinations_of(rules, project=event.project, session_key=event.session_key)
+                return destinations_of(
+                    rules,
+                    project=event.project,
+                    session_key=event.session_key,
+                    session_tag=event.session_tag,
+                )
         return default_destinations(self.targets(event))
 
     async def submit(self, event: SubmitEvent) -> EventStatus:

@@ -402,6 +402,7 @@ class HookHandler:
             request_id=self.request_id,
             project=session.project,
             session_key=session.session_key,
+            session_tag=session.tag,
         )
         await publish_command(self.ctx, subjects.EVENT_SUBMIT, event, event.event_id)
 

@@ -46,6 +46,9 @@ class SubmitEvent(Contract):
     session_key: str | None = Field(
         default=None, max_length=200, description="Claude Code session (per-session topics)"
     )
+    session_tag: str | None = Field(
+        default=None, max_length=16, description="The session's short tag (its topic's name)"
+    )
     submitted_at: datetime = Field(default_factory=utc_now)
 
 
