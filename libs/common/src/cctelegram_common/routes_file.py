@@ -16,12 +16,13 @@ routes:
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import yaml  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
-from cctelegram_common.contracts.routing import RoutesFile
+from cctelegram_common.contracts.routing import BOT_NAME_PATTERN, RoutesFile
 
 ROUTES_FILE_ENV = "CCTELEGRAM_ROUTES_FILE"
 
@@ -62,5 +63,10 @@ def parse_bot_tokens(value: str) -> dict[str, str]:
         if not sep or not name.strip() or not token.strip():
             raise RoutesFileError("TELEGRAM_BOT_TOKENS: each entry is name=token")
         bots[name.strip()] = token.strip()
-    RoutesFile(bots=bots)  # validates the names
+    for name in bots:
+        # The names only, never the tokens: this message may end up in a crash log.
+        if not re.fullmatch(BOT_NAME_PATTERN, name):
+            raise RoutesFileError(
+                f"TELEGRAM_BOT_TOKENS: bot name {name!r}: lower-case letters, digits, _ and -"
+            )
     return bots

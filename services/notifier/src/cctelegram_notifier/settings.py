@@ -153,7 +153,10 @@ class TelegramHttpSettings(BaseModel):
 
 
 class NotifierSettings(ServiceSettings):
-    model_config = SettingsConfigDict(**service_config("NOTIFIER_"), populate_by_name=True)
+    # hide_input_in_errors: a bad TELEGRAM_BOT_TOKENS must not print its tokens.
+    model_config = SettingsConfigDict(
+        **service_config("NOTIFIER_"), populate_by_name=True, hide_input_in_errors=True
+    )
 
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8093))
     # Unprefixed: the names users already set for the original CCTelegram bridge.
