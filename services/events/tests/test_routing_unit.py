@@ -268,7 +268,11 @@ async def test_a_two_of_three_quorum_needs_two_approvals_and_one_deny_rejects() 
     assert first.quorum == 2
     assert await press(first.approval_id, 9001, 0, 1) == "✅ Recorded: Approve (1 of 2)"
     assert await press(first.approval_id, 9001, 0, 2) == "✅ Recorded: Approve (1 of 2)"  # again
-    assert not [m for m in publisher.outbox() if m.operation is Operation.EDIT_MESSAGE_TEXT]
+    # The card shows the count and keeps its buttons; a repeated vote changes nothing.
+    (progress,) = [m for m in publisher.outbox() if m.operation is Operation.EDIT_MESSAGE_TEXT]
+    assert progress.keyboard is not None
+    assert progress.text is not None
+    assert progress.text.endswith("1 of 2 approvals")
     assert await press(first.approval_id, 9002, 0, 3) == "✅ Recorded: Approve"
     record = await _record(service, first.approval_id)
     assert record.status.value == "approved"

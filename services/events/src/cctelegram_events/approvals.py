@@ -487,8 +487,17 @@ class ApprovalService:
             return record, updated
         raise ApprovalError("conflict", "too many concurrent changes; try again")
 
-    async def _edit_cards(self, record: ApprovalRecord, suffix: str) -> None:
-        text = render_closed_card(record, self.timezone)
+    async def _edit_cards(
+        self, record: ApprovalRecord, suffix: str, *, progress: bool = False
+    ) -> None:
+        """Every copy of the card: closed (buttons gone), or — ``progress`` — still open with
+        the quorum's count so far."""
+        keyboard = keyboard_for(record, self.signer) if progress else None
+        text = (
+            f"{record.card_text}\n\n☑️ {len(record.approved_by)} of {record.quorum} approvals"
+            if progress
+            else render_closed_card(record, self.timezone)
+        )
         for target in targets_of(record):
             # The default route keeps its historic ids: "<approval>:<chat>:closed".
             chat_part = target.outbox_id.removeprefix(f"{record.approval_id}:").rsplit(":", 1)[0]
@@ -503,7 +512,7 @@ class ApprovalService:
                     event_id=record.approval_id,
                     approval_id=record.approval_id,
                     text=text,
-                    keyboard=None,
+                    keyboard=keyboard,
                     target_outbox_id=card_outbox_id,
                 ),
             )
@@ -597,7 +606,7 @@ class ApprovalService:
                 return None
             return vote(record, option_index, now, person)
 
-        _before, after = await self._transition(approval_id, choose)
+        before, after = await self._transition(approval_id, choose)
         label = current.options[option_index]
         accepted = after is not None
         await self.responses.record(
@@ -627,6 +636,8 @@ class ApprovalService:
         if after.is_open:  # one vote of a quorum
             answer = f"✅ Recorded: {label} ({len(after.approved_by)} of {after.quorum})"
             await self._answer(callback_query_id, chat_id, answer, bot)
+            if len(after.approved_by) > len(before.approved_by if before else ()):
+                await self._edit_cards(after, f"votes-{len(after.approved_by)}", progress=True)
             return answer
         answer = f"✅ Recorded: {label}"
         await self._answer(callback_query_id, chat_id, answer, bot)
