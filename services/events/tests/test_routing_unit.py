@@ -422,3 +422,24 @@ async def test_per_session_topics_follow_the_hook_session() -> None:
     await service.submit(event(project="api"))  # no session: the forum's General topic
     keys = [(m.topic.key, m.topic.name) if m.topic else None for m in publisher.outbox()]
     assert keys == [("session:sess-1", "api · ab12"), ("session:sess-2", "api · sess-2"), None]
+
+
+async def test_quiet_hours_digest_goes_through_each_routes_bot() -> None:
+    from datetime import time
+
+    from cctelegram_events.modes import QuietHours
+
+    routes = await book(RouteRule(name="ops", projects=("ops",), bot="ops", chat_id=77))
+    service, publisher = notifications(routes)
+    clock = ManualClock(datetime(2026, 1, 1, 23, 0, tzinfo=UTC))
+    service.clock = clock
+    service.quiet_hours = QuietHours(time(22), time(7), "UTC")
+    held = await service.submit(event(project="ops", title="nightly ops note"))
+    assert held.state.value == "held"
+    clock.now = datetime(2026, 1, 2, 7, 1, tzinfo=UTC)
+    assert await service.flush_digest() == 1
+    (digest,) = [m for m in publisher.outbox() if m.outbox_id.startswith("digest-")]
+    assert (digest.bot, digest.chat_id) == ("ops", 77)
+    status = await service.status_kv.get(held.event_id)
+    assert status is not None
+    assert digest.outbox_id in status.value.decode()

@@ -71,6 +71,13 @@ class HeldEvent(Contract):
     title: str
     chat_ids: tuple[int, ...]
     held_at: str
+    places: tuple[str, ...] = Field(
+        default=(), description="Routed destinations (chat@bot tokens); empty = chat_ids"
+    )
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return self.places or tuple(str(chat) for chat in self.chat_ids)
 
 
 class TaskCard(Contract):
@@ -252,6 +259,10 @@ class NotificationService:
                 title=event.title,
                 chat_ids=chats,
                 held_at=self.clock().isoformat(),
+                # The digest goes through each route's bot (to the chat; topics are left out).
+                places=tuple(dict.fromkeys(p.token.split("~", 1)[0] for p in places))
+                if any(p.bot is not None for p in places)
+                else (),
             )
             await self.state_kv.put(HELD_PREFIX + event.event_id, held.model_dump_json().encode())
             metrics.EVENTS_PROCESSED.labels("held").inc()
@@ -392,11 +403,12 @@ class NotificationService:
         digest_id = hashlib.sha256(
             ",".join(sorted(item.event_id for item in held)).encode()
         ).hexdigest()[:20]
-        by_chat: dict[int, list[HeldEvent]] = {}
+        by_chat: dict[str, list[HeldEvent]] = {}
         for item in held:
-            for chat in item.chat_ids:
-                by_chat.setdefault(chat, []).append(item)
+            for token in item.tokens:
+                by_chat.setdefault(token, []).append(item)
         for chat, items in by_chat.items():
+            chat_id, bot = parse_token(chat)
             lines = [f"🌙 <b>While quiet hours were on</b> ({len(items)})", ""]
             lines += [
                 f"{template_for(item.type).emoji} {safe(item.title)}"
@@ -408,17 +420,18 @@ class NotificationService:
                     OutboxMessage(
                         outbox_id=f"digest-{digest_id}:{chat}:{index}",
                         operation=Operation.SEND_MESSAGE,
-                        chat_id=chat,
+                        chat_id=chat_id,
+                        bot=bot,
                         text=part,
                         extra={"digest_of": [item.event_id for item in items][:100]},
                     ),
                 )
         for item in held:
-            await self._mark_digested(item.event_id, digest_id)
+            await self._mark_digested(item.event_id, digest_id, item.tokens)
             await self.state_kv.delete(HELD_PREFIX + item.event_id)
         return len(held)
 
-    async def _mark_digested(self, event_id: str, digest_id: str) -> None:
+    async def _mark_digested(self, event_id: str, digest_id: str, tokens: tuple[str, ...]) -> None:
         for _ in range(CAS_ATTEMPTS):
             loaded = await load(self.status_kv, event_id, EventStatus)
             if loaded is None or loaded[0].state is not EventState.HELD:
@@ -428,7 +441,7 @@ class NotificationService:
                 update={
                     "state": EventState.QUEUED,
                     "last_error": None,
-                    "outbox_ids": tuple(f"digest-{digest_id}:{chat}:0" for chat in status.chat_ids),
+                    "outbox_ids": tuple(f"digest-{digest_id}:{token}:0" for token in tokens),
                     "updated_at": self.clock(),
                 }
             )
