@@ -201,8 +201,12 @@ class NotifierRuntime:
             )
             await link.consumer.start(fetching=not self.paused)
         # Webhook mode serves the default bot (the gateway receives its POSTs); named bots poll.
+        # Named bots poll even when the default bot's updates come by webhook.
         webhook = self.settings.webhook if link.name is None else WebhookSettings()
-        if self.settings.polling.enabled or webhook.url:
+        polling = self.settings.polling
+        if link.name is not None and self.settings.webhook.url:
+            polling = polling.model_copy(update={"enabled": True})
+        if polling.enabled or webhook.url:
             link.lease = PollerLease(
                 js,
                 self.bridge_kv,
@@ -221,7 +225,7 @@ class NotifierRuntime:
                 self.bridge_kv,
                 publisher,
                 store,
-                self.settings.polling,
+                polling,
                 webhook,
                 on_conflict=self._conflict,
                 on_token_rejected=lambda error: self._token_rejected(link, error),
