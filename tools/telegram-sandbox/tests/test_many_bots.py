@@ -48,3 +48,9 @@ async def test_two_bots_have_their_own_chats_updates_and_limits() -> None:
         two = (await client.post(f"/bot{SECOND}/getUpdates", json={"timeout": 0})).json()
         assert one["result"] == []
         assert [u["message"]["text"] for u in two["result"]] == ["to bot 2"]
+
+        # The page lists the bots (it links each one's view, /?bot=<id>).
+        bots = (await client.get("/sandbox/api/bots")).json()
+        assert [(b["id"], b["default"]) for b in bots] == [(111111, True), (222222, False)]
+        page = await client.get("/", params={"bot": 222222})
+        assert "bot-switch" in page.text

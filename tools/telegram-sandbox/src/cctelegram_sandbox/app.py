@@ -90,9 +90,21 @@ class SandboxApp:
             lifespan=lifespan,
         )
 
+    def bots(self) -> list[dict[str, Any]]:
+        """Every bot that has a world: the default one first."""
+        worlds = [self.sandbox, *self.worlds.values()]
+        return [
+            {"id": world.bot_id, "username": world.bot_user().username, "default": index == 0}
+            for index, world in enumerate(worlds)
+            if world.bot_id is not None
+        ]
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/bot"):
             await self.bot_api(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["path"] == "/sandbox/api/bots":
+            await JSONResponse(self.bots())(scope, receive, send)
             return
         if scope["type"] == "http" and scope.get("query_string"):
             # ?bot=<bot id>: the control API and the page of another bot's world.

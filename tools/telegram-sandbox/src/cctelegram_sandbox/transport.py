@@ -173,6 +173,11 @@ class BotApiEndpoint:
         if not TOKEN_PATTERN.fullmatch(token) or not method or "/" in method:
             await _respond(send, 404, _encode(NOT_FOUND.envelope()), _JSON_HEADERS)
             return
+        configured = self.sandbox.config.token
+        if configured is not None and token not in (configured, *self.sandbox.config.extra_tokens):
+            # Refused before a world is made for it: unknown tokens cost nothing.
+            await _respond(send, 401, _encode(UNAUTHORIZED.envelope()), _JSON_HEADERS)
+            return
         sandbox = self.world_for(int(token.split(":", 1)[0]))
         await self._handle_in(sandbox, token, method, scope, receive, send)
 
@@ -186,9 +191,8 @@ class BotApiEndpoint:
         send: Send,
     ) -> None:
         started_at = sandbox.clock.time()
-        configured = sandbox.config.token
-        accepted = (configured, *sandbox.config.extra_tokens)
-        if (configured is not None and token not in accepted) or token in sandbox.revoked_tokens:
+        # A token revoked through any bot's control API (most tests use the default one's).
+        if token in sandbox.revoked_tokens or token in self.sandbox.revoked_tokens:
             await _respond(send, 401, _encode(UNAUTHORIZED.envelope()), _JSON_HEADERS)
             return
         if sandbox.bot_id is None:
