@@ -20,6 +20,9 @@ from .control_api import ControlApi
 from .state import Sandbox
 from .transport import BotApiEndpoint, install_log_filter
 
+# Bots one sandbox serves besides the default one.
+MAX_WORLDS = 64
+
 
 def _page_html() -> str:
     return resources.files("cctelegram_sandbox").joinpath("static/index.html").read_text("utf-8")
@@ -43,13 +46,15 @@ class SandboxApp:
         self.bot_api = BotApiEndpoint(sandbox, self.world_for)
         self.web = self._web(sandbox, primary=True)
 
-    def world_for(self, bot_id: int) -> Sandbox:
+    def world_for(self, bot_id: int) -> Sandbox | None:
         """The world of one bot: its own chats, messages, updates and flood windows (a bot
         never sees another bot's private chats; the sandbox also keeps groups apart)."""
         primary = self.sandbox
         if primary.bot_id is None or primary.bot_id == bot_id:
             return primary
         world = self.worlds.get(bot_id)
+        if world is None and len(self.worlds) >= MAX_WORLDS:
+            return None  # answered 401: any-token mode must not grow without bound
         if world is None:
             config = dataclasses.replace(
                 primary.config, bot_username=f"{primary.config.bot_username}_{bot_id}"
@@ -110,8 +115,9 @@ class SandboxApp:
             # ?bot=<bot id>: the control API and the page of another bot's world.
             wanted = parse_qs(scope["query_string"].decode("latin-1")).get("bot")
             if wanted and wanted[0].isdigit() and int(wanted[0]) != self.sandbox.bot_id:
-                self.world_for(int(wanted[0]))
-                web = self._world_webs.get(int(wanted[0]))
+                web = (
+                    self._world_webs.get(int(wanted[0])) if self.world_for(int(wanted[0])) else None
+                )
                 if web is not None:
                     await web(scope, receive, send)
                     return

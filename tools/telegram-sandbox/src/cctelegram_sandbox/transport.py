@@ -146,7 +146,9 @@ async def read_params(scope: Scope, receive: Receive) -> tuple[Params, list[Uplo
 class BotApiEndpoint:
     """ASGI app for /bot<token>/<method>; never answers with a traceback."""
 
-    def __init__(self, sandbox: Sandbox, world_for: Callable[[int], Sandbox] | None = None) -> None:
+    def __init__(
+        self, sandbox: Sandbox, world_for: Callable[[int], Sandbox | None] | None = None
+    ) -> None:
         self.sandbox = sandbox
         # Several bots: each bot id has its own world (chats, updates, flood windows).
         self.world_for = world_for or (lambda bot_id: sandbox)
@@ -179,6 +181,9 @@ class BotApiEndpoint:
             await _respond(send, 401, _encode(UNAUTHORIZED.envelope()), _JSON_HEADERS)
             return
         sandbox = self.world_for(int(token.split(":", 1)[0]))
+        if sandbox is None:
+            await _respond(send, 401, _encode(UNAUTHORIZED.envelope()), _JSON_HEADERS)
+            return
         await self._handle_in(sandbox, token, method, scope, receive, send)
 
     async def _handle_in(
