@@ -13,8 +13,13 @@ notifier (subprocess, default limits), then:
    publish until the last of them is visible, the calls that carried them and the 429s;
    ``--baseline`` runs the same burst with coalescing off first (over a minute: one call per
    second per chat).
+4. many bots (``--bots 3``, its own sandbox and notifier): the same backlog for each of three
+   bots (each with its own 60 private chats + 3 groups in the sandbox), one notifier process
+   serving all three (``TELEGRAM_BOT_TOKENS``); prints the combined rate against the 3 x 30/s
+   ceiling and the 429s. ``--only-bots`` runs just this part.
 
     uv run python bench/delivery_rate.py [--backlog 600] [--latency-seconds 20] [--baseline]
+                                         [--bots 3] [--only-bots]
 """
 
 from __future__ import annotations
@@ -161,6 +166,130 @@ async def wait_for(sandbox: RunningSandbox, prefix: str, count: int, timeout_s: 
         await asyncio.sleep(0.5)
 
 
+BOT_TOKENS = tuple(f"{700000 + n}:bench-bot-token-{n}-abcdefghijklmnop" for n in range(10))
+
+
+async def many_bots(
+    bots: int, backlog: int, replicas: int, in_flight: int | None, *, per_bot: bool = False
+) -> None:
+    """``backlog`` messages for each of ``bots`` bots, stored before the notifier starts."""
+    tokens = BOT_TOKENS[:bots]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        NatsServer(Path(tmp) / "nats") as server,
+        run_sandbox(
+            subprocess=True, rate_scale=1.0, token=tokens[0], extra_tokens=tokens[1:]
+        ) as sandbox,
+    ):
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await streams.provision(js)
+        names: list[str | None] = [None, *(f"bot{n}" for n in range(1, bots))]
+        for token, name in zip(tokens, names, strict=True):
+            bot_id = int(token.split(":")[0])
+            private = [
+                sandbox.api("POST", "/chats", json={"type": "private", "user": {"id": 10_000 + n}},
+                            bot=bot_id)["id"]
+                for n in range(PRIVATE_CHATS)
+            ]  # fmt: skip
+            groups = [
+                sandbox.api("POST", "/chats", json={"type": "group", "title": f"t{n}"},
+                            bot=bot_id)["id"]
+                for n in range(GROUPS)
+            ]  # fmt: skip
+            for index, chat in enumerate(backlog_plan(backlog, private, groups)):
+                outbox_id = f"bots-{name or 'default'}-{index}"
+                message = OutboxMessage(
+                    outbox_id=outbox_id,
+                    operation=Operation.SEND_MESSAGE,
+                    chat_id=chat,
+                    bot=name,
+                    text=outbox_id,
+                    parse_mode=None,
+                )
+                await js.publish(
+                    subjects.outbox_subject(chat, name),
+                    message.model_dump_json().encode(),
+                    headers={subjects.HEADER_MSG_ID: outbox_id},
+                    stream=subjects.STREAM_OUTBOX,
+                )
+        env = {
+            "NATS_URL": server.url,
+            "TELEGRAM_BOT_TOKEN": tokens[0],
+            "TELEGRAM_BOT_TOKENS": ",".join(
+                f"{name}={token}" for name, token in zip(names[1:], tokens[1:], strict=True)
+            ),
+            "TELEGRAM_API_BASE_URL": sandbox.url,
+            "NOTIFIER_POLLING__ENABLED": "false",
+            "NOTIFIER_COALESCE__ENABLED": "false",
+            **({"NOTIFIER_TELEGRAM__MAX_IN_FLIGHT": str(in_flight)} if in_flight else {}),
+        }
+        if per_bot:
+            # One notifier process per bot (NOTIFIER_ONLY_BOTS): each bot gets a core's worth.
+            notifiers = [
+                NotifierProcess(
+                    {**env, "NOTIFIER_ONLY_BOTS": name or "default"},
+                    log_path=str(Path(tmp) / f"notifier-{name or 'default'}.log"),
+                ).start()
+                for name in names
+            ]
+        else:
+            notifiers = [
+                NotifierProcess(env, log_path=str(Path(tmp) / f"notifier-{n}.log")).start()
+                for n in range(replicas)
+            ]
+        total = backlog * bots
+
+        def calls() -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = []
+            for token in tokens:
+                bot_id = int(token.split(":")[0])
+                listed = sandbox.api("GET", "/calls", method="sendMessage", bot=bot_id)
+                found += [{**call, "bot_id": bot_id} for call in listed]
+            return found
+
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                done = [c for c in calls() if c["status"] == 200]
+                if len(done) >= total:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"only {len(done)}/{total} delivered")
+                await asyncio.sleep(1.0)
+            stamps = sorted(float(c["timestamp"]) for c in done)
+            rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+            ceiling = CEILING_PER_S * bots
+            limited = sum(1 for c in calls() if c["status"] == 429)
+            print(
+                f"{bots} bots x backlog: {total} messages ({backlog} per bot over "
+                f"{PRIVATE_CHATS} private chats + {GROUPS} groups each), "
+                f"{len(notifiers)} notifier process(es)"
+                f"{' (one per bot)' if per_bot else ''}, in {stamps[-1] - stamps[0]:.1f}s"
+            )
+            print(
+                f"  rate: {rate:.2f} msg/s of the {ceiling:.0f}/s ceiling "
+                f"({100 * rate / ceiling:.1f} %; target >= {0.95 * ceiling:.1f}/s)"
+            )
+            print(f"  429s received: {limited} (target 0)")
+            for token in tokens:
+                bot_id = int(token.split(":")[0])
+                own = sorted(float(c["timestamp"]) for c in done if c.get("bot_id") == bot_id)
+                if len(own) > 1:
+                    print(
+                        f"  bot {bot_id}: {(len(own) - 1) / (own[-1] - own[0]):.2f} msg/s, "
+                        f"first call +{own[0] - stamps[0]:.2f}s, last +{own[-1] - stamps[0]:.2f}s"
+                    )
+            per_second = [0] * (int(stamps[-1] - stamps[0]) + 1)
+            for at in stamps:
+                per_second[int(at - stamps[0])] += 1
+            print(f"  calls per second: {per_second}")
+        finally:
+            for notifier in notifiers:
+                notifier.stop()
+            await nc.close()
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -264,12 +393,32 @@ if __name__ == "__main__":
     parser.add_argument(
         "--baseline", action="store_true", help="also run the burst with coalescing off (>60 s)"
     )
-    arguments = parser.parse_args()
-    asyncio.run(
-        main(
-            arguments.backlog,
-            arguments.latency_seconds,
-            arguments.rate,
-            baseline=arguments.baseline,
-        )
+    parser.add_argument("--bots", type=int, default=3, help="bots in the many-bots run (0: off)")
+    parser.add_argument("--only-bots", action="store_true", help="only the many-bots run")
+    parser.add_argument("--replicas", type=int, default=1, help="notifiers in the many-bots run")
+    parser.add_argument(
+        "--in-flight", type=int, default=None, help="NOTIFIER_TELEGRAM__MAX_IN_FLIGHT (per bot)"
     )
+    parser.add_argument(
+        "--per-bot-process", action="store_true", help="one notifier process per bot"
+    )
+    arguments = parser.parse_args()
+    if not arguments.only_bots:
+        asyncio.run(
+            main(
+                arguments.backlog,
+                arguments.latency_seconds,
+                arguments.rate,
+                baseline=arguments.baseline,
+            )
+        )
+    if arguments.bots:
+        asyncio.run(
+            many_bots(
+                arguments.bots,
+                arguments.backlog,
+                arguments.replicas,
+                arguments.in_flight,
+                per_bot=arguments.per_bot_process,
+            )
+        )

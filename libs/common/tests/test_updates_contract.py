@@ -102,3 +102,48 @@ def test_a_publisher_sending_only_the_raw_update_still_works() -> None:
 def test_an_update_without_an_update_id_is_refused() -> None:
     with pytest.raises(KeyError):
         InboundUpdate.from_telegram({"message": {}}, source="webhook")
+
+
+FORUM = {"id": -1001, "type": "supergroup", "is_forum": True}
+
+
+def test_a_press_and_a_command_inside_a_forum_topic_carry_its_thread() -> None:
+    press = {
+        "update_id": 8,
+        "callback_query": {
+            "id": "cb-3",
+            "from": ANN,
+            "message": {"message_id": 9, "chat": FORUM, "message_thread_id": 77},
+            "data": "x",
+        },
+    }
+    inbound = InboundUpdate.from_telegram(press, source="polling", bot="ops")
+    assert isinstance(inbound.event, ButtonPressed)
+    assert inbound.event.message_thread_id == 77
+    assert inbound.bot == "ops"
+    assert inbound.key == "ops-8"
+    assert inbound.msg_id == "tg-update-ops-8"
+    command = {
+        "update_id": 9,
+        "message": {
+            "message_id": 5,
+            "from": ANN,
+            "chat": {**CHAT, "type": "supergroup"},
+            "message_thread_id": 77,
+            "is_topic_message": True,
+            "text": "/pending",
+        },
+    }
+    event = telegram_event(command)
+    assert isinstance(event, CommandIssued)
+    assert event.message_thread_id == 77
+
+
+def test_a_reply_thread_in_a_plain_group_is_no_topic() -> None:
+    event = telegram_event(_message(text="hi", message_thread_id=3))
+    assert isinstance(event, TextReceived)
+    assert event.message_thread_id is None
+    default = InboundUpdate.from_telegram(_message(text="hi"), source="webhook")
+    assert default.bot is None
+    assert default.key == "7"
+    assert default.msg_id == "tg-update-7"

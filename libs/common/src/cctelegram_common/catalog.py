@@ -57,6 +57,13 @@ from cctelegram_common.contracts.responses import (
     ResponsesPage,
     ResponsesQuery,
 )
+from cctelegram_common.contracts.routing import (
+    RouteAddRequest,
+    RouteList,
+    RouteListRequest,
+    RouteRemoveRequest,
+    RouteRule,
+)
 from cctelegram_common.contracts.tasks import (
     RegisterTodosRequest,
     RegisterTodosResult,
@@ -105,6 +112,15 @@ CHANNELS: list[Channel] = [
         ("events",),
         ("notifier",),
         "One Telegram operation for one chat (work queue; per-chat order by subject).",
+        subjects.STREAM_OUTBOX,
+    ),
+    Channel(
+        f"{subjects.OUTBOX_BOT_PREFIX}.{{bot}}.{{chat}}",
+        OutboxMessage,
+        "command",
+        ("events",),
+        ("notifier",),
+        "One Telegram operation for one chat of a named bot (its own consumer and budget).",
         subjects.STREAM_OUTBOX,
     ),
     Channel(
@@ -268,6 +284,21 @@ CHANNELS += [
         SessionEndRequest,
         SessionCheckResult,
         "Claude Code SessionEnd: the session's rules end with it.",
+    ),
+    _events_rpc(
+        subjects.EVENTS_RPC_ROUTES_LIST, RouteListRequest, RouteList, "list_routes: every rule."
+    ),
+    _events_rpc(
+        subjects.EVENTS_RPC_ROUTES_ADD,
+        RouteAddRequest,
+        RouteRule,
+        "add_route: create or replace a route rule.",
+    ),
+    _events_rpc(
+        subjects.EVENTS_RPC_ROUTES_REMOVE,
+        RouteRemoveRequest,
+        RouteRule,
+        "remove_route: delete a route rule by name.",
     ),
     _events_rpc(subjects.EVENTS_RPC_MODE_SET, SetModeRequest, ModeResult, "switch_to_*_mode."),
     _events_rpc(

@@ -225,6 +225,7 @@ def bucket_specs(history_s: float = DEFAULT_HISTORY_S) -> tuple[BucketSpec, ...]
             "Per client: webhook signing secret, encrypted under auth's server secret",
             history=2,
         ),
+        BucketSpec(subjects.KV_ROUTES, "Route rules: bot, chat, topic by client/project/type"),
     )
 
 

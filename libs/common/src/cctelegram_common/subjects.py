@@ -48,12 +48,29 @@ def approval_timeout_subject(approval_id: str) -> str:
 OUTBOX_ALL: Final = "cctg.outbox.>"
 # One subject per target chat so per-chat order is a property of the subject.
 OUTBOX_CHAT_PREFIX: Final = "cctg.outbox.chat"
+# The default bot's chats (``OUTBOX_CHAT_PREFIX``); a named bot's under its own prefix, so
+# each bot's notifier consumer takes only its own messages.
+OUTBOX_DEFAULT_BOT: Final = "cctg.outbox.chat.>"
+OUTBOX_BOT_PREFIX: Final = "cctg.outbox.bot"
 
 
-def outbox_subject(chat_id: int) -> str:
-    """The outbox subject for one Telegram chat (negative ids spelled ``m<abs>``)."""
+def outbox_subject(chat_id: int, bot: str | None = None) -> str:
+    """The outbox subject for one Telegram chat (negative ids spelled ``m<abs>``) of the
+    default bot (``bot`` None) or of a named bot."""
     token = f"m{-chat_id}" if chat_id < 0 else str(chat_id)
-    return f"{OUTBOX_CHAT_PREFIX}.{token}"
+    if bot is None:
+        return f"{OUTBOX_CHAT_PREFIX}.{token}"
+    return f"{OUTBOX_BOT_PREFIX}.{bot}.{token}"
+
+
+def outbox_bot_filter(bot: str | None) -> str:
+    """What one bot's outbox consumer takes."""
+    return OUTBOX_DEFAULT_BOT if bot is None else f"{OUTBOX_BOT_PREFIX}.{bot}.>"
+
+
+def outbox_consumer(bot: str | None) -> str:
+    """The durable outbox consumer of one bot (the default bot keeps its historic name)."""
+    return CONSUMER_NOTIFIER_OUTBOX if bot is None else f"{CONSUMER_NOTIFIER_OUTBOX}-{bot}"
 
 
 TELEGRAM_UPDATES: Final = "cctg.telegram.updates"
@@ -106,6 +123,8 @@ KV_STATE: Final = "cctg_state"
 KV_SESSIONS: Final = "cctg_sessions"
 # Per client: its webhook signing secret, encrypted under auth's server secret (auth only).
 KV_WEBHOOK_SECRETS: Final = "cctg_webhook_secrets"
+# Route rules (key = rule name), owned by the events service.
+KV_ROUTES: Final = "cctg_routes"
 KV_RATE_LIMITS: Final = "cctg_ratelimits"  # gateway: one token bucket per API key id
 # Private to the events service: one key per processed Telegram update_id (no reader).
 KV_UPDATES_SEEN: Final = "cctg_updates_seen"
@@ -131,6 +150,11 @@ BRIDGE_KEY_INSTANCE_PREFIX: Final = "instance."
 BRIDGE_KEY_INSTANCES_ALL: Final = "instance.>"
 BRIDGE_KEY_POLLER_LEASE: Final = "poller.lease"
 BRIDGE_KEY_POLLER_OFFSET: Final = "poller.offset"
+
+
+def bridge_poller_key(bot: str, what: str) -> str:
+    """``poller.<bot>.lease`` / ``poller.<bot>.offset``: a named bot's own poller."""
+    return f"poller.{bot}.{what}"
 
 
 def bridge_instance_key(instance_id: str) -> str:
@@ -169,6 +193,9 @@ EVENTS_RPC_TEMPLATES: Final = rpc_subject(EVENTS_RPC_SERVICE, "templates")
 EVENTS_RPC_SESSION_CHECK: Final = rpc_subject(EVENTS_RPC_SERVICE, "session_check")
 EVENTS_RPC_SESSION_RULE: Final = rpc_subject(EVENTS_RPC_SERVICE, "session_rule")
 EVENTS_RPC_SESSION_END: Final = rpc_subject(EVENTS_RPC_SERVICE, "session_end")
+EVENTS_RPC_ROUTES_LIST: Final = rpc_subject(EVENTS_RPC_SERVICE, "routes_list")
+EVENTS_RPC_ROUTES_ADD: Final = rpc_subject(EVENTS_RPC_SERVICE, "routes_add")
+EVENTS_RPC_ROUTES_REMOVE: Final = rpc_subject(EVENTS_RPC_SERVICE, "routes_remove")
 
 # Keys in KV_STATE written by the events service.
 STATE_KEY_MODE: Final = "mode"  # the default for every client

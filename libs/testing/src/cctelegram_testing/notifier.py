@@ -26,7 +26,7 @@ ContractT = TypeVar("ContractT", bound=Contract)
 
 async def publish_outbox(nc: Client, message: OutboxMessage) -> None:
     await nc.jetstream().publish(
-        subjects.outbox_subject(message.chat_id),
+        subjects.outbox_subject(message.chat_id, message.bot),
         message.model_dump_json().encode(),
         headers={subjects.HEADER_MSG_ID: message.outbox_id},
         stream=subjects.STREAM_OUTBOX,

@@ -211,6 +211,8 @@ class run_sandbox:  # noqa: N801 - used like a function: `with run_sandbox(...) 
         command = [sys.executable, "-m", "cctelegram_sandbox", "--host", self.host, "--port", "0"]
         if config.token:
             command += ["--token", config.token]
+            for extra in config.extra_tokens:
+                command += ["--token", extra]
         command += ["--rate-scale", str(config.rate_scale)]
         if not config.flood_control:
             command.append("--no-flood-control")

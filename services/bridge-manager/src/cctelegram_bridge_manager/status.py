@@ -95,6 +95,7 @@ def instance_view(beat: NotifierHeartbeat, now: datetime, supervised: bool) -> I
         token_rejected=beat.token_rejected,
         memory_usage_mb=beat.memory_usage_mb,
         cpu_usage_percent=beat.cpu_usage_percent,
+        bots=beat.bots,
         heartbeat_at=beat.beat_at,
         heartbeat_age_s=round(heartbeat_age_s(beat, now), 2),
         supervised=supervised,

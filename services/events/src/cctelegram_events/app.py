@@ -11,6 +11,7 @@ from cctelegram_common import subjects
 from cctelegram_common.health import CheckResult
 from cctelegram_common.logging import get_logger
 from cctelegram_common.nats import JetStreamPublisher, jetstream
+from cctelegram_common.routes_file import load_routes_file
 from cctelegram_common.service import Service
 from cctelegram_common.streams import DAY_S
 from cctelegram_common.webhooks import AllowList
@@ -22,6 +23,7 @@ from cctelegram_events.modes import ModeService, ModeStore, QuietHours
 from cctelegram_events.notifications import NotificationService
 from cctelegram_events.ports import NatsDueIndex, NatsKv, system_clock
 from cctelegram_events.responses import ResponseLog, StreamResponseReader
+from cctelegram_events.routing import RouteBook
 from cctelegram_events.runtime import Runtime, RuntimeHolder
 from cctelegram_events.sessions import SessionService
 from cctelegram_events.settings import EventsSettings
@@ -47,6 +49,11 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
     approvals_kv = NatsKv(await js.key_value(subjects.KV_APPROVALS))
     sessions_kv = NatsKv(await js.key_value(subjects.KV_SESSIONS))
     seen_kv = NatsKv(await js.key_value(subjects.KV_UPDATES_SEEN))
+    routes = RouteBook(NatsKv(await js.key_value(subjects.KV_ROUTES)), settings.routes_refresh_s)
+    routes_file = load_routes_file(settings.routes_file) if settings.routes_file else None
+    if routes_file is not None and routes_file.routes:
+        seeded = await routes.seed(routes_file.routes)
+        log.info("routes_seeded", count=seeded)
     publisher = JetStreamPublisher(js)
     clock = system_clock
     modes = ModeStore(state_kv, clock)
@@ -63,6 +70,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
         style=settings.style,
         live_task_cards=settings.live_task_cards,
         quiet_hours=quiet_hours_of(settings),
+        routes=routes,
         history_s=settings.nats.history_days * DAY_S,
     )
     approvals = ApprovalService(
@@ -75,6 +83,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
         clock=clock,
         allowed_users=settings.allowed_users,
         timezone=settings.timezone,
+        routes=routes,
         due_index=NatsDueIndex(js),
         history_s=settings.nats.history_days * DAY_S,
     )
@@ -102,6 +111,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
         tasks=tasks,
         updates=updates,
         sessions=sessions,
+        routes=routes,
     )
 
 

@@ -17,7 +17,7 @@ import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from opentelemetry import trace
 
@@ -26,6 +26,7 @@ from cctelegram_common.contracts.approvals import (
     ApprovalRecord,
     ApprovalStatus,
     CancelApprovalRequest,
+    CardTarget,
     SubmitApproval,
 )
 from cctelegram_common.contracts.event_types import EventType
@@ -36,6 +37,7 @@ from cctelegram_common.contracts.outbox import (
     InlineButton,
     Operation,
     OutboxMessage,
+    outbox_id,
 )
 from cctelegram_common.contracts.responses import ResponseKind, ResponseRecord
 from cctelegram_common.contracts.rpc import RefusalCode
@@ -56,6 +58,8 @@ from cctelegram_events.ports import (
 )
 from cctelegram_events.rendering import render_approval_card, render_closed_card
 from cctelegram_events.responses import APPROVE_ACTION, DENY_ACTION, ResponseLog
+from cctelegram_events.routing import Destination, RouteBook, destinations_of
+from cctelegram_events.templates import template_for
 from cctelegram_events.webhooks import publish_webhook
 
 log = get_logger(__name__)
@@ -162,6 +166,79 @@ def decide(
     )
 
 
+@dataclass(frozen=True)
+class Routed:
+    """What route rules decided for an approval."""
+
+    approvers: tuple[int, ...]
+    targets: tuple[CardTarget, ...]
+    quorum: int = 1
+    escalate_at: datetime | None = None
+    escalate_to: str | None = None
+
+
+def _card_targets(approval_id: str, places: list[Destination]) -> tuple[CardTarget, ...]:
+    return tuple(
+        CardTarget(
+            outbox_id=outbox_id(approval_id, place.token, 0),
+            chat_id=place.chat_id,
+            bot=place.bot,
+            message_thread_id=place.message_thread_id,
+            topic=place.topic,
+            route=place.rule.name if place.rule else None,
+        )
+        for place in places
+    )
+
+
+def vote(
+    record: ApprovalRecord,
+    option_index: int,
+    now: datetime,
+    person: Person,
+    comment: str | None = None,
+) -> ApprovalRecord:
+    """A person's answer. Under a quorum an approve-like option is one vote until enough
+    different approvers agreed; any other option (a deny) decides at once."""
+    label = record.options[option_index]
+    if record.quorum > 1 and classify_option(label) is ApprovalStatus.APPROVED:
+        votes = tuple(dict.fromkeys((*record.approved_by, person.user_id)))
+        counted = record.model_copy(
+            update={
+                "approved_by": votes,
+                "comment": comment if comment is not None else record.comment,
+            }
+        )
+        if len(votes) < record.quorum:
+            return counted
+        return decide(counted, option_index, now, person, comment)
+    return decide(record, option_index, now, person, comment)
+
+
+def next_due(record: ApprovalRecord) -> datetime:
+    """When the due index should call back: the escalation first, then the expiry."""
+    if record.escalate_at is not None and not record.escalated:
+        return min(record.escalate_at, record.expires_at)
+    return record.expires_at
+
+
+def msgref_key(chat_id: int, message_id: int, bot: str | None = None) -> str:
+    """Which card a Telegram message is (message ids are per chat, and per bot)."""
+    if bot is None:
+        return f"{MSGREF_PREFIX}{chat_id}.{message_id}"
+    return f"{MSGREF_PREFIX}{bot}.{chat_id}.{message_id}"
+
+
+def targets_of(record: ApprovalRecord) -> tuple[CardTarget, ...]:
+    """Every copy of the card: routed targets, or one per chat (records before routes)."""
+    if record.card_targets:
+        return record.card_targets
+    return tuple(
+        CardTarget(outbox_id=outbox_id, chat_id=chat)
+        for chat, outbox_id in zip(record.chat_ids, record.card_outbox_ids, strict=True)
+    )
+
+
 def keyboard_for(
     record: ApprovalRecord, signer: CallbackSigner
 ) -> tuple[tuple[InlineButton, ...], ...]:
@@ -188,6 +265,7 @@ class ApprovalService:
     clock: Clock
     allowed_users: tuple[int, ...]
     timezone: str = "UTC"
+    routes: RouteBook | None = None
     # Open approvals by due time (NATS schedules in production).
     due_index: DueIndex = field(default_factory=MemoryDueIndex)
     # A closed approval is kept this long after its last change, then NATS removes it.
@@ -204,11 +282,60 @@ class ApprovalService:
             log.warning("due_index_remove_failed", approval_id=approval_id, error=str(error))
 
     # --- creation ----------------------------------------------------------------------------
+    async def _routed(self, command: SubmitApproval) -> Routed | None:
+        """Approvers, card targets, quorum and escalation when route rules take this
+        approval, else None."""
+        if self.routes is None:
+            return None
+        card = command.claude_code
+        project = command.project or (card.project if card is not None else None)
+        rules = await self.routes.select(
+            client_id=command.client_id,
+            project=project,
+            event_type=EventType.APPROVAL_REQUEST,
+            severity=template_for(EventType.APPROVAL_REQUEST).severity,
+        )
+        if not rules:
+            return None
+        places = destinations_of(
+            rules,
+            project=project,
+            session_key=card.session_key if card is not None else None,
+            session_tag=card.session_tag if card is not None else None,
+        )
+        default = command.approvers if command.approvers is not None else self.allowed_users
+        approvers: list[int] = []
+        for rule in rules:
+            approvers.extend(rule.approvers if rule.approvers is not None else default)
+        escalating = next((rule for rule in rules if rule.escalate_to), None)
+        escalate_at = (
+            command.submitted_at + timedelta(minutes=escalating.escalate_after_minutes)
+            if escalating is not None and escalating.escalate_after_minutes is not None
+            else None
+        )
+        return Routed(
+            approvers=tuple(dict.fromkeys(approvers)),
+            targets=_card_targets(command.approval_id, places),
+            quorum=max(rule.quorum for rule in rules),
+            escalate_at=escalate_at,
+            escalate_to=escalating.escalate_to if escalating is not None else None,
+        )
+
     async def submit(self, command: SubmitApproval) -> ApprovalRecord:
         """Create the record and queue the cards, once per approval id."""
         wanted = command.approvers if command.approvers is not None else self.allowed_users
         # Cards go to approvers' private chats: never to someone who is not an allowed user.
         approvers = tuple(dict.fromkeys(a for a in wanted if a in self.allowed_users))
+        routed = await self._routed(command)
+        targets: tuple[CardTarget, ...] = ()
+        if routed is not None:
+            # A route names its chats and approvers (an admin set them up).
+            approvers, targets = routed.approvers, routed.targets
+        else:
+            targets = tuple(
+                CardTarget(outbox_id=outbox_id(command.approval_id, chat, 0), chat_id=chat)
+                for chat in approvers
+            )
         on_timeout = command.on_timeout
         if on_timeout != ON_TIMEOUT_EXPIRE and on_timeout not in command.options:
             on_timeout = ON_TIMEOUT_EXPIRE
@@ -233,8 +360,13 @@ class ApprovalService:
             source=command.source,
             text_reply_decides=command.text_reply_decides,
             claude_code=command.claude_code,
-            chat_ids=approvers,
-            card_outbox_ids=tuple(f"{command.approval_id}:{chat}:0" for chat in approvers),
+            chat_ids=tuple(target.chat_id for target in targets),
+            card_outbox_ids=tuple(target.outbox_id for target in targets),
+            card_targets=targets if routed is not None else (),
+            quorum=min(routed.quorum, max(len(approvers), 1)) if routed else 1,
+            escalate_at=routed.escalate_at if routed else None,
+            escalate_to=routed.escalate_to if routed else None,
+            project=command.project,
             card_text=card_text,
             created_at=command.submitted_at,
             expires_at=command.expires_at,
@@ -267,22 +399,8 @@ class ApprovalService:
         if record.is_open:
             # Indexed before the cards go out; a redelivered command indexes it again (the
             # schedule is replaced, not doubled).
-            await self.due_index.schedule(record.approval_id, record.expires_at)
-            keyboard = keyboard_for(record, self.signer)
-            for chat, outbox_id in zip(record.chat_ids, record.card_outbox_ids, strict=True):
-                await publish_outbox(
-                    self.publisher,
-                    OutboxMessage(
-                        outbox_id=outbox_id,
-                        operation=Operation.SEND_MESSAGE,
-                        chat_id=chat,
-                        event_id=record.approval_id,
-                        approval_id=record.approval_id,
-                        text=record.card_text,
-                        keyboard=keyboard,
-                    ),
-                )
-                metrics.OUTBOX_PUBLISHED.labels(Operation.SEND_MESSAGE.value).inc()
+            await self.due_index.schedule(record.approval_id, next_due(record))
+            await self._publish_cards(record, targets_of(record))
         status = EventStatus(
             event_id=record.approval_id,
             client_id=record.client_id,
@@ -302,6 +420,26 @@ class ApprovalService:
                 await self._on_closed(record)
         return record
 
+    async def _publish_cards(self, record: ApprovalRecord, targets: tuple[CardTarget, ...]) -> None:
+        keyboard = keyboard_for(record, self.signer)
+        for target in targets:
+            await publish_outbox(
+                self.publisher,
+                OutboxMessage(
+                    outbox_id=target.outbox_id,
+                    operation=Operation.SEND_MESSAGE,
+                    chat_id=target.chat_id,
+                    bot=target.bot,
+                    message_thread_id=target.message_thread_id,
+                    topic=target.topic,
+                    event_id=record.approval_id,
+                    approval_id=record.approval_id,
+                    text=record.card_text,
+                    keyboard=keyboard,
+                ),
+            )
+            metrics.OUTBOX_PUBLISHED.labels(Operation.SEND_MESSAGE.value).inc()
+
     async def on_card_delivered(self, report: DeliveryReported) -> None:
         """Remember which Telegram message is which card, so replies find their approval."""
         approval_id = report.approval_id or report.event_id
@@ -317,13 +455,15 @@ class ApprovalService:
         for message_id in report.telegram_message_ids:
             # Replies to a card find their approval while the approval is kept, no longer.
             await self.state_kv.put(
-                f"{MSGREF_PREFIX}{report.chat_id}.{message_id}",
+                msgref_key(report.chat_id, message_id, report.bot),
                 approval_id.encode(),
                 ttl_s=self.history_s + (loaded[0].expires_at - self.clock()).total_seconds(),
             )
 
-    async def approval_for_message(self, chat_id: int, message_id: int) -> str | None:
-        entry = await self.state_kv.get(f"{MSGREF_PREFIX}{chat_id}.{message_id}")
+    async def approval_for_message(
+        self, chat_id: int, message_id: int, bot: str | None = None
+    ) -> str | None:
+        entry = await self.state_kv.get(msgref_key(chat_id, message_id, bot))
         return entry.value.decode() if entry else None
 
     # --- transitions -------------------------------------------------------------------------
@@ -357,19 +497,32 @@ class ApprovalService:
             return record, updated
         raise ApprovalError("conflict", "too many concurrent changes; try again")
 
-    async def _edit_cards(self, record: ApprovalRecord, suffix: str) -> None:
-        text = render_closed_card(record, self.timezone)
-        for chat, card_outbox_id in zip(record.chat_ids, record.card_outbox_ids, strict=True):
+    async def _edit_cards(
+        self, record: ApprovalRecord, suffix: str, *, progress: bool = False
+    ) -> None:
+        """Every copy of the card: closed (buttons gone), or — ``progress`` — still open with
+        the quorum's count so far."""
+        keyboard = keyboard_for(record, self.signer) if progress else None
+        text = (
+            f"{record.card_text}\n\n☑️ {len(record.approved_by)} of {record.quorum} approvals"
+            if progress
+            else render_closed_card(record, self.timezone)
+        )
+        for target in targets_of(record):
+            # The default route keeps its historic ids: "<approval>:<chat>:closed".
+            chat_part = target.outbox_id.removeprefix(f"{record.approval_id}:").rsplit(":", 1)[0]
+            card_outbox_id = target.outbox_id
             await publish_outbox(
                 self.publisher,
                 OutboxMessage(
-                    outbox_id=f"{record.approval_id}:{chat}:{suffix}",
+                    outbox_id=outbox_id(record.approval_id, chat_part, suffix),
                     operation=Operation.EDIT_MESSAGE_TEXT,
-                    chat_id=chat,
+                    chat_id=target.chat_id,
+                    bot=target.bot,
                     event_id=record.approval_id,
                     approval_id=record.approval_id,
                     text=text,
-                    keyboard=None,
+                    keyboard=keyboard,
                     target_outbox_id=card_outbox_id,
                 ),
             )
@@ -411,13 +564,16 @@ class ApprovalService:
             elapsed = (record.decided_at - record.created_at).total_seconds()
             metrics.APPROVAL_DECISION_SECONDS.observe(max(0.0, elapsed))
 
-    async def _answer(self, callback_query_id: str, chat_id: int, text: str) -> None:
+    async def _answer(
+        self, callback_query_id: str, chat_id: int, text: str, bot: str | None = None
+    ) -> None:
         await publish_outbox(
             self.publisher,
             OutboxMessage(
                 outbox_id=f"cbq-{callback_query_id}",
                 operation=Operation.ANSWER_CALLBACK_QUERY,
                 chat_id=chat_id,
+                bot=bot,
                 callback_query_id=callback_query_id,
                 text=text[:200],
             ),
@@ -432,18 +588,21 @@ class ApprovalService:
         chat_id: int,
         person: Person,
         data: str,
+        bot: str | None = None,
+        response_key: str | None = None,
+        topic_key: str | None = None,
     ) -> str:
         """A button press: answer it, and decide the approval if this press wins."""
         parsed = self.signer.verify(data)
         if parsed is None:
             metrics.CALLBACK_REJECTED.labels("forged").inc()
-            await self._answer(callback_query_id, chat_id, INVALID_BUTTON)
+            await self._answer(callback_query_id, chat_id, INVALID_BUTTON, bot)
             return INVALID_BUTTON
         approval_id, option_index = parsed
         loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
         if loaded is None or option_index >= len(loaded[0].options):
             metrics.CALLBACK_REJECTED.labels("unknown").inc()
-            await self._answer(callback_query_id, chat_id, NO_LONGER_OPEN)
+            await self._answer(callback_query_id, chat_id, NO_LONGER_OPEN, bot)
             return NO_LONGER_OPEN
         current = loaded[0]
         with _tracer.start_as_current_span(
@@ -452,7 +611,15 @@ class ApprovalService:
             attributes={"approval.id": approval_id, "approval.option_index": option_index},
         ):
             return await self._press_open_card(
-                update_id, callback_query_id, chat_id, person, current, option_index
+                update_id,
+                callback_query_id,
+                chat_id,
+                person,
+                current,
+                option_index,
+                bot,
+                response_key or str(update_id),
+                topic_key,
             )
 
     async def _press_open_card(
@@ -463,25 +630,28 @@ class ApprovalService:
         person: Person,
         current: ApprovalRecord,
         option_index: int,
+        bot: str | None = None,
+        response_key: str | None = None,
+        topic_key: str | None = None,
     ) -> str:
         approval_id = current.approval_id
         if person.user_id not in current.approvers:
             metrics.CALLBACK_REJECTED.labels("not_approver").inc()
-            await self._answer(callback_query_id, chat_id, NOT_AN_APPROVER)
+            await self._answer(callback_query_id, chat_id, NOT_AN_APPROVER, bot)
             return NOT_AN_APPROVER
         now = self.clock()
 
         def choose(record: ApprovalRecord) -> ApprovalRecord | None:
             if not record.is_open:
                 return None
-            return decide(record, option_index, now, person)
+            return vote(record, option_index, now, person)
 
-        _before, after = await self._transition(approval_id, choose)
+        before, after = await self._transition(approval_id, choose)
         label = current.options[option_index]
         accepted = after is not None
         await self.responses.record(
             ResponseRecord(
-                response_id=f"resp-{update_id}",
+                response_id=f"resp-{response_key or update_id}",
                 kind=ResponseKind.BUTTON,
                 update_id=update_id,
                 user_id=person.user_id,
@@ -494,15 +664,23 @@ class ApprovalService:
                 action=action_for(label),
                 option_index=option_index,
                 accepted=accepted,
+                bot=bot,
+                topic_key=topic_key,
                 recorded_at=now,
             )
         )
         if after is None:
             metrics.CALLBACK_REJECTED.labels("closed").inc()
-            await self._answer(callback_query_id, chat_id, NO_LONGER_OPEN)
+            await self._answer(callback_query_id, chat_id, NO_LONGER_OPEN, bot)
             return NO_LONGER_OPEN
+        if after.is_open:  # one vote of a quorum
+            answer = f"✅ Recorded: {label} ({len(after.approved_by)} of {after.quorum})"
+            await self._answer(callback_query_id, chat_id, answer, bot)
+            if len(after.approved_by) > len(before.approved_by if before else ()):
+                await self._edit_cards(after, f"votes-{len(after.approved_by)}", progress=True)
+            return answer
         answer = f"✅ Recorded: {label}"
-        await self._answer(callback_query_id, chat_id, answer)
+        await self._answer(callback_query_id, chat_id, answer, bot)
         await self._edit_cards(after, "closed")
         await self._on_closed(after)
         return answer
@@ -516,6 +694,10 @@ class ApprovalService:
         approval_id: str,
         person: Person,
         text: str,
+        bot: str | None = None,
+        message_thread_id: int | None = None,
+        response_key: str | None = None,
+        topic_key: str | None = None,
     ) -> bool:
         """A text reply to a card: decides when it names an option, else a comment.
         Returns False when the card does not take text replies from this person."""
@@ -534,7 +716,7 @@ class ApprovalService:
 
         def apply(record: ApprovalRecord) -> ApprovalRecord | None:
             if record.is_open and option_index is not None:
-                return decide(record, option_index, now, person, comment=comment)
+                return vote(record, option_index, now, person, comment=comment)
             if record.is_open:
                 return record.model_copy(update={"comment": comment})
             if record.comment is None and record.decided_by_user_id == person.user_id:
@@ -560,7 +742,7 @@ class ApprovalService:
             action = "comment"
         await self.responses.record(
             ResponseRecord(
-                response_id=f"resp-{update_id}",
+                response_id=f"resp-{response_key or update_id}",
                 kind=ResponseKind.TEXT,
                 update_id=update_id,
                 user_id=person.user_id,
@@ -574,15 +756,19 @@ class ApprovalService:
                 option_index=option_index if decided_now else None,
                 text=comment,
                 accepted=after is not None,
+                bot=bot,
+                topic_key=topic_key,
                 recorded_at=now,
             )
         )
         await publish_outbox(
             self.publisher,
             OutboxMessage(
-                outbox_id=f"reply-{update_id}:{chat_id}:0",
+                outbox_id=outbox_id(f"reply-{response_key or update_id}", chat_id, 0),
                 operation=Operation.SEND_MESSAGE,
                 chat_id=chat_id,
+                bot=bot,
+                message_thread_id=message_thread_id,
                 text=reply[:4000],
                 parse_mode=None,
                 reply_to_message_id=message_id,
@@ -626,6 +812,8 @@ class ApprovalService:
         per approval, on one replica; a redelivery or a second replica finds it closed).
         True when this call closed it."""
         now = self.clock()
+        if await self._escalate_if_due(approval_id, now):
+            return False
 
         def timeout(record: ApprovalRecord) -> ApprovalRecord | None:
             if not record.is_open or record.expires_at > now:
@@ -639,13 +827,77 @@ class ApprovalService:
         if after is None:
             if before is not None and before.is_open:
                 # Fired early (a clock ahead of ours): put it back in the index.
-                await self.due_index.schedule(approval_id, before.expires_at)
+                await self.due_index.schedule(approval_id, next_due(before))
             return False
         metrics.APPROVAL_EXPIRY_LATENESS_SECONDS.observe(
             max(0.0, (now - after.expires_at).total_seconds())
         )
         await self._edit_cards(after, "closed")
         await self._on_closed(after)
+        return True
+
+    async def _escalate_if_due(self, approval_id: str, now: datetime) -> bool:
+        """Nobody answered in time: the card also goes to the escalation route (once), whose
+        approvers may then decide too. True when this call escalated it."""
+        loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
+        if loaded is None:
+            return False
+        current = loaded[0]
+        if (
+            not current.is_open
+            or current.escalated
+            or current.escalate_at is None
+            or current.escalate_at > now
+        ):
+            return False
+        rule = (
+            await self.routes.by_name(current.escalate_to)
+            if self.routes is not None and current.escalate_to
+            else None
+        )
+        added: tuple[CardTarget, ...] = ()
+        approvers: tuple[int, ...] = current.approvers
+        if rule is not None:
+            card = current.claude_code
+            project = current.project or (card.project if card else None)
+            known = {target.outbox_id for target in targets_of(current)}
+            added = tuple(
+                target
+                for target in _card_targets(
+                    approval_id,
+                    destinations_of(
+                        [rule],
+                        project=project,
+                        session_key=card.session_key if card else None,
+                        session_tag=card.session_tag if card else None,
+                    ),
+                )
+                if target.outbox_id not in known
+            )
+            if rule.approvers is not None:
+                approvers = tuple(dict.fromkeys((*approvers, *rule.approvers)))
+
+        def escalate(record: ApprovalRecord) -> ApprovalRecord | None:
+            if not record.is_open or record.escalated:
+                return None
+            targets = (*targets_of(record), *added)
+            return record.model_copy(
+                update={
+                    "escalated": True,
+                    "approvers": approvers,
+                    "card_targets": targets,
+                    "chat_ids": tuple(target.chat_id for target in targets),
+                    "card_outbox_ids": tuple(target.outbox_id for target in targets),
+                }
+            )
+
+        _before, after = await self._transition(approval_id, escalate)
+        if after is None:
+            return False
+        log.info("approval_escalated", approval_id=approval_id, to=current.escalate_to)
+        metrics.APPROVAL_ESCALATIONS.inc()
+        await self._publish_cards(after, added)
+        await self.due_index.schedule(approval_id, after.expires_at)
         return True
 
     async def open_for(self, user_id: int) -> list[ApprovalRecord]:

@@ -32,6 +32,20 @@ def describe_status(status: BridgeStatus) -> str:
     ]
     if status.last_event_time is not None:
         lines.append(f"Last delivery: {status.last_event_time:%Y-%m-%d %H:%M:%S} UTC")
+    # Several bots: one line each, summed over the instances serving it.
+    bots: dict[str, tuple[int, int, int]] = {}
+    for instance in status.instances:
+        for bot in instance.bots:
+            sent, failed, limited = bots.get(bot.name, (0, 0, 0))
+            bots[bot.name] = (
+                sent + bot.sent_count,
+                failed + bot.failed_count,
+                limited + bot.rate_limited_count,
+            )
+    lines += [
+        f"🤖 {name}: sent {sent} · errors {failed} · 429s {limited}"
+        for name, (sent, failed, limited) in sorted(bots.items())
+    ]
     lines += [f"⚠️ {reason.message}" for reason in status.health_reasons[:5]]
     return "\n".join(lines)
 

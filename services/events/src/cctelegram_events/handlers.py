@@ -29,6 +29,12 @@ from cctelegram_common.contracts.modes import (
 )
 from cctelegram_common.contracts.outbox import DeliveryReported
 from cctelegram_common.contracts.responses import ResponsesQuery
+from cctelegram_common.contracts.routing import (
+    RouteAddRequest,
+    RouteListRequest,
+    RouteRemoveRequest,
+    RouteRule,
+)
 from cctelegram_common.contracts.rpc import RpcError, RpcReply
 from cctelegram_common.contracts.tasks import RegisterTodosRequest, TaskStatusRequest
 from cctelegram_common.contracts.tools import TemplatesRequest
@@ -205,3 +211,30 @@ def register(broker: NatsBroker, holder: RuntimeHolder) -> None:
     @broker.subscriber(subjects.EVENTS_RPC_SESSION_END, queue=RPC_QUEUE)
     async def session_end(request: SessionEndRequest) -> RpcReply:
         return await _answer(holder, "session_end", lambda rt: rt.sessions.end(request))
+
+    @broker.subscriber(subjects.EVENTS_RPC_ROUTES_LIST, queue=RPC_QUEUE)
+    async def routes_list(_request: RouteListRequest) -> RpcReply:
+        return await _answer(holder, "routes_list", lambda rt: rt.routes.list_rules())
+
+    @broker.subscriber(subjects.EVENTS_RPC_ROUTES_ADD, queue=RPC_QUEUE)
+    async def routes_add(request: RouteAddRequest) -> RpcReply:
+        async def call(runtime: Runtime) -> RouteRule:
+            rule = request.rule
+            if (
+                rule.escalate_to is not None
+                and await runtime.routes.by_name(rule.escalate_to) is None
+            ):
+                raise ApprovalError("invalid", f"escalate_to: no rule named {rule.escalate_to}")
+            return await runtime.routes.add(rule, request.actor)
+
+        return await _answer(holder, "routes_add", call)
+
+    @broker.subscriber(subjects.EVENTS_RPC_ROUTES_REMOVE, queue=RPC_QUEUE)
+    async def routes_remove(request: RouteRemoveRequest) -> RpcReply:
+        async def call(runtime: Runtime) -> RouteRule:
+            removed = await runtime.routes.remove(request.name, request.actor)
+            if removed is None:
+                raise ApprovalError("not_found", f"no route named {request.name}")
+            return removed
+
+        return await _answer(holder, "routes_remove", call)

@@ -22,6 +22,11 @@ DELIVERY_REPORTS = Counter(
     ["outcome"],
     registry=registry,
 )
+APPROVAL_ESCALATIONS = Counter(
+    "approval_escalations_total",
+    "Approvals nobody answered in time whose card went to the escalation route",
+    registry=registry,
+)
 APPROVAL_REQUESTS = Counter(
     "approval_requests_total",
     "Approval requests created",

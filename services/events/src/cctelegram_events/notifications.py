@@ -47,6 +47,13 @@ from cctelegram_events.ports import (
     publish_outbox,
 )
 from cctelegram_events.rendering import Style, render_message_parts, severity_of
+from cctelegram_events.routing import (
+    Destination,
+    RouteBook,
+    default_destinations,
+    destinations_of,
+    parse_token,
+)
 from cctelegram_events.telegram_html import safe, split_html
 from cctelegram_events.templates import TASK_LIVE, TASK_TERMINAL, template_for
 
@@ -66,6 +73,13 @@ class HeldEvent(Contract):
     title: str
     chat_ids: tuple[int, ...]
     held_at: str
+    places: tuple[str, ...] = Field(
+        default=(), description="Routed destinations (chat@bot tokens); empty = chat_ids"
+    )
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return self.places or tuple(str(chat) for chat in self.chat_ids)
 
 
 class TaskCard(Contract):
@@ -101,12 +115,31 @@ class NotificationService:
     style: Style = "concise"
     live_task_cards: bool = True
     quiet_hours: QuietHours | None = None
+    routes: RouteBook | None = None
     # A task's status card reference is kept this long after its last change (per-key TTL).
     history_s: float = 30 * 24 * 3600.0
 
     def targets(self, event: SubmitEvent) -> tuple[int, ...]:
         # A private chat's id is the user's id.
         return tuple(event.chat_ids) if event.chat_ids else self.allowed_users
+
+    async def destinations(self, event: SubmitEvent) -> list[Destination]:
+        """Explicit chats; else the routes whose rules fit; else the default route."""
+        if not event.chat_ids and self.routes is not None:
+            rules = await self.routes.select(
+                client_id=event.client_id,
+                project=event.project,
+                event_type=event.type,
+                severity=severity_of(event),
+            )
+            if rules:
+                return destinations_of(
+                    rules,
+                    project=event.project,
+                    session_key=event.session_key,
+                    session_tag=event.session_tag,
+                )
+        return default_destinations(self.targets(event))
 
     async def submit(self, event: SubmitEvent) -> EventStatus:
         """Render and route one event. A redelivered or re-submitted id changes nothing."""
@@ -196,7 +229,8 @@ class NotificationService:
 
     async def _route(self, event: SubmitEvent) -> Route:
         """What to do with a new event: its state, and the outbox messages to publish."""
-        chats = self.targets(event)
+        places = await self.destinations(event)
+        chats = tuple(dict.fromkeys(place.chat_id for place in places))
         if event.type in TASK_TERMINAL:
             metrics.TASK_COMPLETIONS.labels(event.type.value).inc()
         state = await self.modes.of(event.client_id)
@@ -227,25 +261,19 @@ class NotificationService:
                 title=event.title,
                 chat_ids=chats,
                 held_at=self.clock().isoformat(),
+                # The digest goes through each route's bot (to the chat; topics are left out).
+                places=tuple(dict.fromkeys(p.token.split("~", 1)[0] for p in places))
+                if any(p.bot is not None for p in places)
+                else (),
             )
             await self.state_kv.put(HELD_PREFIX + event.event_id, held.model_dump_json().encode())
             metrics.EVENTS_PROCESSED.labels("held").inc()
             return Route(EventState.HELD, (), chats, None)
 
         parts = render_message_parts(event, self.style)
-        messages = await self._live_card_messages(event, parts, chats)
+        messages = await self._live_card_messages(event, parts, places)
         if messages is None:
-            messages = [
-                OutboxMessage(
-                    outbox_id=outbox_id(event.event_id, chat, index),
-                    operation=Operation.SEND_MESSAGE,
-                    chat_id=chat,
-                    event_id=event.event_id,
-                    text=part,
-                )
-                for chat in chats
-                for index, part in enumerate(parts)
-            ]
+            messages = _sends(event, parts, places)
         return Route(EventState.QUEUED, tuple(messages), chats, None)
 
     async def _record_route(self, event: SubmitEvent, route: Route) -> EventStatus:
@@ -280,7 +308,7 @@ class NotificationService:
 
     # --- live task cards ---------------------------------------------------------------------
     async def _live_card_messages(
-        self, event: SubmitEvent, parts: list[str], chats: tuple[int, ...]
+        self, event: SubmitEvent, parts: list[str], places: list[Destination]
     ) -> list[OutboxMessage] | None:
         """Edits of the task's status card (plus a fresh message at the end), or None to send
         the event as ordinary messages."""
@@ -295,7 +323,9 @@ class NotificationService:
                 return None
             card = TaskCard(
                 event_id=event.event_id,
-                card_outbox_ids={str(chat): outbox_id(event.event_id, chat, 0) for chat in chats},
+                card_outbox_ids={
+                    place.token: outbox_id(event.event_id, place.token, 0) for place in places
+                },
             )
             await self.state_kv.put(key, card.model_dump_json().encode(), ttl_s=self.history_s)
             return None  # this event's own message becomes the card
@@ -307,31 +337,21 @@ class NotificationService:
         card_text = parts[0]
         edits = [
             OutboxMessage(
-                outbox_id=outbox_id(event.event_id, int(chat), "card"),
+                outbox_id=outbox_id(event.event_id, token, "card"),
                 operation=Operation.EDIT_MESSAGE_TEXT,
-                chat_id=int(chat),
+                chat_id=parse_token(token)[0],
+                bot=parse_token(token)[1],
                 event_id=event.event_id,
                 text=card_text,
                 target_outbox_id=target,
             )
-            for chat, target in card.card_outbox_ids.items()
+            for token, target in card.card_outbox_ids.items()
         ]
         if event.type not in TASK_TERMINAL:
             metrics.EVENTS_PROCESSED.labels("edited").inc()
             return edits
         await self.state_kv.delete(key)
-        fresh = [
-            OutboxMessage(
-                outbox_id=outbox_id(event.event_id, chat, index),
-                operation=Operation.SEND_MESSAGE,
-                chat_id=chat,
-                event_id=event.event_id,
-                text=part,
-            )
-            for chat in chats
-            for index, part in enumerate(parts)
-        ]
-        return edits + fresh
+        return edits + _sends(event, parts, places)
 
     # --- delivery reports --------------------------------------------------------------------
     async def on_delivery(self, report: DeliveryReported) -> EventStatus | None:
@@ -385,11 +405,12 @@ class NotificationService:
         digest_id = hashlib.sha256(
             ",".join(sorted(item.event_id for item in held)).encode()
         ).hexdigest()[:20]
-        by_chat: dict[int, list[HeldEvent]] = {}
+        by_chat: dict[str, list[HeldEvent]] = {}
         for item in held:
-            for chat in item.chat_ids:
-                by_chat.setdefault(chat, []).append(item)
+            for token in item.tokens:
+                by_chat.setdefault(token, []).append(item)
         for chat, items in by_chat.items():
+            chat_id, bot = parse_token(chat)
             lines = [f"🌙 <b>While quiet hours were on</b> ({len(items)})", ""]
             lines += [
                 f"{template_for(item.type).emoji} {safe(item.title)}"
@@ -401,7 +422,8 @@ class NotificationService:
                     OutboxMessage(
                         outbox_id=outbox_id(f"digest-{digest_id}", chat, index),
                         operation=Operation.SEND_MESSAGE,
-                        chat_id=chat,
+                        chat_id=chat_id,
+                        bot=bot,
                         text=part,
                         bookkeeping=OutboxBookkeeping(
                             digest_of=tuple(item.event_id for item in items)[:100]
@@ -409,11 +431,11 @@ class NotificationService:
                     ),
                 )
         for item in held:
-            await self._mark_digested(item.event_id, digest_id)
+            await self._mark_digested(item.event_id, digest_id, item.tokens)
             await self.state_kv.delete(HELD_PREFIX + item.event_id)
         return len(held)
 
-    async def _mark_digested(self, event_id: str, digest_id: str) -> None:
+    async def _mark_digested(self, event_id: str, digest_id: str, tokens: tuple[str, ...]) -> None:
         for _ in range(CAS_ATTEMPTS):
             loaded = await load(self.status_kv, event_id, EventStatus)
             if loaded is None or loaded[0].state is not EventState.HELD:
@@ -423,9 +445,7 @@ class NotificationService:
                 update={
                     "state": EventState.QUEUED,
                     "last_error": None,
-                    "outbox_ids": tuple(
-                        outbox_id(f"digest-{digest_id}", chat, 0) for chat in status.chat_ids
-                    ),
+                    "outbox_ids": tuple(outbox_id(f"digest-{digest_id}", t, 0) for t in tokens),
                     "updated_at": self.clock(),
                 }
             )
@@ -434,6 +454,23 @@ class NotificationService:
                 return
             except CasConflictError:
                 continue
+
+
+def _sends(event: SubmitEvent, parts: list[str], places: list[Destination]) -> list[OutboxMessage]:
+    return [
+        OutboxMessage(
+            outbox_id=outbox_id(event.event_id, place.token, index),
+            operation=Operation.SEND_MESSAGE,
+            chat_id=place.chat_id,
+            bot=place.bot,
+            message_thread_id=place.message_thread_id,
+            topic=place.topic,
+            event_id=event.event_id,
+            text=part,
+        )
+        for place in places
+        for index, part in enumerate(parts)
+    ]
 
 
 def _apply_report(status: EventStatus, report: DeliveryReported, clock: Clock) -> EventStatus:

@@ -105,7 +105,7 @@ class Publisher(Protocol):
 async def publish_outbox(publisher: Publisher, message: OutboxMessage) -> None:
     """One Telegram operation for the notifier; the outbox id is the dedup id."""
     await publisher.publish(
-        subjects.outbox_subject(message.chat_id),
+        subjects.outbox_subject(message.chat_id, message.bot),
         message,
         msg_id=message.outbox_id,
         stream=subjects.STREAM_OUTBOX,

@@ -8,6 +8,7 @@ from cctelegram_events.approvals import ApprovalService
 from cctelegram_events.modes import ModeService
 from cctelegram_events.notifications import NotificationService
 from cctelegram_events.responses import ResponseLog
+from cctelegram_events.routing import RouteBook
 from cctelegram_events.sessions import SessionService
 from cctelegram_events.tasks import TaskService
 from cctelegram_events.updates import UpdateInterpreter
@@ -24,6 +25,7 @@ class Runtime:
     tasks: TaskService
     updates: UpdateInterpreter
     sessions: SessionService
+    routes: RouteBook
 
 
 class RuntimeHolder:

@@ -51,6 +51,16 @@ class EventsSettings(ServiceSettings):
         description="While events keep coming, wait this long between fetches so they are "
         "handled several at a time (fewer round trips per event); 0 = fetch at once",
     )
+    routes_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "CCTELEGRAM_ROUTES_FILE", "EVENTS_ROUTES_FILE", "routes_file"
+        ),
+        description="YAML file of route rules written to cctg_routes at start-up",
+    )
+    routes_refresh_s: float = Field(
+        default=2.0, ge=0, description="How long a replica keeps the rules it read from KV"
+    )
     task_root_allowlist: CommaList[tuple[Path, ...]] = Field(
         default=(),
         description="If set, TaskMaster files are read only under these directories",

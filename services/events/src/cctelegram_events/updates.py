@@ -86,6 +86,20 @@ def mode_ref(client_id: str) -> str:
     return hashlib.sha256(client_id.encode()).hexdigest()[:12]
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where an update came from, so answers go back the same way (bot, forum topic)."""
+
+    bot: str | None
+    thread: int | None
+    key: str  # the update's key, unique across bots
+    topic_key: str | None = None
+
+    @classmethod
+    def of(cls, inbound: InboundUpdate, thread: int | None) -> Place:
+        return cls(bot=inbound.bot, thread=thread, key=inbound.key, topic_key=inbound.topic_key)
+
+
 def _person(person: TelegramPerson) -> Person:
     return Person(user_id=person.user_id, username=person.username, first_name=person.first_name)
 
@@ -106,7 +120,7 @@ class UpdateInterpreter:
 
     async def handle(self, inbound: InboundUpdate) -> str:
         """Process one update at most once; returns what kind it was (for metrics/tests)."""
-        marker = str(inbound.update_id)
+        marker = inbound.key
         if await self.seen_kv.get(marker) is not None:
             kind = "duplicate"
         else:
@@ -118,17 +132,19 @@ class UpdateInterpreter:
     async def _dispatch(self, inbound: InboundUpdate) -> str:
         event = inbound.event
         if isinstance(event, ButtonPressed):
-            return await self._callback(inbound.update_id, event)
+            return await self._callback(inbound, event)
         if isinstance(event, TextReceived | CommandIssued):
-            return await self._message(inbound.update_id, event)
+            return await self._message(inbound, event)
         return "ignored"
 
-    async def _callback(self, update_id: int, pressed: ButtonPressed) -> str:
+    async def _callback(self, inbound: InboundUpdate, pressed: ButtonPressed) -> str:
+        update_id = inbound.update_id
+        place = Place.of(inbound, pressed.message_thread_id)
         person = _person(pressed.person)
         if person.user_id not in self.allowed_users:
             metrics.STRANGER_MESSAGES.inc()
         if pressed.data.startswith(RULE_PREFIX):
-            await self._revoke_press(update_id, pressed, person)
+            await self._revoke_press(place, pressed, person)
             return "callback"
         if pressed.data.startswith(MODE_PREFIX):
             await self._mode_press(
@@ -138,6 +154,7 @@ class UpdateInterpreter:
                 pressed.message_id,
                 person,
                 pressed.data,
+                inbound.bot,
             )
             return "callback"
         await self.approvals.press(
@@ -146,22 +163,36 @@ class UpdateInterpreter:
             chat_id=pressed.chat_id,
             person=person,
             data=pressed.data,
+            bot=inbound.bot,
+            response_key=inbound.key,
+            topic_key=inbound.topic_key,
         )
         return "callback"
 
-    async def _message(self, update_id: int, message: TextReceived | CommandIssued) -> str:
+    async def _message(self, inbound: InboundUpdate, message: TextReceived | CommandIssued) -> str:
+        update_id = inbound.update_id
+        place = Place.of(inbound, message.message_thread_id)
         person = _person(message.person)
-        if person.user_id not in self.allowed_users:
+        allowed = person.user_id in self.allowed_users
+        chat_id = message.chat_id
+        # Someone else is heard only when replying to a card a route made them approver of.
+        replies_to_card = (
+            isinstance(message, TextReceived)
+            and message.reply_to_message_id is not None
+            and bool(message.text)
+        )
+        if not allowed and not replies_to_card:
             metrics.STRANGER_MESSAGES.inc()
             return "ignored"
-        chat_id = message.chat_id
         if isinstance(message, CommandIssued):
-            await self._command(update_id, chat_id, person, message.command, message.argument)
+            await self._command(
+                update_id, chat_id, person, message.command, message.argument, place
+            )
             return "command"
         text = message.text
         if message.reply_to_message_id is not None and text:
             approval_id = await self.approvals.approval_for_message(
-                chat_id, message.reply_to_message_id
+                chat_id, message.reply_to_message_id, inbound.bot
             )
             if approval_id is not None and await self.approvals.text_reply(
                 update_id=update_id,
@@ -170,10 +201,19 @@ class UpdateInterpreter:
                 approval_id=approval_id,
                 person=person,
                 text=text,
+                bot=inbound.bot,
+                message_thread_id=place.thread,
+                response_key=inbound.key,
+                topic_key=inbound.topic_key,
             ):
                 return "reply"
+        if not allowed:
+            metrics.STRANGER_MESSAGES.inc()
+            return "ignored"
         if text:
-            await self._record(update_id, chat_id, person, ResponseKind.TEXT, "message", text)
+            await self._record(
+                update_id, chat_id, person, ResponseKind.TEXT, "message", text, place
+            )
         return "text"
 
     async def _record(
@@ -184,10 +224,11 @@ class UpdateInterpreter:
         kind: ResponseKind,
         action: str,
         text: str | None,
+        place: Place,
     ) -> None:
         await self.responses.record(
             ResponseRecord(
-                response_id=f"resp-{update_id}",
+                response_id=f"resp-{place.key}",
                 kind=kind,
                 update_id=update_id,
                 user_id=person.user_id,
@@ -195,26 +236,38 @@ class UpdateInterpreter:
                 chat_id=chat_id,
                 action=action,
                 text=text[:1000] if text else None,
+                bot=place.bot,
+                topic_key=place.topic_key,
                 recorded_at=self.clock(),
             )
         )
 
-    async def _reply(self, update_id: int, chat_id: int, html_text: str) -> None:
+    async def _reply(self, place: Place, chat_id: int, html_text: str) -> None:
         for index, part in enumerate(split_html(html_text)):
             await publish_outbox(
                 self.publisher,
                 OutboxMessage(
-                    outbox_id=outbox_id(f"cmd-{update_id}", chat_id, index),
+                    outbox_id=outbox_id(f"cmd-{place.key}", chat_id, index),
                     operation=Operation.SEND_MESSAGE,
                     chat_id=chat_id,
+                    bot=place.bot,
+                    message_thread_id=place.thread,
                     text=part,
                 ),
             )
 
     async def _command(
-        self, update_id: int, chat_id: int, person: Person, command: str, argument: str
+        self,
+        update_id: int,
+        chat_id: int,
+        person: Person,
+        command: str,
+        argument: str,
+        place: Place,
     ) -> None:
-        await self._record(update_id, chat_id, person, ResponseKind.COMMAND, command, argument)
+        await self._record(
+            update_id, chat_id, person, ResponseKind.COMMAND, command, argument, place
+        )
         who = f"tg:{person.user_id}"
         if command == "/start":
             reply = START_TEXT
@@ -240,12 +293,14 @@ class UpdateInterpreter:
                 ][:20]
                 reply = safe("\n".join(lines))
         elif command == "/pending":
-            reply = await self._pending(update_id, chat_id, person)
+            reply = await self._pending(place, chat_id, person)
         elif command == "/rules":
-            reply = await self._rules(update_id, chat_id)
+            reply = await self._rules(place, chat_id)
         elif command == "/mode" and not argument.strip():
             text, keyboard = await self._mode_listing()
-            await self._send(f"cmd-{update_id}:{chat_id}:0", chat_id, text, keyboard)
+            await self._send(
+                outbox_id(f"cmd-{place.key}", chat_id, 0), chat_id, text, keyboard, place
+            )
             reply = ""
         elif command == "/mode":
             reply = await self._mode_command(argument, who)
@@ -257,9 +312,9 @@ class UpdateInterpreter:
         else:
             reply = "Unknown command. /help lists what I understand."
         if reply:
-            await self._reply(update_id, chat_id, reply)
+            await self._reply(place, chat_id, reply)
 
-    async def _rules(self, update_id: int, chat_id: int) -> str:
+    async def _rules(self, place: Place, chat_id: int) -> str:
         """Claude Code sessions' "Allow for this session" rules, a revoke button each."""
         sessions = await self.sessions.with_rules() if self.sessions is not None else []
         if not sessions:
@@ -277,14 +332,18 @@ class UpdateInterpreter:
                 for rule in session.rules[:RULES_BUTTONS_MAX]
             )
             await self._send(
-                outbox_id(f"rules-{update_id}", chat_id, index), chat_id, "\n".join(lines), keyboard
+                outbox_id(f"rules-{place.key}", chat_id, index),
+                chat_id,
+                "\n".join(lines),
+                keyboard,
+                place,
             )
         more = len(sessions) - RULES_LIST_MAX
         return f"{len(sessions)} session(s) with rules" + (
             f", {more} not shown" if more > 0 else ""
         )
 
-    async def _revoke_press(self, update_id: int, pressed: ButtonPressed, person: Person) -> None:
+    async def _revoke_press(self, place: Place, pressed: ButtonPressed, person: Person) -> None:
         rule_id = self.approvals.signer.verify_rule(pressed.data)
         if person.user_id not in self.allowed_users:
             answer = "Sorry, only allowed users can revoke rules."
@@ -304,12 +363,13 @@ class UpdateInterpreter:
                     outbox_id=f"cbq-{pressed.callback_query_id}",
                     operation=Operation.ANSWER_CALLBACK_QUERY,
                     chat_id=pressed.chat_id,
+                    bot=place.bot,
                     callback_query_id=pressed.callback_query_id,
                     text=answer[:200],
                 ),
             )
 
-    async def _pending(self, update_id: int, chat_id: int, person: Person) -> str:
+    async def _pending(self, place: Place, chat_id: int, person: Person) -> str:
         open_approvals = await self.approvals.open_for(person.user_id)
         if not open_approvals:
             return "No open approvals."
@@ -317,9 +377,11 @@ class UpdateInterpreter:
             await publish_outbox(
                 self.publisher,
                 OutboxMessage(
-                    outbox_id=outbox_id(f"pending-{update_id}", chat_id, record.approval_id),
+                    outbox_id=outbox_id(f"pending-{place.key}", chat_id, record.approval_id),
                     operation=Operation.SEND_MESSAGE,
                     chat_id=chat_id,
+                    bot=place.bot,
+                    message_thread_id=place.thread,
                     approval_id=record.approval_id,
                     text=record.card_text,
                     keyboard=keyboard_for(record, self.approvals.signer),
@@ -442,6 +504,7 @@ class UpdateInterpreter:
         message_id: int | None,
         person: Person,
         data: str,
+        bot: str | None = None,
     ) -> None:
         """A ``/mode`` button: change that mode, answer the press, refresh the listing."""
         verified = self.approvals.signer.verify_mode(data)
@@ -469,6 +532,7 @@ class UpdateInterpreter:
                             outbox_id=f"mode-{update_id}:{chat_id}:edit",
                             operation=Operation.EDIT_MESSAGE_TEXT,
                             chat_id=chat_id,
+                            bot=bot,
                             text=text,
                             keyboard=keyboard,
                             target_message_id=message_id,
@@ -481,6 +545,7 @@ class UpdateInterpreter:
                     outbox_id=f"cbq-{callback_query_id}",
                     operation=Operation.ANSWER_CALLBACK_QUERY,
                     chat_id=chat_id,
+                    bot=bot,
                     callback_query_id=callback_query_id,
                     text=answer.split("\n")[0][:200],
                 ),
@@ -492,6 +557,7 @@ class UpdateInterpreter:
         chat_id: int,
         text: str,
         keyboard: tuple[tuple[InlineButton, ...], ...],
+        place: Place | None = None,
     ) -> None:
         await publish_outbox(
             self.publisher,
@@ -499,6 +565,8 @@ class UpdateInterpreter:
                 outbox_id=outbox_id,
                 operation=Operation.SEND_MESSAGE,
                 chat_id=chat_id,
+                bot=place.bot if place else None,
+                message_thread_id=place.thread if place else None,
                 text=text,
                 keyboard=keyboard,
             ),

@@ -400,6 +400,9 @@ class HookHandler:
             severity=severity,
             client_id=self.principal.client_id,
             request_id=self.request_id,
+            project=session.project,
+            session_key=session.session_key,
+            session_tag=session.tag,
         )
         await publish_command(self.ctx, subjects.EVENT_SUBMIT, event, event.event_id)
 

@@ -20,7 +20,12 @@ def create_app(settings: NotifierSettings | None = None) -> Service:
 def build_notifier(settings: NotifierSettings) -> tuple[Service, NotifierRuntime]:
     """The service and its runtime (tests and the bench drive the runtime directly)."""
     # Before anything can log: the token sits in every Bot API URL.
-    for secret in (settings.bot_token, settings.webhook.secret_token):
+    for secret in (
+        settings.bot_token,
+        settings.webhook.secret_token,
+        *settings.bot_tokens.values(),
+        *settings.all_bots().values(),
+    ):
         if secret is not None:
             register_secret(secret.get_secret_value())
     service = Service(SERVICE_NAME, settings)

@@ -23,6 +23,7 @@ from cctelegram_common.contracts.outbox import (
     Operation,
     OutboxMessage,
 )
+from cctelegram_common.contracts.routing import ForumTopicRef
 from cctelegram_common.logging import get_logger
 from cctelegram_common.resilience import (
     CircuitBreaker,
@@ -37,6 +38,7 @@ from cctelegram_notifier.scheduler import Grant, Scheduler, Sleep
 from cctelegram_notifier.settings import RetrySettings
 from cctelegram_notifier.store import DeliveryStore, MergedMessage
 from cctelegram_notifier.telegram import BotApi, TelegramError, TelegramUnavailableError
+from cctelegram_notifier.topics import TopicStore
 
 log = get_logger(__name__)
 
@@ -86,6 +88,11 @@ def classify(error: TelegramError) -> Action:
         return Action.TOKEN_REJECTED
     return Action.PERMANENT
 
+
+_SENDS = frozenset({Operation.SEND_MESSAGE, Operation.SEND_DOCUMENT, Operation.SEND_PHOTO})
+# Telegram's words for a deleted topic and a closed one (400 Bad Request).
+THREAD_GONE = "message thread not found"
+TOPIC_CLOSED = "topic_closed"
 
 _HTML_TAG = re.compile(r"<[^>]*>")
 _MARKDOWN_ESCAPE = re.compile(r"\\([_*\[\]()~`>#+\-=|{}.!\\])")
@@ -148,6 +155,7 @@ class DeliveryResult:
     error_code: int | None = None
     migrated_to_chat_id: int | None = None
     already_recorded: bool = False
+    message_thread_id: int | None = None
 
     @classmethod
     def recorded(cls, record: DeliveryRecord) -> DeliveryResult:
@@ -276,7 +284,9 @@ class DeliveryService:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         api_health: ApiHealth | None = None,
+        topics: TopicStore | None = None,
     ) -> None:
+        self.topics = topics
         self.bot = bot
         self.scheduler = scheduler
         self.breaker = breaker
@@ -331,6 +341,8 @@ class DeliveryService:
         migrated = chat_id if chat_id != message.chat_id else None
         is_edit = message.operation in (Operation.EDIT_MESSAGE_TEXT, Operation.EDIT_REPLY_MARKUP)
         is_answer = message.operation is Operation.ANSWER_CALLBACK_QUERY
+        topic = message.topic if message.operation in _SENDS and self.topics else None
+        recreated = False
 
         def failed(
             reason: FailureReason, error: str | None, code: int | None, attempts: int
@@ -364,6 +376,9 @@ class DeliveryService:
         rewritten: MergedMessage | None = None
         if message.operation is Operation.EDIT_MESSAGE_TEXT and target is not None:
             message, rewritten = await self._edit_of_merged(message, chat_id, target)
+
+        if topic is not None:
+            message = await self._in_topic(message, chat_id, topic)
 
         plain = False
         attempts = unavailable = limited = 0
@@ -425,7 +440,78 @@ class DeliveryService:
             if action is Action.TOKEN_REJECTED:
                 self.api_health.token_rejected = True
                 raise TokenRejectedError(str(error)) from None
+            thread = message.message_thread_id
+            if topic is not None and thread is not None and error.error_code == 400:
+                described = error.description.lower()
+                if THREAD_GONE in described and not recreated:
+                    # Someone deleted the topic: make it again, once, and send there.
+                    assert self.topics is not None
+                    await self.topics.forget(chat_id, topic.key, thread)
+                    recreated = True
+                    log.info("forum_topic_recreated", chat_id=chat_id, old_thread=thread)
+                    message = await self._in_topic(message, chat_id, topic)
+                    continue
+                if TOPIC_CLOSED in described:
+                    # Closed by an admin: the message still goes out, in the General topic.
+                    log.warning("forum_topic_closed", chat_id=chat_id, thread=thread)
+                    message = message.model_copy(update={"message_thread_id": None})
+                    continue
             return failed(FailureReason.BAD_REQUEST, error.description, error.error_code, attempts)
+
+    async def _in_topic(
+        self, message: OutboxMessage, chat_id: int, topic: ForumTopicRef
+    ) -> OutboxMessage:
+        """The message aimed at its topic's thread: the one remembered, or a new topic."""
+        assert self.topics is not None
+        thread = await self.topics.thread_of(chat_id, topic.key)
+        if thread is None:
+            thread = await self._create_topic(chat_id, topic)
+        return message.model_copy(update={"message_thread_id": thread})
+
+    async def _create_topic(self, chat_id: int, topic: ForumTopicRef) -> int | None:
+        """createForumTopic (it posts a service message, so it takes a chat call). None when
+        Telegram refuses (not a forum, no right to manage topics): the message then goes to
+        the General topic rather than nowhere."""
+        assert self.topics is not None
+        for failures in range(1, self.retry.max_attempts + 1):
+            await self._wait_for_circuit()
+            grant = await self.scheduler.acquire(chat_id, counts=True)
+            try:
+                try:
+                    answer = await self.bot.call(
+                        "createForumTopic", {"chat_id": chat_id, "name": topic.name}
+                    )
+                finally:
+                    self.scheduler.answered(grant)
+            except TelegramUnavailableError as error:
+                self._record_unavailable(error)
+                await self.sleep(backoff_delay(failures, self.retry.base_s, self.retry.cap_s))
+                continue
+            except TelegramError as error:
+                self._record_answer(error)
+                action = classify(error)
+                if action is Action.RATE_LIMITED:
+                    self.scheduler.rate_limited(chat_id, error.retry_after_s or 1.0)
+                    continue
+                if action is Action.TOKEN_REJECTED:
+                    raise TokenRejectedError(str(error)) from None
+                log.warning("forum_topic_not_created", chat_id=chat_id, error=error.description)
+                return None
+            finally:
+                self.scheduler.release(grant)
+            thread = int(answer["message_thread_id"])
+            winner = await self.topics.claim(chat_id, topic.key, topic.name, thread)
+            metrics.FORUM_TOPICS_CREATED.inc()
+            log.info("forum_topic_created", chat_id=chat_id, thread=thread)
+            if winner != thread:  # another replica made it first: ours goes
+                try:
+                    await self.bot.call(
+                        "deleteForumTopic", {"chat_id": chat_id, "message_thread_id": thread}
+                    )
+                except (TelegramError, TelegramUnavailableError) as error:
+                    log.warning("forum_topic_duplicate_left", chat_id=chat_id, error=str(error))
+            return winner
+        return None
 
     async def _edit_of_merged(
         self, message: OutboxMessage, chat_id: int, target: int
@@ -536,7 +622,9 @@ class DeliveryService:
     def _sent(self, message: OutboxMessage, chat_id: int, ids: tuple[int, ...]) -> DeliveryResult:
         metrics.MESSAGES_SENT.labels(message.operation.value).inc()
         self.api_health.last_send_at = time.time()
-        return DeliveryResult(DeliveryOutcome.SENT, chat_id, ids)
+        return DeliveryResult(
+            DeliveryOutcome.SENT, chat_id, ids, message_thread_id=message.message_thread_id
+        )
 
     async def _wait_for_circuit(self) -> None:
         while self.breaker.state is CircuitState.OPEN:

@@ -40,6 +40,11 @@ COALESCED = Counter(
     "Outbox messages sent inside a merged Telegram message (bursts coalesced)",
     registry=registry,
 )
+FORUM_TOPICS_CREATED = Counter(
+    "forum_topics_created_total",
+    "Forum topics the notifier created for routes (createForumTopic)",
+    registry=registry,
+)
 OUTBOX_IN_FLIGHT = Gauge(
     "outbox_in_flight",
     "Outbox messages this instance holds (fetched, not yet acked)",

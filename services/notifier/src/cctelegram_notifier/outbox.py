@@ -110,7 +110,9 @@ class OutboxConsumer:
         *,
         on_token_rejected: Callable[[str], None] | None = None,
         coalesce: CoalesceSettings | None = None,
+        bot: str | None = None,
     ) -> None:
+        self.bot = bot
         self.delivery = delivery
         self.coalesce = coalesce if coalesce is not None else CoalesceSettings(enabled=False)
         self.store = store
@@ -141,16 +143,18 @@ class OutboxConsumer:
 
     def consumer_config(self) -> ConsumerConfig:
         return ConsumerConfig(
-            name=subjects.CONSUMER_NOTIFIER_OUTBOX,
-            durable_name=subjects.CONSUMER_NOTIFIER_OUTBOX,
-            description="notifier: outbox → Telegram",
+            name=subjects.outbox_consumer(self.bot),
+            durable_name=subjects.outbox_consumer(self.bot),
+            description=f"notifier: outbox → Telegram (bot {self.bot or 'default'})",
             deliver_policy=DeliverPolicy.ALL,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.settings.ack_wait_s,
             # Dead-lettering is ours (with reason and attempts); never let NATS stop delivering.
             max_deliver=-1,
             max_ack_pending=self.settings.max_ack_pending,
-            filter_subject=subjects.OUTBOX_ALL,
+            # Each bot's consumer takes its own subjects only (a work queue stream allows
+            # no overlap), so one bot's backlog or 429s never hold another's messages.
+            filter_subject=subjects.outbox_bot_filter(self.bot),
         )
 
     @property
@@ -416,6 +420,8 @@ class OutboxConsumer:
             event_id=outbox.event_id,
             approval_id=outbox.approval_id,
             chat_id=outbox.chat_id,
+            bot=outbox.bot,
+            message_thread_id=result.message_thread_id,
             operation=outbox.operation,
             outcome=result.outcome,
             telegram_message_ids=result.telegram_message_ids,

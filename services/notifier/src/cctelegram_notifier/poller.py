@@ -12,7 +12,14 @@ import nats.js.errors
 from nats.js.kv import KeyValue
 
 from cctelegram_common import subjects
-from cctelegram_common.contracts.updates import InboundUpdate, MemberChanged, TelegramEvent
+from cctelegram_common.contracts.updates import (
+    ButtonPressed,
+    CommandIssued,
+    InboundUpdate,
+    MemberChanged,
+    TelegramEvent,
+    TextReceived,
+)
 from cctelegram_common.logging import get_logger
 from cctelegram_common.resilience import backoff_delay
 from cctelegram_notifier import metrics
@@ -21,6 +28,7 @@ from cctelegram_notifier.publishing import Publisher, publish_update
 from cctelegram_notifier.settings import PollingSettings, WebhookSettings
 from cctelegram_notifier.store import DeliveryStore
 from cctelegram_notifier.telegram import BotApi, TelegramError, TelegramUnavailableError
+from cctelegram_notifier.topics import TopicStore
 
 log = get_logger(__name__)
 
@@ -45,7 +53,16 @@ class UpdatesReceiver:
         on_conflict: Callable[[str], None],
         on_token_rejected: Callable[[str], None],
         on_answer: Callable[[], None] = lambda: None,
+        bot_name: str | None = None,
+        topics: TopicStore | None = None,
     ) -> None:
+        self.bot_name = bot_name
+        self.topics = topics
+        self.offset_key = (
+            subjects.BRIDGE_KEY_POLLER_OFFSET
+            if bot_name is None
+            else subjects.bridge_poller_key(bot_name, "offset")
+        )
         self.bot = bot
         self.lease = lease
         self.kv = bridge_kv
@@ -112,7 +129,7 @@ class UpdatesReceiver:
 
     async def _read_offset(self) -> int | None:
         try:
-            entry = await self.kv.get(subjects.BRIDGE_KEY_POLLER_OFFSET)
+            entry = await self.kv.get(self.offset_key)
         except nats.js.errors.KeyNotFoundError:
             return None
         return int(entry.value.decode()) if entry.value else None
@@ -142,16 +159,30 @@ class UpdatesReceiver:
         last = max(int(update["update_id"]) for update in updates)
         self.offset = last + 1
         if self.lease.held:
-            await self.kv.put(subjects.BRIDGE_KEY_POLLER_OFFSET, str(self.offset).encode())
+            await self.kv.put(self.offset_key, str(self.offset).encode())
         return len(updates)
 
     async def handle_update(self, update: dict[str, Any], *, source: str) -> None:
-        # The Telegram edge: the raw Update becomes typed contracts here, once.
-        inbound = InboundUpdate.from_telegram(update, source=source)
+        # The Telegram edge: the raw Update becomes typed contracts here, once, tagged with
+        # the bot that received it and the route topic it came from.
+        inbound = InboundUpdate.from_telegram(update, source=source, bot=self.bot_name)
+        topic_key = await self._topic_of(inbound.event)
+        if topic_key is not None:
+            inbound = inbound.model_copy(update={"topic_key": topic_key})
         await publish_update(self.publisher, inbound)
         self.received += 1
         metrics.UPDATES_RECEIVED.labels(source).inc()
         await self._track_membership(inbound.event)
+
+    async def _topic_of(self, event: TelegramEvent) -> str | None:
+        """The route topic (project or session) a message or press came from, if any."""
+        if self.topics is None:
+            return None
+        if not isinstance(event, ButtonPressed | TextReceived | CommandIssued):
+            return None
+        if event.message_thread_id is None:
+            return None
+        return await self.topics.key_of(event.chat_id, event.message_thread_id)
 
     async def _track_membership(self, event: TelegramEvent) -> None:
         """A person blocking or unblocking the bot: keep the inactive mark in step."""

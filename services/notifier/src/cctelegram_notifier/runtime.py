@@ -17,11 +17,13 @@ from nats.js.kv import KeyValue
 
 from cctelegram_common import __version__, subjects
 from cctelegram_common.contracts.bridge import (
+    BotView,
     BridgeControl,
     CircuitState,
     ControlAction,
     NotifierHeartbeat,
 )
+from cctelegram_common.contracts.routing import DEFAULT_BOT
 from cctelegram_common.health import CheckResult
 from cctelegram_common.logging import get_logger
 from cctelegram_common.nats import JetStreamPublisher
@@ -33,9 +35,10 @@ from cctelegram_notifier.outbox import OutboxConsumer
 from cctelegram_notifier.poller import UpdatesReceiver
 from cctelegram_notifier.publishing import kv_put_with_ttl
 from cctelegram_notifier.scheduler import Scheduler
-from cctelegram_notifier.settings import NotifierSettings
+from cctelegram_notifier.settings import NotifierSettings, WebhookSettings
 from cctelegram_notifier.store import KvDeliveryStore
 from cctelegram_notifier.telegram import HttpBotApi, TelegramError, TelegramUnavailableError
+from cctelegram_notifier.topics import KvTopicStore
 
 log = get_logger(__name__)
 
@@ -43,14 +46,13 @@ NO_TOKEN = "no bot token"  # noqa: S105 - a message, not a secret
 CONFLICT_ALARM_S = 300.0  # a 409 keeps readiness at warn this long
 
 
-class NotifierRuntime:
-    """Everything the notifier does after NATS is up. ``start`` is idempotent."""
+class BotLink:
+    """One bot: its client, its own delivery budget (scheduler, circuit breaker), its outbox
+    consumer and its poller. Nothing here is shared with another bot, so one bot's 429s,
+    backlog or outage never slow another."""
 
-    def __init__(self, settings: NotifierSettings) -> None:
-        self.settings = settings
-        self.instance_id = settings.instance_id
-        self.started_at = datetime.now(UTC)
-        self.paused = False
+    def __init__(self, name: str | None, token: str, settings: NotifierSettings) -> None:
+        self.name = name
         self.api_health = ApiHealth()
         self.breaker = CircuitBreaker(
             failure_threshold=settings.retry.breaker_failures,
@@ -63,13 +65,42 @@ class NotifierRuntime:
             sleep=self.interrupter.sleep,
             max_in_flight=settings.telegram.max_in_flight,
         )
-        token = settings.bot_token.get_secret_value() if settings.bot_token else None
-        self.bot: HttpBotApi | None = (
-            HttpBotApi(settings.api_base_url, token, settings.telegram) if token else None
-        )
+        self.bot = HttpBotApi(settings.api_base_url, token, settings.telegram)
         self.consumer: OutboxConsumer | None = None
         self.receiver: UpdatesReceiver | None = None
         self.lease: PollerLease | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or DEFAULT_BOT
+
+    def view(self) -> BotView:
+        counters = self.consumer.counters if self.consumer else None
+        return BotView(
+            name=self.label,
+            poller=bool(self.lease and self.lease.held),
+            in_flight=self.consumer.held if self.consumer else 0,
+            sent_count=counters.sent if counters else 0,
+            failed_count=counters.failed if counters else 0,
+            rate_limited_count=self.scheduler.rate_limited_count,
+            circuit_state=CircuitState(self.breaker.state.value),
+            last_error=self.api_health.last_error,
+            token_rejected=self.api_health.token_rejected,
+        )
+
+
+class NotifierRuntime:
+    """Everything the notifier does after NATS is up. ``start`` is idempotent."""
+
+    def __init__(self, settings: NotifierSettings) -> None:
+        self.settings = settings
+        self.instance_id = settings.instance_id
+        self.started_at = datetime.now(UTC)
+        self.paused = False
+        self.links = [
+            BotLink(name, token.get_secret_value(), settings)
+            for name, token in settings.all_bots().items()
+        ]
         self.bridge_kv: KeyValue | None = None
         self.js: JetStreamContext | None = None
         self.stopping = asyncio.Event()
@@ -77,6 +108,40 @@ class NotifierRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._control_lock = asyncio.Lock()
         self._cpu_sample = (time.monotonic(), time.process_time())
+        # Without any token the default bot's figures still exist (health, heartbeat).
+        self._idle = ApiHealth(), CircuitBreaker(failure_threshold=1, reset_s=1.0)
+
+    # The first bot (the default one when configured): what single-bot callers look at.
+    @property
+    def primary(self) -> BotLink | None:
+        return self.links[0] if self.links else None
+
+    @property
+    def bot(self) -> HttpBotApi | None:
+        return self.primary.bot if self.primary else None
+
+    @property
+    def consumer(self) -> OutboxConsumer | None:
+        return self.primary.consumer if self.primary else None
+
+    @property
+    def receiver(self) -> UpdatesReceiver | None:
+        return self.primary.receiver if self.primary else None
+
+    @property
+    def lease(self) -> PollerLease | None:
+        return self.primary.lease if self.primary else None
+
+    @property
+    def api_health(self) -> ApiHealth:
+        return self.primary.api_health if self.primary else self._idle[0]
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self.primary.breaker if self.primary else self._idle[1]
+
+    def link(self, name: str | None) -> BotLink | None:
+        return next((link for link in self.links if link.name == name), None)
 
     # --- start and stop --------------------------------------------------------------------
     async def start(self, js: JetStreamContext) -> None:
@@ -84,72 +149,106 @@ class NotifierRuntime:
             return  # connect_forever may call hooks again after a failed attempt
         self.js = js
         self.bridge_kv = await js.key_value(subjects.KV_BRIDGE)
-        store = KvDeliveryStore(await js.key_value(subjects.KV_DELIVERIES))
+        deliveries_kv = await js.key_value(subjects.KV_DELIVERIES)
         publisher = JetStreamPublisher(js)
         self.paused = await self._read_desired_paused()
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
-        if self.bot is None:
+        if not self.links:
             log.warning("telegram_disabled", reason=NO_TOKEN)
             return
+        for link in self.links:
+            await self._start_link(
+                link, js, KvDeliveryStore(deliveries_kv, bot=link.name), publisher
+            )
+        log.info(
+            "notifier_started",
+            paused=self.paused,
+            bots=[link.label for link in self.links],
+            updates=self.receiver.mode if self.receiver else "off",
+            rate_scale=self.settings.rate_scale,
+        )
+
+    async def _start_link(
+        self,
+        link: BotLink,
+        js: JetStreamContext,
+        store: KvDeliveryStore,
+        publisher: JetStreamPublisher,
+    ) -> None:
+        assert self.bridge_kv is not None
+        topics = KvTopicStore(self.bridge_kv, link.name)
         if self.settings.outbox.enabled:
             delivery = DeliveryService(
-                self.bot,
-                self.scheduler,
-                self.breaker,
+                link.bot,
+                link.scheduler,
+                link.breaker,
                 store,
                 self.settings.retry,
-                interrupter=self.interrupter,
-                api_health=self.api_health,
+                interrupter=link.interrupter,
+                api_health=link.api_health,
+                topics=topics,
             )
-            self.consumer = OutboxConsumer(
+            link.consumer = OutboxConsumer(
                 js,
                 delivery,
                 store,
                 publisher,
                 self.settings.outbox,
-                self.interrupter,
-                on_token_rejected=self._token_rejected,
+                link.interrupter,
+                on_token_rejected=lambda error: self._token_rejected(link, error),
                 coalesce=self.settings.coalesce,
+                bot=link.name,
             )
-            await self.consumer.start(fetching=not self.paused)
-        if self.settings.polling.enabled or self.settings.webhook.url:
-            self.lease = PollerLease(
+            await link.consumer.start(fetching=not self.paused)
+        # Webhook mode serves the default bot (the gateway receives its POSTs); named bots poll.
+        # Named bots poll even when the default bot's updates come by webhook.
+        webhook = self.settings.webhook if link.name is None else WebhookSettings()
+        polling = self.settings.polling
+        if link.name is not None and self.settings.webhook.url:
+            polling = polling.model_copy(update={"enabled": True})
+        if polling.enabled or webhook.url:
+            link.lease = PollerLease(
                 js,
                 self.bridge_kv,
                 self.instance_id,
                 ttl_s=self.settings.polling.lease_ttl_s,
                 check_s=self.settings.polling.lease_check_s,
+                key=(
+                    subjects.BRIDGE_KEY_POLLER_LEASE
+                    if link.name is None
+                    else subjects.bridge_poller_key(link.name, "lease")
+                ),
             )
-            self.receiver = UpdatesReceiver(
-                self.bot,
-                self.lease,
+            link.receiver = UpdatesReceiver(
+                link.bot,
+                link.lease,
                 self.bridge_kv,
                 publisher,
                 store,
-                self.settings.polling,
-                self.settings.webhook,
+                polling,
+                webhook,
                 on_conflict=self._conflict,
-                on_token_rejected=self._token_rejected,
-                on_answer=self._telegram_answered,
+                on_token_rejected=lambda error: self._token_rejected(link, error),
+                on_answer=lambda: self._telegram_answered(link),
+                bot_name=link.name,
+                topics=topics,
             )
-            self._tasks.append(asyncio.create_task(self.lease.run(self.stopping), name="lease"))
             self._tasks.append(
-                asyncio.create_task(self.receiver.run(self.stopping), name="updates")
+                asyncio.create_task(link.lease.run(self.stopping), name=f"lease-{link.label}")
             )
-        log.info(
-            "notifier_started",
-            paused=self.paused,
-            updates=self.receiver.mode if self.receiver else "off",
-            rate_scale=self.settings.rate_scale,
-        )
+            self._tasks.append(
+                asyncio.create_task(link.receiver.run(self.stopping), name=f"updates-{link.label}")
+            )
 
     async def stop(self) -> None:
-        """Finish in-flight sends, hand the rest back, give up the lease, say goodbye."""
+        """Finish in-flight sends, hand the rest back, give up the leases, say goodbye."""
         self.stopping.set()
-        if self.consumer is not None:
-            await self.consumer.stop()
-        if self.lease is not None:
-            await self.lease.release()
+        await asyncio.gather(
+            *(link.consumer.stop() for link in self.links if link.consumer is not None)
+        )
+        for link in self.links:
+            if link.lease is not None:
+                await link.lease.release()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -158,8 +257,8 @@ class NotifierRuntime:
         if self.bridge_kv is not None:
             with contextlib.suppress(Exception):
                 await self.bridge_kv.delete(subjects.bridge_instance_key(self.instance_id))
-        if self.bot is not None:
-            await self.bot.aclose()
+        for link in self.links:
+            await link.bot.aclose()
 
     async def _read_desired_paused(self) -> bool:
         assert self.bridge_kv is not None
@@ -182,58 +281,62 @@ class NotifierRuntime:
             log.info("bridge_control", action=control.action.value, by=control.requested_by)
             if control.action is ControlAction.PAUSE:
                 self.paused = True
-                if self.consumer is not None:
-                    await self.consumer.pause()
+                await asyncio.gather(
+                    *(link.consumer.pause() for link in self.links if link.consumer is not None)
+                )
             elif control.action is ControlAction.RESUME:
                 self.paused = False
-                self._resume_if_allowed()
+                for link in self.links:
+                    self._resume_if_allowed(link)
             elif control.action is ControlAction.RESTART:
-                if self.consumer is not None:
-                    await self.consumer.pause()
-                self.breaker.reset()
-                self.api_health.token_rejected = False
-                if self.bot is not None:
-                    await self.bot.reconnect()
-                self._resume_if_allowed()
+                for link in self.links:
+                    if link.consumer is not None:
+                        await link.consumer.pause()
+                    link.breaker.reset()
+                    link.api_health.token_rejected = False
+                    await link.bot.reconnect()
+                    self._resume_if_allowed(link)
 
-    def _resume_if_allowed(self) -> None:
-        if self.consumer is not None and not self.paused and not self.api_health.token_rejected:
-            self.consumer.resume()
+    def _resume_if_allowed(self, link: BotLink) -> None:
+        if link.consumer is not None and not self.paused and not link.api_health.token_rejected:
+            link.consumer.resume()
 
-    def _token_rejected(self, error: str) -> None:
-        if not self.api_health.token_rejected or (self.consumer and self.consumer.fetching):
-            log.error("telegram_token_rejected_stop_sending", error=error)
-        self.api_health.token_rejected = True
-        self.api_health.last_error = error
-        if self.consumer is not None and self.consumer.fetching:
-            self._tasks.append(asyncio.create_task(self.consumer.pause(), name="token-pause"))
-            self._tasks.append(asyncio.create_task(self._token_probe(), name="token-probe"))
+    def _token_rejected(self, link: BotLink, error: str) -> None:
+        if not link.api_health.token_rejected or (link.consumer and link.consumer.fetching):
+            log.error("telegram_token_rejected_stop_sending", bot=link.label, error=error)
+        link.api_health.token_rejected = True
+        link.api_health.last_error = error
+        if link.consumer is not None and link.consumer.fetching:
+            self._tasks.append(asyncio.create_task(link.consumer.pause(), name="token-pause"))
+            self._tasks.append(asyncio.create_task(self._token_probe(link), name="token-probe"))
 
-    async def _token_probe(self) -> None:
+    async def _token_probe(self, link: BotLink) -> None:
         """While the token is rejected, ask getMe now and then; resume when it works again."""
-        assert self.bot is not None
-        while not self.stopping.is_set() and self.api_health.token_rejected:
+        while not self.stopping.is_set() and link.api_health.token_rejected:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), 30.0)
             try:
-                await self.bot.call("getMe", {})
+                await link.bot.call("getMe", {})
             except (TelegramError, TelegramUnavailableError):
                 continue
-            log.warning("telegram_token_accepted_again")
-            self.api_health.token_rejected = False
-            self._resume_if_allowed()
+            log.warning("telegram_token_accepted_again", bot=link.label)
+            link.api_health.token_rejected = False
+            self._resume_if_allowed(link)
 
     def _conflict(self, description: str) -> None:
         self.conflict = (time.monotonic(), description)
 
-    def _telegram_answered(self) -> None:
-        self.api_health.answered = True
+    def _telegram_answered(self, link: BotLink) -> None:
+        link.api_health.answered = True
         metrics.BRIDGE_CONNECTION.set(1)
 
     # --- heartbeats ------------------------------------------------------------------------
     def heartbeat(self) -> NotifierHeartbeat:
-        counters = self.consumer.counters if self.consumer else None
-        last_send = self.api_health.last_send_at
+        views = [link.view() for link in self.links]
+        sends = [
+            link.api_health.last_send_at for link in self.links if link.api_health.last_send_at
+        ]
+        last_send = max(sends) if sends else None
         return NotifierHeartbeat(
             instance_id=self.instance_id,
             host=socket.gethostname(),
@@ -242,13 +345,14 @@ class NotifierRuntime:
             started_at=self.started_at,
             paused=self.paused,
             poller=bool(self.lease and self.lease.held),
-            in_flight=self.consumer.held if self.consumer else 0,
-            sent_count=counters.sent if counters else 0,
-            failed_count=counters.failed if counters else 0,
+            in_flight=sum(view.in_flight for view in views),
+            sent_count=sum(view.sent_count for view in views),
+            failed_count=sum(view.failed_count for view in views),
             circuit_state=CircuitState(self.breaker.state.value),
             last_error=self.api_health.last_error or (NO_TOKEN if self.bot is None else None),
             last_send_at=datetime.fromtimestamp(last_send, UTC) if last_send else None,
             token_rejected=self.api_health.token_rejected,
+            bots=tuple(views) if len(views) > 1 or (views and views[0].name != DEFAULT_BOT) else (),
             memory_usage_mb=_resident_mb(),
             cpu_usage_percent=self._cpu_percent(),
         )
@@ -271,11 +375,12 @@ class NotifierRuntime:
                     self.heartbeat().model_dump_json().encode(),
                     self.settings.heartbeat_ttl_s,
                 )
-                if self.consumer is not None and self.consumer.subscription is not None:
-                    info = await self.consumer.subscription.consumer_info()
-                    metrics.OUTBOX_PENDING.set(
-                        (info.num_pending or 0) + (info.num_ack_pending or 0)
-                    )
+                pending = 0
+                for link in self.links:
+                    if link.consumer is not None and link.consumer.subscription is not None:
+                        info = await link.consumer.subscription.consumer_info()
+                        pending += (info.num_pending or 0) + (info.num_ack_pending or 0)
+                metrics.OUTBOX_PENDING.set(pending)
             except Exception as error:
                 log.warning("heartbeat_failed", error=type(error).__name__)
             with contextlib.suppress(TimeoutError):
@@ -285,8 +390,13 @@ class NotifierRuntime:
     async def check_token(self) -> CheckResult:
         if self.bot is None:
             return CheckResult("warn", f"{NO_TOKEN}: set TELEGRAM_BOT_TOKEN; nothing is sent")
-        if self.api_health.token_rejected:
+        rejected = [link.label for link in self.links if link.api_health.token_rejected]
+        if rejected and len(rejected) == len(self.links):
             return CheckResult("fail", "Telegram rejected the bot token (401/404); sending stopped")
+        if rejected:
+            return CheckResult(
+                "warn", f"Telegram rejected the token of bot(s) {', '.join(rejected)} (401/404)"
+            )
         return CheckResult("pass")
 
     async def check_api(self) -> CheckResult:

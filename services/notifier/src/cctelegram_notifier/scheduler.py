@@ -140,6 +140,7 @@ class Scheduler:
         sleep: Sleep = asyncio.sleep,
         max_in_flight: int | None = None,
     ) -> None:
+        self.rate_limited_count = 0  # 429 answers (bridge status, per bot)
         self.rate = rate
         self.limits = Limits.from_settings(rate, scale)
         self.clock = clock
@@ -249,6 +250,7 @@ class Scheduler:
     # --- Telegram said 429 -----------------------------------------------------------------
     def rate_limited(self, chat_id: int | None, retry_after_s: float) -> PauseScope:
         """Pause what ``retry_after`` applies to; returns which scope was paused."""
+        self.rate_limited_count += 1
         now = self.clock()
         until = now + max(retry_after_s, 0.0) + self.rate.retry_after_pad_s
         if chat_id is None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from cctelegram_common.settings import HttpSettings, ServiceSettings, service_config
 
@@ -150,7 +153,10 @@ class TelegramHttpSettings(BaseModel):
 
 
 class NotifierSettings(ServiceSettings):
-    model_config = SettingsConfigDict(**service_config("NOTIFIER_"), populate_by_name=True)
+    # hide_input_in_errors: a bad TELEGRAM_BOT_TOKENS must not print its tokens.
+    model_config = SettingsConfigDict(
+        **service_config("NOTIFIER_"), populate_by_name=True, hide_input_in_errors=True
+    )
 
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8093))
     # Unprefixed: the names users already set for the original CCTelegram bridge.
@@ -158,6 +164,22 @@ class NotifierSettings(ServiceSettings):
         default=None,
         validation_alias=AliasChoices("bot_token", "TELEGRAM_BOT_TOKEN", "NOTIFIER_BOT_TOKEN"),
         description="The bot's token; never logged. Without it nothing is sent or polled",
+    )
+    bot_tokens: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("bot_tokens", "TELEGRAM_BOT_TOKENS", "NOTIFIER_BOT_TOKENS"),
+        description="More bots: name=token,name=token. Each gets its own delivery budget, "
+        "outbox consumer and poller; routes pick a bot by name. Never logged",
+    )
+    only_bots: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Serve only these bots ('default' and/or names, comma-separated); empty = "
+        "all. Lets each bot have a notifier process of its own when one core is not enough",
+    )
+    routes_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("routes_file", "CCTELEGRAM_ROUTES_FILE"),
+        description="The routes file; its `bots:` are served like TELEGRAM_BOT_TOKENS",
     )
     api_base_url: str = Field(
         default="https://api.telegram.org",
@@ -176,3 +198,40 @@ class NotifierSettings(ServiceSettings):
     telegram: TelegramHttpSettings = Field(default_factory=TelegramHttpSettings)
     heartbeat_interval_s: float = Field(default=2.5, gt=0)
     heartbeat_ttl_s: float = Field(default=12.0, gt=1, description="Per-key TTL of a heartbeat")
+
+    @field_validator("only_bots", mode="before")
+    @classmethod
+    def _split_bots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("bot_tokens", mode="before")
+    @classmethod
+    def _parse_bot_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            from cctelegram_common.routes_file import parse_bot_tokens
+
+            return parse_bot_tokens(value)
+        return value
+
+    def all_bots(self) -> dict[str | None, SecretStr]:
+        """Every bot to serve: None = the default bot (TELEGRAM_BOT_TOKEN, or a bot named
+        'default'), then the named ones from TELEGRAM_BOT_TOKENS and the routes file."""
+        from cctelegram_common.contracts.routing import bot_or_none
+        from cctelegram_common.routes_file import load_routes_file
+
+        named: dict[str, SecretStr] = {}
+        routes = load_routes_file(self.routes_file) if self.routes_file else None
+        if routes is not None:
+            named.update({name: SecretStr(token) for name, token in routes.bots.items()})
+        named.update(self.bot_tokens)
+        bots: dict[str | None, SecretStr] = {}
+        if self.bot_token is not None:
+            bots[None] = self.bot_token
+        for name, token in named.items():
+            bots.setdefault(bot_or_none(name), token)
+        if self.only_bots:
+            wanted = {bot_or_none(name) for name in self.only_bots}
+            bots = {name: token for name, token in bots.items() if name in wanted}
+        return bots

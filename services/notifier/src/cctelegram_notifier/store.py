@@ -82,13 +82,23 @@ class KvDeliveryStore:
 
     RECENT_RECORDS = 20_000
 
-    def __init__(self, kv: KeyValue, cache_s: float = 30.0) -> None:
+    def __init__(self, kv: KeyValue, cache_s: float = 30.0, bot: str | None = None) -> None:
         self.kv = kv
         self.cache_s = cache_s
+        # A chat's facts (blocked, migrated, merged) are per bot: a person may block one bot
+        # and not another. The default bot keeps the historic keys.
+        self.bot = bot
         self._facts: dict[str, tuple[float, str | None]] = {}
         # What this process sent lately: a redelivery to us is skipped even if NATS lost
         # the record write (it is retried, but a redelivery can overtake it).
         self._recent: OrderedDict[str, DeliveryRecord] = OrderedDict()
+
+    def _chat_key(self, chat_id: int, fact: str) -> str:
+        if self.bot is None:
+            return chat_key(chat_id, fact)
+        return chat_key(chat_id, fact).replace(
+            CHAT_KEY_PREFIX, f"{CHAT_KEY_PREFIX}b_{self.bot}.", 1
+        )
 
     async def _get(self, key: str) -> bytes | None:
         try:
@@ -129,14 +139,14 @@ class KvDeliveryStore:
         self._facts[key] = (time.monotonic(), text)
 
     async def migrated_to(self, chat_id: int) -> int | None:
-        text = await self._fact(chat_key(chat_id, "migrated_to"))
+        text = await self._fact(self._chat_key(chat_id, "migrated_to"))
         return int(text) if text else None
 
     async def remember_migration(self, chat_id: int, new_chat_id: int) -> None:
-        await self._set_fact(chat_key(chat_id, "migrated_to"), str(new_chat_id))
+        await self._set_fact(self._chat_key(chat_id, "migrated_to"), str(new_chat_id))
 
     async def inactive_reason(self, chat_id: int) -> str | None:
-        text = await self._fact(chat_key(chat_id, "inactive"))
+        text = await self._fact(self._chat_key(chat_id, "inactive"))
         if not text:
             return None
         try:
@@ -146,19 +156,20 @@ class KvDeliveryStore:
 
     async def mark_inactive(self, chat_id: int, reason: str) -> None:
         await self._set_fact(
-            chat_key(chat_id, "inactive"), json.dumps({"reason": reason, "at": time.time()})
+            self._chat_key(chat_id, "inactive"), json.dumps({"reason": reason, "at": time.time()})
         )
 
     async def clear_inactive(self, chat_id: int) -> None:
-        await self._set_fact(chat_key(chat_id, "inactive"), None)
+        await self._set_fact(self._chat_key(chat_id, "inactive"), None)
 
     async def get_merged(self, chat_id: int, message_id: int) -> MergedMessage | None:
-        value = await self._get(merged_key(chat_id, message_id))
+        value = await self._get(self._chat_key(chat_id, f"merged.{message_id}"))
         return MergedMessage.model_validate_json(value) if value else None
 
     async def put_merged(self, merged: MergedMessage) -> None:
         await self.kv.put(
-            merged_key(merged.chat_id, merged.message_id), merged.model_dump_json().encode()
+            self._chat_key(merged.chat_id, f"merged.{merged.message_id}"),
+            merged.model_dump_json().encode(),
         )
 
 

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMAND_MODULES = ("up", "stdio", "keys", "provision", "claude_code", "pipelines")
+SUBCOMMAND_MODULES = ("up", "stdio", "keys", "routes", "provision", "claude_code", "pipelines")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -341,6 +341,17 @@ def base_env(config: UpConfig) -> dict[str, str]:
     return env
 
 
+def _extra_bot_tokens() -> list[str]:
+    from cctelegram_common.routes_file import load_routes_file, parse_bot_tokens
+
+    tokens: dict[str, str] = {}
+    routes = load_routes_file()
+    if routes is not None:
+        tokens.update(routes.bots)
+    tokens.update(parse_bot_tokens(os.environ.get("TELEGRAM_BOT_TOKENS", "")))
+    return [token for name, token in tokens.items() if name != "default"]
+
+
 def setup_sandbox(stack: Stack, env: dict[str, str], token: str) -> str:
     config = stack.config
     url = f"http://{config.host}:{config.sandbox_port}"
@@ -359,6 +370,9 @@ def setup_sandbox(stack: Stack, env: dict[str, str], token: str) -> str:
             # Telegram ignores parameters it does not know; the local stack refuses them so
             # a stray one shows up during development instead of never.
             "--strict-params",
+            # Several bots (TELEGRAM_BOT_TOKENS, the routes file's bots): the sandbox serves
+            # each of them too, each bot with chats of its own.
+            *(part for extra in _extra_bot_tokens() for part in ("--token", extra)),
         ],
         env,
         f"{url}/sandbox/api/stats",

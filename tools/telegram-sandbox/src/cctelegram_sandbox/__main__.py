@@ -19,7 +19,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8081, help="port (0 picks a free one)")
     parser.add_argument(
-        "--token", default=None, help="the only accepted bot token (default: any well-formed)"
+        "--token",
+        action="append",
+        default=None,
+        help="an accepted bot token; repeat for several bots (default: any well-formed)",
     )
     parser.add_argument(
         "--rate-scale",
@@ -45,8 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level")
     args = parser.parse_args(argv)
-    if args.token is not None and not TOKEN_PATTERN.fullmatch(args.token):
-        parser.error("--token must look like <digits>:<20-64 characters of A-Za-z0-9_->")
+    for token in args.token or []:
+        if not TOKEN_PATTERN.fullmatch(token):
+            parser.error("--token must look like <digits>:<20-64 characters of A-Za-z0-9_->")
     if args.rate_scale <= 0:
         parser.error("--rate-scale must be positive")
     return args
@@ -55,7 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = SandboxConfig(
-        token=args.token,
+        token=args.token[0] if args.token else None,
+        extra_tokens=tuple(args.token[1:]) if args.token else (),
         rate_scale=args.rate_scale,
         flood_control=not args.no_flood_control,
         auto_create_chats=args.auto_create_chats,

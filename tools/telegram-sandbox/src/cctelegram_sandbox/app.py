@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,6 +19,9 @@ from .config import SandboxConfig
 from .control_api import ControlApi
 from .state import Sandbox
 from .transport import BotApiEndpoint, install_log_filter
+
+# Bots one sandbox serves besides the default one.
+MAX_WORLDS = 64
 
 
 def _page_html() -> str:
@@ -35,7 +40,32 @@ class SandboxApp:
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
-        self.bot_api = BotApiEndpoint(sandbox)
+        # Other bots' worlds, by bot id (the first bot to call, or --token's, has `sandbox`).
+        self.worlds: dict[int, Sandbox] = {}
+        self._world_webs: dict[int, Starlette] = {}
+        self.bot_api = BotApiEndpoint(sandbox, self.world_for)
+        self.web = self._web(sandbox, primary=True)
+
+    def world_for(self, bot_id: int) -> Sandbox | None:
+        """The world of one bot: its own chats, messages, updates and flood windows (a bot
+        never sees another bot's private chats; the sandbox also keeps groups apart)."""
+        primary = self.sandbox
+        if primary.bot_id is None or primary.bot_id == bot_id:
+            return primary
+        world = self.worlds.get(bot_id)
+        if world is None and len(self.worlds) >= MAX_WORLDS:
+            return None  # answered 401: any-token mode must not grow without bound
+        if world is None:
+            config = dataclasses.replace(
+                primary.config, bot_username=f"{primary.config.bot_username}_{bot_id}"
+            )
+            world = Sandbox(config)
+            world.bot_id = bot_id
+            self.worlds[bot_id] = world
+            self._world_webs[bot_id] = self._web(world, primary=False)
+        return world
+
+    def _web(self, sandbox: Sandbox, *, primary: bool) -> Starlette:
         control = ControlApi(sandbox)
         page = _page_html()
 
@@ -51,8 +81,11 @@ class SandboxApp:
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             yield
             await sandbox.shutdown()
+            if primary:
+                for world in self.worlds.values():
+                    await world.shutdown()
 
-        self.web = Starlette(
+        return Starlette(
             routes=[
                 Route("/", index, methods=["GET"]),
                 Route("/file/bot{token}/{file_path:path}", download, methods=["GET"]),
@@ -62,11 +95,33 @@ class SandboxApp:
             lifespan=lifespan,
         )
 
+    def bots(self) -> list[dict[str, Any]]:
+        """Every bot that has a world: the default one first."""
+        worlds = [self.sandbox, *self.worlds.values()]
+        return [
+            {"id": world.bot_id, "username": world.bot_user().username, "default": index == 0}
+            for index, world in enumerate(worlds)
+            if world.bot_id is not None
+        ]
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/bot"):
             await self.bot_api(scope, receive, send)
-        else:
-            await self.web(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["path"] == "/sandbox/api/bots":
+            await JSONResponse(self.bots())(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope.get("query_string"):
+            # ?bot=<bot id>: the control API and the page of another bot's world.
+            wanted = parse_qs(scope["query_string"].decode("latin-1")).get("bot")
+            if wanted and wanted[0].isdigit() and int(wanted[0]) != self.sandbox.bot_id:
+                web = (
+                    self._world_webs.get(int(wanted[0])) if self.world_for(int(wanted[0])) else None
+                )
+                if web is not None:
+                    await web(scope, receive, send)
+                    return
+        await self.web(scope, receive, send)
 
 
 def create_app(config: SandboxConfig | None = None, **overrides: Any) -> SandboxApp:

@@ -15,11 +15,15 @@ from .errors import (
     MESSAGE_ID_EMPTY,
     NO_CAPTION_TO_EDIT,
     NO_TEXT_TO_EDIT,
+    NOT_A_FORUM,
     NOT_MODIFIED,
     QUERY_TOO_OLD,
     REPLY_NOT_FOUND,
     TEXT_EMPTY,
     THREAD_NOT_FOUND,
+    TOPIC_CLOSED,
+    TOPIC_ID_INVALID,
+    TOPIC_NAME_INVALID,
     BotApiError,
     bad_request,
     too_many_requests,
@@ -64,8 +68,12 @@ def _thread(sandbox: Sandbox, chat: Chat, params: Params) -> int | None:
     if not thread_id:
         return None
     if chat.is_forum:
-        if thread_id not in chat.topics:
+        topic = chat.topics.get(thread_id)
+        if topic is None or topic.deleted:
             raise bad_request(THREAD_NOT_FOUND)
+        if topic.closed:
+            # The sandbox's bot is not an admin of the forum: a closed topic refuses it.
+            raise bad_request(TOPIC_CLOSED)
         return None if thread_id == GENERAL_TOPIC_ID else thread_id
     if sandbox.live_message(chat, thread_id) is None:
         raise bad_request(THREAD_NOT_FOUND)
@@ -461,6 +469,55 @@ async def log_out(sandbox: Sandbox, params: Params) -> Any:
     return True
 
 
+def _forum(sandbox: Sandbox, params: Params) -> Chat:
+    chat = sandbox.writable_chat(params.raw("chat_id"))
+    if not chat.is_forum:
+        raise bad_request(NOT_A_FORUM)
+    return chat
+
+
+def _forum_topic(sandbox: Sandbox, params: Params) -> tuple[Chat, int]:
+    chat = _forum(sandbox, params)
+    thread_id = params.integer("message_thread_id")
+    topic = chat.topics.get(thread_id or 0)
+    if not thread_id or topic is None or topic.deleted:
+        raise bad_request(TOPIC_ID_INVALID)
+    return chat, thread_id
+
+
+async def create_forum_topic(sandbox: Sandbox, params: Params) -> Any:
+    chat = _forum(sandbox, params)
+    name = (params.text("name") or "").strip()
+    if not name or len(name) > 128:
+        raise bad_request(TOPIC_NAME_INVALID)
+    sandbox.flood.acquire(chat.id)  # the service message counts like any other
+    topic = sandbox.create_topic(
+        chat, name, by_bot=True, icon_color=params.integer("icon_color") or None
+    )
+    sandbox.feed.publish("chats")
+    return topic.to_api()
+
+
+async def close_forum_topic(sandbox: Sandbox, params: Params) -> Any:
+    chat, thread_id = _forum_topic(sandbox, params)
+    sandbox.set_topic_state(chat, thread_id, "closed")
+    return True
+
+
+async def reopen_forum_topic(sandbox: Sandbox, params: Params) -> Any:
+    chat, thread_id = _forum_topic(sandbox, params)
+    sandbox.set_topic_state(chat, thread_id, "open")
+    return True
+
+
+async def delete_forum_topic(sandbox: Sandbox, params: Params) -> Any:
+    chat, thread_id = _forum_topic(sandbox, params)
+    if thread_id == GENERAL_TOPIC_ID:
+        raise bad_request(TOPIC_ID_INVALID)
+    sandbox.set_topic_state(chat, thread_id, "deleted")
+    return True
+
+
 METHODS: dict[str, Handler] = {
     "getMe": get_me,
     "sendMessage": send_message,
@@ -479,6 +536,10 @@ METHODS: dict[str, Handler] = {
     "getMyCommands": get_my_commands,
     "deleteMyCommands": delete_my_commands,
     "getChat": get_chat,
+    "createForumTopic": create_forum_topic,
+    "closeForumTopic": close_forum_topic,
+    "reopenForumTopic": reopen_forum_topic,
+    "deleteForumTopic": delete_forum_topic,
     "sendChatAction": send_chat_action,
     "getFile": get_file,
     "logOut": log_out,

@@ -86,6 +86,8 @@ class SandboxConfig:
 
     token: str | None = None
     """The only accepted bot token; None accepts any well-formed token."""
+    extra_tokens: tuple[str, ...] = ()
+    """More accepted tokens (several bots) when ``token`` is set."""
     rate_scale: float = 1.0
     """Multiplies Telegram's flood limits (2.0 allows twice as many messages)."""
     flood_control: bool = True

@@ -113,6 +113,20 @@ class ControlApi:
             {"message_thread_id": topic.message_thread_id, "name": topic.name}, status_code=201
         )
 
+    async def topic_state(self, request: Request) -> Response:
+        body = await _body(request)
+        chat = self._chat(request)
+        thread_id = _optional_int(request.path_params["thread_id"], "thread_id")
+        topic = self.sandbox.set_topic_state(chat, thread_id or 0, str(body.get("state", "")))
+        return JSONResponse(
+            {
+                "message_thread_id": topic.message_thread_id,
+                "name": topic.name,
+                "closed": topic.closed,
+                "deleted": topic.deleted,
+            }
+        )
+
     async def set_state(self, request: Request) -> Response:
         body = await _body(request)
         chat = self._chat(request)
@@ -396,6 +410,7 @@ class ControlApi:
             (f"{api}/chats", self.create_chat, ["POST"]),
             (f"{api}/chats/{{chat_id}}", self.get_chat, ["GET"]),
             (f"{api}/chats/{{chat_id}}/topics", self.create_topic, ["POST"]),
+            (f"{api}/chats/{{chat_id}}/topics/{{thread_id}}/state", self.topic_state, ["POST"]),
             (f"{api}/chats/{{chat_id}}/state", self.set_state, ["POST"]),
             (f"{api}/chats/{{chat_id}}/messages", self.list_messages, ["GET"]),
             (f"{api}/chats/{{chat_id}}/messages", self.write_message, ["POST"]),

@@ -37,6 +37,15 @@ class Topic:
     message_thread_id: int
     name: str
     icon_color: int = 0x6FB9F0
+    closed: bool = False
+    deleted: bool = False
+
+    def to_api(self) -> JsonDict:
+        return {
+            "message_thread_id": self.message_thread_id,
+            "name": self.name,
+            "icon_color": self.icon_color,
+        }
 
 
 @dataclass

@@ -235,24 +235,46 @@ class Sandbox:
             number += 1
         return -(base + number)
 
-    def create_topic(self, chat: Chat, name: str) -> Topic:
+    def create_topic(
+        self, chat: Chat, name: str, *, by_bot: bool = False, icon_color: int | None = None
+    ) -> Topic:
         if not chat.is_forum:
             raise ControlError(400, "only forum chats have topics")
         if not name or len(name) > 128:
             raise ControlError(400, "a topic name has 1-128 characters")
         thread_id = chat.allocate_message_id()
-        topic = Topic(thread_id, name)
+        topic = Topic(thread_id, name) if icon_color is None else Topic(thread_id, name, icon_color)
         chat.topics[thread_id] = topic
         chat.messages[thread_id] = StoredMessage(
             chat=chat,
             message_id=thread_id,
             date=int(self.clock.time()),
-            sender=chat.user,
-            from_bot=False,
+            sender=self.bot_user() if by_bot else chat.user,
+            from_bot=by_bot,
             thread_id=thread_id,
             service={"forum_topic_created": {"name": name, "icon_color": topic.icon_color}},
         )
         self.feed.publish(f"chat:{chat.id}")
+        return topic
+
+    def set_topic_state(self, chat: Chat, thread_id: int, state: str) -> Topic:
+        """A person (an admin) closes, reopens or deletes a topic. Deleting removes its
+        messages too, as Telegram does."""
+        topic = chat.topics.get(thread_id)
+        if topic is None or topic.deleted:
+            raise ControlError(404, f"topic {thread_id} not found")
+        if state not in ("open", "closed", "deleted"):
+            raise ControlError(400, "state must be open, closed or deleted")
+        if thread_id == 1 and state == "deleted":
+            raise ControlError(400, "the General topic cannot be deleted")
+        topic.closed = state == "closed"
+        if state == "deleted":
+            topic.deleted = True
+            for message in chat.messages.values():
+                if message.thread_id == thread_id or message.message_id == thread_id:
+                    message.deleted = True
+        self.feed.publish(f"chat:{chat.id}")
+        self.feed.publish("chats")
         return topic
 
     def seed_demo_chats(self) -> None:
@@ -295,8 +317,13 @@ class Sandbox:
             "state": chat.state,
             "migrate_to_chat_id": chat.migrate_to_chat_id,
             "topics": [
-                {"message_thread_id": topic.message_thread_id, "name": topic.name}
+                {
+                    "message_thread_id": topic.message_thread_id,
+                    "name": topic.name,
+                    "closed": topic.closed,
+                }
                 for topic in chat.topics.values()
+                if not topic.deleted
             ],
             "message_count": sum(1 for message in chat.messages.values() if not message.deleted),
             "last_message": None if last is None else _preview(last),

@@ -62,6 +62,10 @@ KNOWN_PARAMETERS: dict[str, frozenset[str]] = {
     "getChat": _names("chat_id"),
     "sendChatAction": _names("business_connection_id chat_id message_thread_id action"),
     "getFile": _names("file_id"),
+    "createForumTopic": _names("chat_id name icon_color icon_custom_emoji_id"),
+    "closeForumTopic": _names("chat_id message_thread_id"),
+    "reopenForumTopic": _names("chat_id message_thread_id"),
+    "deleteForumTopic": _names("chat_id message_thread_id"),
     "logOut": frozenset(),
     "close": frozenset(),
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -146,8 +147,12 @@ async def read_params(scope: Scope, receive: Receive) -> tuple[Params, list[Uplo
 class BotApiEndpoint:
     """ASGI app for /bot<token>/<method>; never answers with a traceback."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(
+        self, sandbox: Sandbox, world_for: Callable[[int], Sandbox | None] | None = None
+    ) -> None:
         self.sandbox = sandbox
+        # Several bots: each bot id has its own world (chats, updates, flood windows).
+        self.world_for = world_for or (lambda bot_id: sandbox)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
@@ -167,14 +172,33 @@ class BotApiEndpoint:
                 await _respond(send, 500, _encode(_INTERNAL_ERROR.envelope()), _JSON_HEADERS)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        sandbox = self.sandbox
-        started_at = sandbox.clock.time()
         token, _, method = scope["path"][4:].partition("/")
         if not TOKEN_PATTERN.fullmatch(token) or not method or "/" in method:
             await _respond(send, 404, _encode(NOT_FOUND.envelope()), _JSON_HEADERS)
             return
-        configured = sandbox.config.token
-        if (configured is not None and token != configured) or token in sandbox.revoked_tokens:
+        configured = self.sandbox.config.token
+        if configured is not None and token not in (configured, *self.sandbox.config.extra_tokens):
+            # Refused before a world is made for it: unknown tokens cost nothing.
+            await _respond(send, 401, _encode(UNAUTHORIZED.envelope()), _JSON_HEADERS)
+            return
+        sandbox = self.world_for(int(token.split(":", 1)[0]))
+        if sandbox is None:
+            await _respond(send, 401, _encode(UNAUTHORIZED.envelope()), _JSON_HEADERS)
+            return
+        await self._handle_in(sandbox, token, method, scope, receive, send)
+
+    async def _handle_in(
+        self,
+        sandbox: Sandbox,
+        token: str,
+        method: str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        started_at = sandbox.clock.time()
+        # A token revoked through any bot's control API (most tests use the default one's).
+        if token in sandbox.revoked_tokens or token in self.sandbox.revoked_tokens:
             await _respond(send, 401, _encode(UNAUTHORIZED.envelope()), _JSON_HEADERS)
             return
         if sandbox.bot_id is None:
@@ -185,11 +209,13 @@ class BotApiEndpoint:
             params, uploads = await read_params(scope, receive)
         except BotApiError as error:
             params = Params({})
-            await self._finish(send, method, params, started_at, error=error)
+            await self._finish(send, method, params, started_at, error=error, sandbox=sandbox)
             return
         try:
             if entry is None:
-                await self._finish(send, method, params, started_at, error=NOT_FOUND)
+                await self._finish(
+                    send, method, params, started_at, error=NOT_FOUND, sandbox=sandbox
+                )
                 return
             canonical_name, handler = entry
             fault = None
@@ -202,14 +228,18 @@ class BotApiEndpoint:
                 if fault.delay_s > 0:
                     await asyncio.sleep(fault.delay_s)
                 if fault.status is not None and not fault.drop_connection_after_record:
-                    await self._answer_fault(send, canonical_name, params, started_at, fault)
+                    await self._answer_fault(
+                        send, canonical_name, params, started_at, fault, sandbox
+                    )
                     return
             try:
                 if sandbox.config.strict_params:
                     check_known_parameters(canonical_name, params)
                 result = await handler(sandbox, params)
             except BotApiError as error:
-                await self._finish(send, canonical_name, params, started_at, error=error)
+                await self._finish(
+                    send, canonical_name, params, started_at, error=error, sandbox=sandbox
+                )
                 return
             if fault is not None and fault.drop_connection_after_record:
                 sandbox.record_call(
@@ -229,7 +259,9 @@ class BotApiEndpoint:
                     }
                 )
                 raise DroppedConnection(canonical_name)
-            await self._finish(send, canonical_name, params, started_at, result=result)
+            await self._finish(
+                send, canonical_name, params, started_at, result=result, sandbox=sandbox
+            )
         finally:
             for upload in uploads:
                 await upload.close()
@@ -243,6 +275,7 @@ class BotApiEndpoint:
         *,
         result: Any = None,
         error: BotApiError | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
         if error is None:
             body: dict[str, Any] = {"ok": True}
@@ -255,13 +288,19 @@ class BotApiEndpoint:
         else:
             body = error.envelope()
             status, description = error.error_code, error.description
-        self.sandbox.record_call(
+        (sandbox or self.sandbox).record_call(
             method, params.raw("chat_id"), status, description, params.summary(), started_at
         )
         await _respond(send, status, _encode(body), _JSON_HEADERS)
 
     async def _answer_fault(
-        self, send: Send, method: str, params: Params, started_at: float, rule: FaultRule
+        self,
+        send: Send,
+        method: str,
+        params: Params,
+        started_at: float,
+        rule: FaultRule,
+        sandbox: Sandbox | None = None,
     ) -> None:
         status = rule.status or 500
         parameters = rule.parameters
@@ -273,7 +312,7 @@ class BotApiEndpoint:
             if status == 429 and parameters
             else default_description(status)
         )
-        self.sandbox.record_call(
+        (sandbox or self.sandbox).record_call(
             method, params.raw("chat_id"), status, description, params.summary(), started_at
         )
         if rule.raw_body is not None:

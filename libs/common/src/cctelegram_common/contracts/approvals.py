@@ -7,6 +7,7 @@ from pydantic import Field
 
 from cctelegram_common.contracts.base import Contract, utc_now
 from cctelegram_common.contracts.claude_code import ClaudeCodeCard
+from cctelegram_common.contracts.routing import ForumTopicRef
 
 DEFAULT_OPTIONS: tuple[str, ...] = ("Approve", "Deny")
 ON_TIMEOUT_EXPIRE = "expire"
@@ -64,11 +65,28 @@ class SubmitApproval(Contract):
     claude_code: ClaudeCodeCard | None = Field(
         default=None, description="A Claude Code tool use, question, plan or finished session"
     )
+    project: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Project it is about (routes select by it; a Claude Code card's own "
+        "project is used when this is unset)",
+    )
     request_id: str | None = None
     submitted_at: datetime = Field(default_factory=utc_now)
     callback_url: str | None = Field(
         default=None, max_length=2000, description="Decision webhook: POST the final record here"
     )
+
+
+class CardTarget(Contract):
+    """Where one copy of a card went (routes): bot, chat, topic, and its outbox id."""
+
+    outbox_id: str
+    chat_id: int
+    bot: str | None = None
+    message_thread_id: int | None = None
+    topic: ForumTopicRef | None = None
+    route: str | None = Field(default=None, description="The rule that chose it")
 
 
 class ApprovalRecord(Contract):
@@ -101,6 +119,22 @@ class ApprovalRecord(Contract):
     chat_ids: tuple[int, ...] = Field(default=(), description="Chats the card went to")
     card_outbox_ids: tuple[str, ...] = Field(default=(), description="One per chat, same order")
     card_text: str = Field(default="", description="The card's HTML, reused when it is edited")
+    card_targets: tuple[CardTarget, ...] = Field(
+        default=(),
+        description="Routed cards (bot, chat, topic); empty = chat_ids/card_outbox_ids only",
+    )
+    quorum: int = Field(
+        default=1, ge=1, description="Approvals needed (a route's quorum); any deny rejects"
+    )
+    approved_by: tuple[int, ...] = Field(
+        default=(), description="Who approved so far (while a quorum is not reached)"
+    )
+    escalate_at: datetime | None = Field(
+        default=None, description="Unanswered by then: the card also goes to escalate_to"
+    )
+    escalate_to: str | None = Field(default=None, description="The route rule escalated to")
+    escalated: bool = Field(default=False, description="The escalation happened (only once)")
+    project: str | None = Field(default=None, description="The project it is about (routes)")
     created_at: datetime = Field(default_factory=utc_now)
     expires_at: datetime
     traceparent: str | None = Field(

@@ -25,6 +25,7 @@ class Permission(StrEnum):
     TASKS_WRITE = "tasks:write"
     TASKS_READ = "tasks:read"
     KEYS_MANAGE = "keys:manage"
+    ROUTES_MANAGE = "routes:manage"
 
 
 class Role(StrEnum):

@@ -33,6 +33,20 @@ class CircuitState(StrEnum):
     HALF_OPEN = "half_open"
 
 
+class BotView(Contract):
+    """One bot as a notifier instance sees it: its own budget, consumer and poller."""
+
+    name: str = Field(description="'default' or the bot's name")
+    poller: bool = Field(description="This instance holds the bot's getUpdates lease")
+    in_flight: int = 0
+    sent_count: int = 0
+    failed_count: int = 0
+    rate_limited_count: int = Field(default=0, description="429 answers to this bot")
+    circuit_state: CircuitState = CircuitState.CLOSED
+    last_error: str | None = None
+    token_rejected: bool = False
+
+
 class NotifierHeartbeat(Contract):
     """Value of ``instance.<id>`` in the ``cctg_bridge`` KV, rewritten every few seconds."""
 
@@ -50,6 +64,7 @@ class NotifierHeartbeat(Contract):
     last_error: str | None = None
     last_send_at: datetime | None = None
     token_rejected: bool = Field(default=False, description="Telegram answered 401/404")
+    bots: tuple[BotView, ...] = Field(default=(), description="Each bot this instance serves")
     beat_at: datetime = Field(default_factory=utc_now)
     # Process figures for get_bridge_status; optional so older notifiers stay valid.
     memory_usage_mb: float | None = Field(default=None, description="Resident memory (MB)")
@@ -122,6 +137,7 @@ class InstanceView(Contract):
     token_rejected: bool = False
     memory_usage_mb: float | None = None
     cpu_usage_percent: float | None = None
+    bots: tuple[BotView, ...] = Field(default=(), description="Each bot it serves")
     heartbeat_at: datetime = Field(description="When the instance last reported")
     heartbeat_age_s: float = Field(description="Seconds since that report")
     supervised: bool = Field(default=False, description="A process this bridge-manager owns")

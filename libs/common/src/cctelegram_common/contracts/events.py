@@ -40,6 +40,15 @@ class SubmitEvent(Contract):
     chat_ids: tuple[int, ...] | None = Field(
         default=None, description="Explicit target chats; default: every allowed user's chat"
     )
+    project: str | None = Field(
+        default=None, max_length=100, description="Project it is about (routes select by it)"
+    )
+    session_key: str | None = Field(
+        default=None, max_length=200, description="Claude Code session (per-session topics)"
+    )
+    session_tag: str | None = Field(
+        default=None, max_length=16, description="The session's short tag (its topic's name)"
+    )
     submitted_at: datetime = Field(default_factory=utc_now)
 
 

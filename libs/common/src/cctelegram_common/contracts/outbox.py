@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from cctelegram_common.contracts.base import Contract, utc_now
+from cctelegram_common.contracts.routing import BOT_NAME_PATTERN, ForumTopicRef
 
 
 class Operation(StrEnum):
@@ -81,7 +82,8 @@ class OutboxBookkeeping(Contract):
 
 
 class OutboxMessage(Contract):
-    """One Telegram operation for one chat. Subject ``cctg.outbox.chat.<chat>``.
+    """One Telegram operation for one chat. Subject ``cctg.outbox.chat.<chat>`` (the default
+    bot) or ``cctg.outbox.bot.<bot>.<chat>`` (a named bot).
 
     ``outbox_id`` is deterministic (event id + chat + part) and is the ``Nats-Msg-Id``,
     the deliveries-KV key and therefore the notifier's idempotency key.
@@ -98,6 +100,13 @@ class OutboxMessage(Contract):
         default=None, description="Inline keyboard rows; None = no keyboard (edit: remove it)"
     )
     message_thread_id: int | None = None
+    bot: str | None = Field(
+        default=None, pattern=BOT_NAME_PATTERN, description="Named bot; None = the default bot"
+    )
+    topic: ForumTopicRef | None = Field(
+        default=None,
+        description="Forum topic found or created by the notifier (wins over message_thread_id)",
+    )
     reply_to_message_id: int | None = None
     disable_notification: bool = False
     # Edits name their target either by Telegram id or by the outbox message that sent it.
@@ -148,8 +157,12 @@ class OutboxMessage(Contract):
         return self
 
 
-def outbox_id(origin: str, chat_id: int, part: int | str) -> str:
+def outbox_id(origin: str, chat_id: int | str, part: int | str) -> str:
     """The deterministic id of one outbox message: ``<origin>:<chat>:<part>``.
+
+    ``chat_id`` is the chat id, or a route's token for it (the chat id with the bot and topic
+    when they differ from the default route's, so fan-out to one chat through two bots or
+    topics yields distinct ids).
 
     ``origin`` is what the message renders (an event or approval id, ``digest-<id>``,
     ``cmd-<update id>``, ...), ``part`` which piece of it for that chat (a split text's index,
@@ -171,6 +184,8 @@ class DeliveryReported(Contract):
     event_id: str | None
     approval_id: str | None = None
     chat_id: int
+    bot: str | None = Field(default=None, description="The named bot that sent it (None: default)")
+    message_thread_id: int | None = Field(default=None, description="Forum topic it went to")
     operation: Operation
     outcome: DeliveryOutcome
     telegram_message_ids: tuple[int, ...] = ()

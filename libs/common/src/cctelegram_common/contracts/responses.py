@@ -40,6 +40,11 @@ class ResponseRecord(Contract):
     accepted: bool = Field(
         default=True, description="False when the press came too late or was not allowed"
     )
+    bot: str | None = Field(default=None, description="The named bot it came through")
+    topic_key: str | None = Field(
+        default=None,
+        description="The forum topic it came from: project:<name> or session:<key> (routes)",
+    )
     recorded_at: datetime = Field(default_factory=utc_now)
 
 

@@ -38,6 +38,14 @@ CALLBACK_URL_FIELD = Field(
     examples=["https://ci.example.com/hooks/cctelegram"],
 )
 
+PROJECT_FIELD = Field(
+    default=None,
+    min_length=1,
+    max_length=100,
+    description="The project this is about; routes can send each project to its own chat, "
+    "bot or forum topic",
+)
+
 # --- sending -------------------------------------------------------------------------------
 
 
@@ -60,12 +68,14 @@ class SendEventInput(Contract):
         "commit_hash, test_count, tests_passed, coverage_percentage, duration_ms, "
         "error_message, severity, url, tags…",
     )
+    project: str | None = PROJECT_FIELD
     idempotency_key: str | None = IDEMPOTENCY_KEY_FIELD
 
 
 class SendMessageInput(Contract):
     message: str = Field(min_length=1, max_length=4000, description="The text to send")
     source: str = Field(default="claude-code", max_length=100, description="Who sends it")
+    project: str | None = PROJECT_FIELD
     idempotency_key: str | None = IDEMPOTENCY_KEY_FIELD
 
 
@@ -79,6 +89,7 @@ class SendTaskCompletionInput(Contract):
     duration_ms: int | None = Field(
         default=None, ge=0, le=86_400_000, description="How long it took (ms)"
     )
+    project: str | None = PROJECT_FIELD
     idempotency_key: str | None = IDEMPOTENCY_KEY_FIELD
 
 
@@ -87,6 +98,7 @@ class SendPerformanceAlertInput(Contract):
     current_value: float = Field(description="The measured value")
     threshold: float = Field(description="The limit it crossed")
     severity: Severity = Field(default=Severity.MEDIUM, description="low/medium/high/critical")
+    project: str | None = PROJECT_FIELD
     idempotency_key: str | None = IDEMPOTENCY_KEY_FIELD
 
 
@@ -132,6 +144,7 @@ class SendApprovalRequestInput(Contract):
     )
     task_id: str | None = Field(default=None, max_length=200, description="Task this is about")
     source: str = Field(default="claude-code", max_length=100)
+    project: str | None = PROJECT_FIELD
     idempotency_key: str | None = IDEMPOTENCY_KEY_FIELD
     callback_url: str | None = CALLBACK_URL_FIELD
 

@@ -30,6 +30,9 @@ class ButtonPressed(Contract):
     message_id: int | None = Field(default=None, description="The message with the button")
     person: TelegramPerson
     data: str = Field(description="The button's callback_data ('' when it had none)")
+    message_thread_id: int | None = Field(
+        default=None, description="The forum topic it happened in (None: not inside a topic)"
+    )
 
 
 class TextReceived(Contract):
@@ -43,6 +46,9 @@ class TextReceived(Contract):
     reply_to_message_id: int | None = Field(
         default=None, description="The message this one replies to, when it is a reply"
     )
+    message_thread_id: int | None = Field(
+        default=None, description="The forum topic it happened in (None: not inside a topic)"
+    )
 
 
 class CommandIssued(Contract):
@@ -54,6 +60,9 @@ class CommandIssued(Contract):
     person: TelegramPerson
     command: str = Field(description="Lower-cased, with its '/', without any '@botname'")
     argument: str = Field(default="", description="The rest of the text after the command")
+    message_thread_id: int | None = Field(
+        default=None, description="The forum topic it happened in (None: not inside a topic)"
+    )
 
 
 class MemberChanged(Contract):
@@ -95,6 +104,14 @@ class InboundUpdate(Contract):
     )
     received_at: datetime = Field(default_factory=utc_now)
     source: str = Field(default="polling", description="polling or webhook")
+    bot: str | None = Field(
+        default=None, description="The named bot that received it (None: the default bot)"
+    )
+    topic_key: str | None = Field(
+        default=None,
+        description="The forum topic it came from, when the notifier made that topic for a "
+        "route (project:<name> or session:<key>)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -105,24 +122,39 @@ class InboundUpdate(Contract):
         return data
 
     @classmethod
-    def from_telegram(cls, update: dict[str, Any], *, source: str) -> "InboundUpdate":
+    def from_telegram(
+        cls,
+        update: dict[str, Any],
+        *,
+        source: str,
+        bot: str | None = None,
+        topic_key: str | None = None,
+    ) -> "InboundUpdate":
         """The edge's translation of a Telegram ``Update`` (raises ``KeyError`` or pydantic's
-        ``ValidationError`` when it has no usable ``update_id``)."""
+        ``ValidationError`` when it has no usable ``update_id``). ``bot`` names the bot that
+        received it; ``topic_key`` is the route topic its ``message_thread_id`` stands for."""
         return cls(
             update_id=update["update_id"],
             event=telegram_event(update),
             update=update,
             source=source,
+            bot=bot,
+            topic_key=topic_key,
         )
 
     @property
     def msg_id(self) -> str:
         """Its ``Nats-Msg-Id``: polled, re-polled or posted by webhook, stored once."""
-        return update_msg_id(self.update_id)
+        return update_msg_id(self.update_id, self.bot)
+
+    @property
+    def key(self) -> str:
+        """Unique across bots (update ids are per bot)."""
+        return str(self.update_id) if self.bot is None else f"{self.bot}-{self.update_id}"
 
 
-def update_msg_id(update_id: int) -> str:
-    return f"tg-update-{update_id}"
+def update_msg_id(update_id: int, bot: str | None = None) -> str:
+    return f"tg-update-{update_id}" if bot is None else f"tg-update-{bot}-{update_id}"
 
 
 def _person(raw: Any) -> TelegramPerson:
@@ -139,6 +171,19 @@ def _chat_id(holder: Any, default: int) -> int:
     return int((chat if isinstance(chat, dict) else {}).get("id", default))
 
 
+def _thread_of(message: Any) -> int | None:
+    """The forum topic a message is in: its thread id when the message is a topic message
+    (or the chat a forum), else None (a reply thread in a plain group is no topic)."""
+    if not isinstance(message, dict):
+        return None
+    thread = message.get("message_thread_id")
+    chat = message.get("chat")
+    in_topic = message.get("is_topic_message") or (
+        chat.get("is_forum") if isinstance(chat, dict) else False
+    )
+    return thread if isinstance(thread, int) and in_topic else None
+
+
 def _message_event(message: dict[str, Any]) -> TextReceived | CommandIssued:
     person = _person(message.get("from"))
     chat_id = _chat_id(message, person.user_id)
@@ -152,6 +197,7 @@ def _message_event(message: dict[str, Any]) -> TextReceived | CommandIssued:
             person=person,
             command=head.split("@", 1)[0].lower(),
             argument=argument,
+            message_thread_id=_thread_of(message),
         )
     replied = message.get("reply_to_message")
     return TextReceived(
@@ -162,6 +208,7 @@ def _message_event(message: dict[str, Any]) -> TextReceived | CommandIssued:
         reply_to_message_id=(
             int(replied.get("message_id", 0)) if isinstance(replied, dict) else None
         ),
+        message_thread_id=_thread_of(message),
     )
 
 
@@ -183,6 +230,7 @@ def telegram_event(update: dict[str, Any]) -> TelegramEvent:
                 ),
                 person=person,
                 data=str(callback.get("data") or ""),
+                message_thread_id=_thread_of(message),
             )
         message = update.get("message")
         if isinstance(message, dict):

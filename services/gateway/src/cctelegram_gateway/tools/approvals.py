@@ -158,6 +158,7 @@ async def send_approval_request(
         allow_text_reply=params.allow_text_reply,
         task_id=params.task_id,
         source=params.source,
+        project=params.project,
         request_id=ctx.request_id,
         submitted_at=now,
         callback_url=params.callback_url,

@@ -106,6 +106,7 @@ async def send_telegram_event(ctx: ToolContext, params: SendEventInput) -> SendR
         data=params.data,
         client_id=ctx.principal.client_id,
         request_id=ctx.request_id,
+        project=params.project,
     )
     return await submit(ctx, event, "Event")
 
@@ -131,6 +132,7 @@ async def send_telegram_message(ctx: ToolContext, params: SendMessageInput) -> S
         source=params.source,
         client_id=ctx.principal.client_id,
         request_id=ctx.request_id,
+        project=params.project,
     )
     return await submit(ctx, event, "Message")
 
@@ -158,6 +160,7 @@ async def send_task_completion(ctx: ToolContext, params: SendTaskCompletionInput
         data=data,
         client_id=ctx.principal.client_id,
         request_id=ctx.request_id,
+        project=params.project,
     )
     return await submit(ctx, event, "Task completion")
 
@@ -183,6 +186,7 @@ async def send_performance_alert(ctx: ToolContext, params: SendPerformanceAlertI
         severity=Severity(params.severity),
         client_id=ctx.principal.client_id,
         request_id=ctx.request_id,
+        project=params.project,
     )
     return await submit(ctx, event, "Performance alert")
 
