@@ -83,6 +83,12 @@ KV_EVENT_STATUS: Final = "cctg_event_status"
 KV_STATE: Final = "cctg_state"
 KV_SESSIONS: Final = "cctg_sessions"
 
+# --- object store --------------------------------------------------------------------------
+# Files both ways: uploads the gateway stores for the notifier to send, and documents and
+# photos people send, fetched by the notifier. Its stream is ``OBJ_cctg_files``.
+OBJ_FILES: Final = "cctg_files"
+OBJ_FILES_STREAM: Final = f"OBJ_{OBJ_FILES}"
+
 # --- durable consumers (<service>-<handler>) ----------------------------------------------
 CONSUMER_EVENTS_SUBMIT: Final = "events-submit"
 CONSUMER_EVENTS_APPROVALS: Final = "events-approvals"

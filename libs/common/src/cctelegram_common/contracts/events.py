@@ -8,6 +8,7 @@ from pydantic import Field
 
 from cctelegram_common.contracts.base import Contract, utc_now
 from cctelegram_common.contracts.event_types import EventType
+from cctelegram_common.contracts.files import FileInfo
 
 
 class Severity(StrEnum):
@@ -39,6 +40,10 @@ class SubmitEvent(Contract):
     request_id: str | None = Field(default=None, description="Correlates logs and audit")
     chat_ids: tuple[int, ...] | None = Field(
         default=None, description="Explicit target chats; default: every allowed user's chat"
+    )
+    attachment: FileInfo | None = Field(
+        default=None,
+        description="A stored file sent with the rendered text as its caption (send_file)",
     )
     submitted_at: datetime = Field(default_factory=utc_now)
 

@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import Field
 
 from cctelegram_common.contracts.base import Contract, utc_now
+from cctelegram_common.contracts.files import FileInfo
 
 
 class InboundUpdate(Contract):
@@ -19,6 +20,10 @@ class InboundUpdate(Contract):
     update: dict[str, Any] = Field(description="The Update object exactly as Telegram sent it")
     received_at: datetime = Field(default_factory=utc_now)
     source: str = Field(default="polling", description="polling or webhook")
+    files: tuple[FileInfo, ...] = Field(
+        default=(),
+        description="The message's document or photo, fetched by the notifier and stored",
+    )
 
     @property
     def msg_id(self) -> str:
