@@ -124,6 +124,11 @@ class FileWriter:
         self._pending = bytearray()
         self._in_flight: list[asyncio.Task[object]] = []
 
+    @property
+    def received(self) -> int:
+        """Bytes written so far (what ``finish`` will store)."""
+        return self.size + len(self._pending)
+
     async def write(self, data: bytes) -> None:
         if self.size + len(self._pending) + len(data) > self.max_bytes:
             raise FileTooLargeError(f"over {self.max_bytes} bytes")
