@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 
-from cctelegram_common import subjects
+from cctelegram_common import files, subjects
 from cctelegram_common.health import CheckResult
 from cctelegram_common.logging import get_logger
 from cctelegram_common.nats import JetStreamPublisher, jetstream
@@ -79,6 +80,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
         publisher=publisher,
         clock=clock,
         allowed_users=settings.allowed_users,
+        assign_file_owner=functools.partial(files.assign_owner, js),
     )
     return Runtime(
         notifications=notifications,

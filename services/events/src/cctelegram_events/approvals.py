@@ -25,6 +25,7 @@ from cctelegram_common.contracts.approvals import (
 )
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import EventState, EventStatus
+from cctelegram_common.contracts.files import FileInfo
 from cctelegram_common.contracts.outbox import (
     DeliveryOutcome,
     DeliveryReported,
@@ -438,6 +439,11 @@ class ApprovalService:
         self._closed(after)
         return answer
 
+    async def owner_of(self, approval_id: str) -> str | None:
+        """The client that asked (None when the approval is gone)."""
+        loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
+        return loaded[0].client_id if loaded is not None else None
+
     async def text_reply(
         self,
         *,
@@ -447,6 +453,7 @@ class ApprovalService:
         approval_id: str,
         person: Person,
         text: str,
+        files: tuple[FileInfo, ...] = (),
     ) -> bool:
         """A text reply to a card: decides when it names an option, else a comment.
         Returns False when the card does not take text replies from this person."""
@@ -505,6 +512,7 @@ class ApprovalService:
                 option_index=option_index if decided_now else None,
                 text=comment,
                 accepted=after is not None,
+                files=files,
                 recorded_at=now,
             )
         )

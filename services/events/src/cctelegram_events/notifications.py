@@ -17,6 +17,7 @@ from pydantic import Field
 from cctelegram_common.contracts.base import Contract
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import EventState, EventStatus, SubmitEvent
+from cctelegram_common.contracts.files import FileKind
 from cctelegram_common.contracts.outbox import (
     DeliveryOutcome,
     DeliveryReported,
@@ -35,12 +36,14 @@ from cctelegram_events.ports import (
     load,
     publish_outbox,
 )
-from cctelegram_events.rendering import Style, render_message_parts, severity_of
+from cctelegram_events.rendering import Style, render_event, render_message_parts, severity_of
 from cctelegram_events.telegram_html import safe, split_html
 from cctelegram_events.templates import TASK_LIVE, TASK_TERMINAL, template_for
 
 log = get_logger(__name__)
 
+# Telegram's caption limit (media messages), in UTF-16 units.
+MAX_CAPTION_UTF16 = 1024
 HELD_PREFIX = "held."
 TASK_CARD_PREFIX = "taskcard."
 CAS_ATTEMPTS = 20
@@ -208,6 +211,10 @@ class NotificationService:
             metrics.EVENTS_PROCESSED.labels("held").inc()
             return Route(EventState.HELD, (), chats, None)
 
+        if event.attachment is not None:
+            return Route(
+                EventState.QUEUED, tuple(file_messages(event, chats, self.style)), chats, None
+            )
         parts = render_message_parts(event, self.style)
         messages = await self._live_card_messages(event, parts, chats)
         if messages is None:
@@ -403,6 +410,43 @@ class NotificationService:
                 return
             except CasConflictError:
                 continue
+
+
+def file_messages(event: SubmitEvent, chats: tuple[int, ...], style: Style) -> list[OutboxMessage]:
+    """A file with its rendered text: as the caption when it fits Telegram's 1024, else the
+    text as messages first and the file after them without a caption."""
+    attachment = event.attachment
+    assert attachment is not None
+    operation = (
+        Operation.SEND_PHOTO if attachment.kind is FileKind.PHOTO else Operation.SEND_DOCUMENT
+    )
+    text = render_event(event, style)
+    fits = len(split_html(text, MAX_CAPTION_UTF16)) == 1
+    messages: list[OutboxMessage] = []
+    for chat in chats:
+        if not fits:
+            messages += [
+                OutboxMessage(
+                    outbox_id=f"{event.event_id}:{chat}:{index}",
+                    operation=Operation.SEND_MESSAGE,
+                    chat_id=chat,
+                    event_id=event.event_id,
+                    text=part,
+                )
+                for index, part in enumerate(split_html(text))
+            ]
+        messages.append(
+            OutboxMessage(
+                outbox_id=f"{event.event_id}:{chat}:file",
+                operation=operation,
+                chat_id=chat,
+                event_id=event.event_id,
+                text=text if fits else None,
+                stored_file=attachment,
+                file_name=attachment.name,
+            )
+        )
+    return messages
 
 
 def _apply_report(status: EventStatus, report: DeliveryReported, clock: Clock) -> EventStatus:

@@ -7,10 +7,12 @@ handled once: a marker in ``cctg_event_status`` records that it was processed.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from cctelegram_common import subjects
+from cctelegram_common.contracts.files import FileInfo
 from cctelegram_common.contracts.modes import Mode
 from cctelegram_common.contracts.outbox import Operation, OutboxMessage
 from cctelegram_common.contracts.responses import ResponseKind, ResponseRecord
@@ -65,6 +67,9 @@ class UpdateInterpreter:
     publisher: Publisher
     clock: Clock
     allowed_users: tuple[int, ...]
+    # Gives a stored file (one a person sent) to the client whose card it answered, so
+    # that client may download it; None where there is no object store (unit tests).
+    assign_file_owner: Callable[[str, str], Awaitable[bool]] | None = None
 
     async def handle(self, inbound: InboundUpdate) -> str:
         """Process one update at most once; returns what kind it was (for metrics/tests)."""
@@ -84,7 +89,7 @@ class UpdateInterpreter:
             return await self._callback(inbound.update_id, callback)
         message = update.get("message")
         if isinstance(message, dict):
-            return await self._message(inbound.update_id, message)
+            return await self._message(inbound.update_id, message, inbound.files)
         return "ignored"
 
     async def _callback(self, update_id: int, callback: dict[str, Any]) -> str:
@@ -102,7 +107,9 @@ class UpdateInterpreter:
         )
         return "callback"
 
-    async def _message(self, update_id: int, message: dict[str, Any]) -> str:
+    async def _message(
+        self, update_id: int, message: dict[str, Any], files: tuple[FileInfo, ...] = ()
+    ) -> str:
         person = _person(message.get("from") or {})
         if person.user_id not in self.allowed_users:
             metrics.STRANGER_MESSAGES.inc()
@@ -113,22 +120,46 @@ class UpdateInterpreter:
             await self._command(update_id, chat_id, person, text)
             return "command"
         replied = message.get("reply_to_message")
-        if isinstance(replied, dict) and text:
+        if isinstance(replied, dict) and (text or files):
             approval_id = await self.approvals.approval_for_message(
                 chat_id, int(replied.get("message_id", 0))
             )
-            if approval_id is not None and await self.approvals.text_reply(
-                update_id=update_id,
-                chat_id=chat_id,
-                message_id=int(message.get("message_id", 0)),
-                approval_id=approval_id,
-                person=person,
-                text=text,
+            if (
+                approval_id is not None
+                and text
+                and await self.approvals.text_reply(
+                    update_id=update_id,
+                    chat_id=chat_id,
+                    message_id=int(message.get("message_id", 0)),
+                    approval_id=approval_id,
+                    person=person,
+                    text=text,
+                    files=files,
+                )
             ):
+                await self._give_files(files, await self.approvals.owner_of(approval_id))
                 return "reply"
-        if text:
-            await self._record(update_id, chat_id, person, ResponseKind.TEXT, "message", text)
-        return "text"
+            if approval_id is not None and not text:
+                owner = await self.approvals.owner_of(approval_id)
+                await self._give_files(files, owner)
+                await self._record(
+                    update_id, chat_id, person, ResponseKind.TEXT, "file", None,
+                    files=files, client_id=owner, approval_id=approval_id,
+                )  # fmt: skip
+                return "file"
+        if text or files:
+            await self._record(
+                update_id, chat_id, person, ResponseKind.TEXT, "message" if text else "file",
+                text or None, files=files,
+            )  # fmt: skip
+        return "text" if text else ("file" if files else "text")
+
+    async def _give_files(self, files: tuple[FileInfo, ...], owner: str | None) -> None:
+        if owner is None or self.assign_file_owner is None:
+            return
+        for file in files:
+            if file.id is not None:
+                await self.assign_file_owner(file.id, owner)
 
     async def _record(
         self,
@@ -138,6 +169,10 @@ class UpdateInterpreter:
         kind: ResponseKind,
         action: str,
         text: str | None,
+        *,
+        files: tuple[FileInfo, ...] = (),
+        client_id: str | None = None,
+        approval_id: str | None = None,
     ) -> None:
         await self.responses.record(
             ResponseRecord(
@@ -147,8 +182,11 @@ class UpdateInterpreter:
                 user_id=person.user_id,
                 username=person.display,
                 chat_id=chat_id,
+                client_id=client_id,
+                approval_id=approval_id,
                 action=action,
                 text=text[:1000] if text else None,
+                files=files,
                 recorded_at=self.clock(),
             )
         )

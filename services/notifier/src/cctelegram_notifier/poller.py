@@ -16,6 +16,7 @@ from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_common.logging import get_logger
 from cctelegram_common.resilience import backoff_delay
 from cctelegram_notifier import metrics
+from cctelegram_notifier.files import InboundFiles
 from cctelegram_notifier.lease import PollerLease
 from cctelegram_notifier.publishing import Publisher, publish_update
 from cctelegram_notifier.settings import PollingSettings, WebhookSettings
@@ -45,8 +46,10 @@ class UpdatesReceiver:
         on_conflict: Callable[[str], None],
         on_token_rejected: Callable[[str], None],
         on_answer: Callable[[], None] = lambda: None,
+        inbound_files: InboundFiles | None = None,
     ) -> None:
         self.bot = bot
+        self.inbound_files = inbound_files
         self.lease = lease
         self.kv = bridge_kv
         self.publisher = publisher
@@ -148,7 +151,12 @@ class UpdatesReceiver:
     async def handle_update(self, update: dict[str, Any], *, source: str) -> None:
         await publish_update(
             self.publisher,
-            InboundUpdate(update_id=int(update["update_id"]), update=update, source=source),
+            InboundUpdate(
+                update_id=int(update["update_id"]),
+                update=update,
+                source=source,
+                files=await self.inbound_files.fetch(update) if self.inbound_files else (),
+            ),
         )
         self.received += 1
         metrics.UPDATES_RECEIVED.labels(source).inc()

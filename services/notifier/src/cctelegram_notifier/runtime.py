@@ -28,6 +28,7 @@ from cctelegram_common.nats import JetStreamPublisher
 from cctelegram_common.resilience import CircuitBreaker
 from cctelegram_notifier import metrics
 from cctelegram_notifier.delivery import ApiHealth, DeliveryService, Interrupter
+from cctelegram_notifier.files import InboundFiles, ObjectStoreUploads
 from cctelegram_notifier.lease import PollerLease
 from cctelegram_notifier.outbox import OutboxConsumer
 from cctelegram_notifier.poller import UpdatesReceiver
@@ -100,6 +101,7 @@ class NotifierRuntime:
                 self.settings.retry,
                 interrupter=self.interrupter,
                 api_health=self.api_health,
+                uploads=ObjectStoreUploads(js),
             )
             self.consumer = OutboxConsumer(
                 js,
@@ -131,6 +133,7 @@ class NotifierRuntime:
                 on_conflict=self._conflict,
                 on_token_rejected=self._token_rejected,
                 on_answer=self._telegram_answered,
+                inbound_files=InboundFiles(js, self.bot, self.bot),
             )
             self._tasks.append(asyncio.create_task(self.lease.run(self.stopping), name="lease"))
             self._tasks.append(
