@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-
 import asyncio
+import base64
 import json
 from typing import Any
 
