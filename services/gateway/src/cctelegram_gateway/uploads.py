@@ -33,7 +33,7 @@ from cctelegram_common.logging import get_logger
 from cctelegram_common.nats import jetstream
 from cctelegram_gateway.calls import CallRefusedError, ToolRunner
 from cctelegram_gateway.errors import ERROR_RESPONSES
-from cctelegram_gateway.middleware import StreamedBody
+from cctelegram_gateway.middleware import BodyTooLargeError, StreamedBody
 from cctelegram_gateway.registry import ToolError
 from cctelegram_gateway.rest import _refusal, principal_of, request_id_of
 from cctelegram_gateway.tools.files import kind_for, new_file_id, owned_file, send_stored, too_large
@@ -275,6 +275,13 @@ def add_file_routes(app: FastAPI, runner: ToolRunner) -> None:
         except files.FileTooLargeError:
             await writer.abort()
             return refused(request, too_large(field="file"))
+        except BodyTooLargeError:
+            # The front door's count of a body sent without Content-Length: answered here,
+            # as FastAPI's error middleware would turn the exception into a 500.
+            await writer.abort()
+            answer = refused(request, too_large(UPLOAD_BODY.message()))
+            answer.headers["Connection"] = "close"
+            return answer
         except UploadRefusedError as error:
             await writer.abort()
             return refused(
