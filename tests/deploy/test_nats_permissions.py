@@ -214,6 +214,23 @@ async def test_every_service_becomes_ready_and_delivers_with_its_own_user(
         await asyncio.sleep(0.1)
     else:
         raise AssertionError("the notification never reached the chat")
+    # A rate-limited key spends from the budget every gateway replica shares (its KV bucket).
+    created = httpx.post(
+        f"{gateway.url}/v1/keys",
+        json={"client_id": "limited-agent", "role": "agent", "rate_limit_per_minute": 2},
+        headers={"Authorization": f"Bearer {suite.api_key}"},
+        timeout=30,
+    )
+    assert created.status_code == 200, created.text
+    limited = {"Authorization": f"Bearer {created.json()['api_key']}"}
+    statuses = [
+        httpx.post(
+            f"{gateway.url}/v1/tools/list_event_types", json={}, headers=limited, timeout=30
+        ).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [200, 200, 429]
+    assert "rate_limit_budget_unreachable" not in gateway.output()
     # Doing its job never needed anything its user may not do.
     assert [v for v in violations(server.log_file) if v[0] in SERVICE_USERS] == []
 

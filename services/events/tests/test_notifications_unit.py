@@ -15,7 +15,7 @@ from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_events.approvals import ApprovalService
 from cctelegram_events.bridge_client import UNAVAILABLE
 from cctelegram_events.callbacks import CallbackSigner
-from cctelegram_events.modes import ModeStore, QuietHours
+from cctelegram_events.modes import ModeService, ModeStore, QuietHours
 from cctelegram_events.notifications import NotificationService
 from cctelegram_events.responses import ResponseLog
 from cctelegram_events.tasks import TaskService
@@ -27,20 +27,20 @@ USERS = (501, 502)
 
 def notifications(
     clock: ManualClock, quiet: QuietHours | None = None
-) -> tuple[NotificationService, RecordingPublisher, ModeStore]:
+) -> tuple[NotificationService, RecordingPublisher, ModeService]:
     publisher = RecordingPublisher()
     state = FakeKv()
-    modes = ModeStore(state, clock)
+    store = ModeStore(state, clock)
     service = NotificationService(
         status_kv=FakeKv(),
         state_kv=state,
         publisher=publisher,
-        modes=modes,
+        modes=store,
         clock=clock,
         allowed_users=USERS,
         quiet_hours=quiet,
     )
-    return service, publisher, modes
+    return service, publisher, ModeService(store, publisher, clock)
 
 
 def event(event_type: EventType = EventType.INFO_NOTIFICATION, **fields: object) -> SubmitEvent:
@@ -52,10 +52,10 @@ def event(event_type: EventType = EventType.INFO_NOTIFICATION, **fields: object)
 async def test_modes_filter_but_approvals_and_critical_always_go() -> None:
     clock = ManualClock(datetime(2026, 1, 1, 12, tzinfo=UTC))
     service, publisher, modes = notifications(clock)
-    await modes.set(Mode.LOCAL, "test")
+    await modes.set(Mode.LOCAL, "test", "c")
     assert (await service.submit(event())).state is EventState.SUPPRESSED
     assert (await service.submit(event(EventType.BUILD_FAILED))).state is EventState.QUEUED
-    await modes.set(Mode.MUTE, "test")
+    await modes.set(Mode.MUTE, "test", "c")
     assert (await service.submit(event(EventType.BUILD_FAILED))).state is EventState.SUPPRESSED
     critical = event(EventType.SYSTEM_HEALTH, severity=Severity.CRITICAL)
     assert (await service.submit(critical)).state is EventState.QUEUED
@@ -160,7 +160,7 @@ class NoBridge:
         return UNAVAILABLE
 
 
-def interpreter() -> tuple[UpdateInterpreter, RecordingPublisher, ModeStore]:
+def interpreter() -> tuple[UpdateInterpreter, RecordingPublisher, ModeService]:
     clock = ManualClock(datetime(2026, 1, 1, 12, tzinfo=UTC))
     publisher = RecordingPublisher()
     state = FakeKv()
@@ -169,7 +169,7 @@ def interpreter() -> tuple[UpdateInterpreter, RecordingPublisher, ModeStore]:
     approvals = ApprovalService(
         FakeKv(), status, state, publisher, CallbackSigner(b"z" * 32), responses, clock, USERS
     )
-    modes = ModeStore(state, clock)
+    modes = ModeService(ModeStore(state, clock), publisher, clock)
     return (
         UpdateInterpreter(
             approvals=approvals,
@@ -205,7 +205,8 @@ def message(update_id: int, user_id: int, text: str) -> InboundUpdate:
 async def test_commands_from_allowed_users_and_strangers_are_ignored() -> None:
     updates, publisher, modes = interpreter()
     assert await updates.handle(message(1, USERS[0], "/cct:mute")) == "command"
-    assert (await modes.get()).mode is Mode.MUTE
+    assert (await modes.store.default()).mode is Mode.MUTE  # from Telegram: the default
+    assert (await modes.store.of("any-client")).mode is Mode.MUTE
     assert await updates.handle(message(1, USERS[0], "/cct:mute")) == "duplicate"
     assert await updates.handle(message(2, USERS[0], "/bridge")) == "command"
     assert await updates.handle(message(3, USERS[1], "/help")) == "command"

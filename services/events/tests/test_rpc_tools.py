@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -12,13 +13,12 @@ from faststream.nats import NatsBroker
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.auth import ROLE_PERMISSIONS, Principal, Role
-from cctelegram_common.contracts.modes import Mode
+from cctelegram_common.contracts.modes import Mode, SetQuietHoursInput, SwitchModeInput
 from cctelegram_common.contracts.tasks import TodoItem, TodoStatus
 from cctelegram_common.contracts.tools import (
     ClearOldResponsesInput,
     GetTaskStatusInput,
     GetTelegramResponsesInput,
-    NoInput,
     ProcessPendingResponsesInput,
     RegisterClaudeTodosInput,
     SendApprovalRequestInput,
@@ -27,9 +27,13 @@ from cctelegram_common.contracts.tools import (
 )
 from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_events.testing import EventsHarness
-from cctelegram_gateway.registry import ToolContext
+from cctelegram_gateway.registry import ToolContext, ToolError
 from cctelegram_gateway.tools.approvals import send_approval_request, wait_for_approval
-from cctelegram_gateway.tools.modes import switch_to_local_mode, switch_to_nomad_mode
+from cctelegram_gateway.tools.modes import (
+    set_quiet_hours,
+    switch_to_local_mode,
+    switch_to_nomad_mode,
+)
 from cctelegram_gateway.tools.responses import (
     clear_old_responses,
     get_telegram_responses,
@@ -142,6 +146,26 @@ async def test_todos_taskmaster_and_modes(
     assert "write tests" in text
     assert "ship" in text
 
-    local = await switch_to_local_mode(agent, NoInput())
+    local = await switch_to_local_mode(agent, SwitchModeInput())
     assert local.mode is Mode.LOCAL
-    assert (await switch_to_nomad_mode(agent, NoInput())).mode is Mode.NOMAD
+    assert local.client_id == agent.principal.client_id  # the caller's own mode
+    assert (await switch_to_nomad_mode(agent, SwitchModeInput())).mode is Mode.NOMAD
+    # The default for everyone is an admin's to set.
+    with pytest.raises(ToolError) as refused:
+        await switch_to_nomad_mode(agent, SwitchModeInput(for_everyone=True))
+    assert refused.value.status == 403
+    assert "modes:default" in refused.value.message
+    admin = context(broker, f"admin-{events_harness.users[0]}", Role.ADMIN)
+    default = await switch_to_nomad_mode(admin, SwitchModeInput(for_everyone=True))
+    assert (default.mode, default.client_id) == (Mode.NOMAD, None)
+
+    quiet = await set_quiet_hours(
+        agent, SetQuietHoursInput(start=time(22), end=time(7), timezone="Europe/Paris")
+    )
+    assert quiet.client_id == agent.principal.client_id
+    assert quiet.quiet_hours is not None
+    assert quiet.quiet_hours.timezone == "Europe/Paris"
+    off = await set_quiet_hours(agent, SetQuietHoursInput(start=time(9), end=time(9)))
+    assert off.quiet_hours is None
+    with pytest.raises(ToolError):
+        await set_quiet_hours(agent, SetQuietHoursInput(for_everyone=True))

@@ -57,6 +57,8 @@ class BucketSpec:
     ttl_s: float | None = None
     # Per-key TTLs (heartbeats, leases) need the server's message-TTL feature switched on.
     per_key_ttl: bool = False
+    # Memory storage: for state that may be lost with the server (rate-limit buckets).
+    memory: bool = False
 
     def config(self, replicas: int) -> KeyValueConfig:
         return KeyValueConfig(
@@ -64,7 +66,7 @@ class BucketSpec:
             description=self.description,
             history=self.history,
             ttl=self.ttl_s,
-            storage=StorageType.FILE,
+            storage=StorageType.MEMORY if self.memory else StorageType.FILE,
             replicas=replicas,
             limit_marker_ttl=1.0 if self.per_key_ttl else None,
             # Reads as direct gets: the server answers with the stored message itself instead
@@ -145,6 +147,13 @@ BUCKETS: tuple[BucketSpec, ...] = (
     BucketSpec(subjects.KV_STATE, "Small domain state: modes, quiet hours, todos", history=3),
     # A session idle this long is gone with its rules (every tool use rewrites the record).
     BucketSpec(subjects.KV_SESSIONS, "Claude Code sessions: project, activity, rules", ttl_s=DAY_S),
+    # An idle key's entry is gone after 5 min: by then its bucket is full again anyway.
+    BucketSpec(
+        subjects.KV_RATE_LIMITS,
+        "Per API key: the rate-limit token bucket all gateway replicas share",
+        ttl_s=300.0,
+        memory=True,
+    ),
 )
 
 

@@ -82,6 +82,7 @@ KV_BRIDGE: Final = "cctg_bridge"
 KV_EVENT_STATUS: Final = "cctg_event_status"
 KV_STATE: Final = "cctg_state"
 KV_SESSIONS: Final = "cctg_sessions"
+KV_RATE_LIMITS: Final = "cctg_ratelimits"  # gateway: one token bucket per API key id
 
 # --- object store --------------------------------------------------------------------------
 # Files both ways: uploads the gateway stores for the notifier to send, and documents and
@@ -139,6 +140,7 @@ EVENTS_RPC_RESPONSES_PENDING: Final = rpc_subject(EVENTS_RPC_SERVICE, "responses
 EVENTS_RPC_RESPONSES_CLEAR: Final = rpc_subject(EVENTS_RPC_SERVICE, "responses_clear")
 EVENTS_RPC_APPROVAL_CANCEL: Final = rpc_subject(EVENTS_RPC_SERVICE, "approval_cancel")
 EVENTS_RPC_MODE_SET: Final = rpc_subject(EVENTS_RPC_SERVICE, "mode_set")
+EVENTS_RPC_QUIET_HOURS_SET: Final = rpc_subject(EVENTS_RPC_SERVICE, "quiet_hours_set")
 EVENTS_RPC_TODOS_REGISTER: Final = rpc_subject(EVENTS_RPC_SERVICE, "todos_register")
 EVENTS_RPC_TASK_STATUS: Final = rpc_subject(EVENTS_RPC_SERVICE, "task_status")
 EVENTS_RPC_TODO: Final = rpc_subject(EVENTS_RPC_SERVICE, "todo")
@@ -148,7 +150,9 @@ EVENTS_RPC_SESSION_RULE: Final = rpc_subject(EVENTS_RPC_SERVICE, "session_rule")
 EVENTS_RPC_SESSION_END: Final = rpc_subject(EVENTS_RPC_SERVICE, "session_end")
 
 # Keys in KV_STATE written by the events service.
-STATE_KEY_MODE: Final = "mode"
+STATE_KEY_MODE: Final = "mode"  # the default for every client
+STATE_KEY_MODE_CLIENT_PREFIX: Final = "mode.client."  # + client key: one client's own choice
+STATE_KEY_MUTED_PREFIX: Final = "muted."  # + client key: what was suppressed while muted
 STATE_KEY_CALLBACK_SECRET: Final = "events.callback_secret"  # noqa: S105 (a key name)
 # Keys in KV_EVENT_STATUS besides event ids: processed-update markers (the bucket's TTL
 # forgets them after a week, longer than Telegram keeps an update).

@@ -15,7 +15,7 @@ from cctelegram_events import handlers
 from cctelegram_events.approvals import ApprovalService
 from cctelegram_events.bridge_client import RpcBridgeClient
 from cctelegram_events.callbacks import CallbackSigner, shared_secret
-from cctelegram_events.modes import ModeStore, QuietHours
+from cctelegram_events.modes import ModeService, ModeStore, QuietHours
 from cctelegram_events.notifications import NotificationService
 from cctelegram_events.ports import NatsKv, system_clock
 from cctelegram_events.responses import ResponseLog, StreamResponseReader
@@ -45,6 +45,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
     publisher = JetStreamPublisher(js)
     clock = system_clock
     modes = ModeStore(state_kv, clock)
+    mode_service = ModeService(modes, publisher, clock, settings.timezone, quiet_hours_of(settings))
     signer = CallbackSigner(await shared_secret(state_kv, settings.resolved_callback_secret()))
     responses = ResponseLog(publisher, StreamResponseReader(js), state_kv, clock)
     notifications = NotificationService(
@@ -74,7 +75,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
         approvals=approvals,
         responses=responses,
         tasks=tasks,
-        modes=modes,
+        modes=mode_service,
         bridge=RpcBridgeClient(service.broker),
         status_kv=status_kv,
         publisher=publisher,
@@ -84,7 +85,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
     )
     return Runtime(
         notifications=notifications,
-        modes=modes,
+        modes=mode_service,
         approvals=approvals,
         responses=responses,
         tasks=tasks,
@@ -95,8 +96,17 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
 
 async def housekeeping(runtime: Runtime, interval_s: float, stopping: asyncio.Event) -> None:
     """Expire approvals and send quiet-hours digests. Every replica runs this; compare-and-set
-    and deterministic outbox ids keep the effects single."""
+    and deterministic outbox ids keep the effects single. At start it also sends the digest
+    of any client unmuted while no replica could (a crash between a change and its digest)."""
+    unmuted_checked = False
     while not stopping.is_set():
+        if not unmuted_checked:
+            try:
+                await runtime.modes.flush_unmuted()
+                unmuted_checked = True
+            except Exception as error:
+                if not stopping.is_set():
+                    log.warning("unmuted_digest_failed", error=type(error).__name__)
         try:
             await runtime.approvals.expire_due()
             await runtime.notifications.flush_digest()

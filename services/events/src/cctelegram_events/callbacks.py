@@ -20,6 +20,9 @@ from cctelegram_events.ports import CasConflictError, KvStore
 MAC_CHARS = 16
 MAX_CALLBACK_BYTES = 64
 _SHAPE = re.compile(r"^([0-9a-f]{32})\.([0-9]{1,2})\.([A-Za-z0-9_-]{16})$")
+# Mode buttons of ``/mode``: ``mode.<client ref | default>.<choice>.<mac>`` (≤ 36 bytes).
+MODE_PREFIX = "mode."
+_MODE_SHAPE = re.compile(r"^mode\.(default|[0-9a-f]{12})\.([0-9])\.([A-Za-z0-9_-]{16})$")
 
 
 class CallbackSigner:
@@ -48,6 +51,20 @@ class CallbackSigner:
         if not hmac.compare_digest(mac, self._mac(f"{approval_id}.{token}")):
             return None
         return approval_id, int(token)
+
+    def sign_mode(self, ref: str, choice: int) -> str:
+        payload = f"{MODE_PREFIX}{ref}.{choice}"
+        return f"{payload}.{self._mac(payload)}"
+
+    def verify_mode(self, data: str) -> tuple[str, int] | None:
+        """``(client ref or "default", choice)`` of a mode button, when unaltered."""
+        match = _MODE_SHAPE.match(data or "")
+        if match is None:
+            return None
+        ref, choice, mac = match.groups()
+        if not hmac.compare_digest(mac, self._mac(f"{MODE_PREFIX}{ref}.{choice}")):
+            return None
+        return ref, int(choice)
 
 
 async def shared_secret(state_kv: KvStore, configured: bytes | None) -> bytes:

@@ -17,7 +17,12 @@ from cctelegram_common.contracts.claude_code import (
     SessionRuleRequest,
 )
 from cctelegram_common.contracts.events import SubmitEvent
-from cctelegram_common.contracts.modes import ModeResult, SetModeRequest
+from cctelegram_common.contracts.modes import (
+    ModeResult,
+    QuietHoursResult,
+    SetModeRequest,
+    SetQuietHoursRequest,
+)
 from cctelegram_common.contracts.outbox import DeliveryReported
 from cctelegram_common.contracts.responses import ResponsesQuery
 from cctelegram_common.contracts.rpc import RpcReply
@@ -131,10 +136,28 @@ def register(broker: NatsBroker, holder: RuntimeHolder) -> None:
     @broker.subscriber(subjects.EVENTS_RPC_MODE_SET, queue=RPC_QUEUE)
     async def mode_set(request: SetModeRequest) -> RpcReply:
         async def call(runtime: Runtime) -> ModeResult:
-            state = await runtime.modes.set(request.mode, request.changed_by)
-            return ModeResult(success=True, message=MODE_MESSAGES[state.mode], mode=state.mode)
+            digested = await runtime.modes.set(request.mode, request.changed_by, request.client_id)
+            message = MODE_MESSAGES[request.mode]
+            if request.client_id is None:
+                message += " (the default for every client without a mode of its own)"
+            return ModeResult(
+                success=True,
+                message=message,
+                mode=request.mode,
+                client_id=request.client_id,
+                digested=digested,
+            )
 
         return await _answer(holder, "mode_set", call)
+
+    @broker.subscriber(subjects.EVENTS_RPC_QUIET_HOURS_SET, queue=RPC_QUEUE)
+    async def quiet_hours_set(request: SetQuietHoursRequest) -> RpcReply:
+        async def call(runtime: Runtime) -> QuietHoursResult:
+            return await runtime.modes.set_quiet_hours(
+                request.client_id, request.quiet_hours, request.changed_by
+            )
+
+        return await _answer(holder, "quiet_hours_set", call)
 
     @broker.subscriber(subjects.EVENTS_RPC_TODOS_REGISTER, queue=RPC_QUEUE)
     async def todos_register(request: RegisterTodosRequest) -> RpcReply:

@@ -18,6 +18,7 @@ from cctelegram_common.contracts.base import Contract
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import EventState, EventStatus, SubmitEvent
 from cctelegram_common.contracts.files import FileKind
+from cctelegram_common.contracts.modes import Mode
 from cctelegram_common.contracts.outbox import (
     DeliveryOutcome,
     DeliveryReported,
@@ -26,7 +27,15 @@ from cctelegram_common.contracts.outbox import (
 )
 from cctelegram_common.logging import get_logger
 from cctelegram_events import metrics
-from cctelegram_events.modes import Gate, ModeStore, QuietHours, gate
+from cctelegram_events.modes import (
+    Gate,
+    ModeStore,
+    MutedItem,
+    QuietHours,
+    gate,
+    is_notable,
+    note_suppressed,
+)
 from cctelegram_events.ports import (
     CasConflictError,
     Clock,
@@ -189,15 +198,26 @@ class NotificationService:
         chats = self.targets(event)
         if event.type in TASK_TERMINAL:
             metrics.TASK_COMPLETIONS.labels(event.type.value).inc()
-        mode = (await self.modes.get()).mode
-        decision = gate(event.type, severity_of(event), mode, self.quiet_hours, self.clock())
+        state = await self.modes.of(event.client_id)
+        severity = severity_of(event)
+        decision = gate(
+            event.type, severity, state.mode, state.quiet_hours or self.quiet_hours, self.clock()
+        )
         if not chats:
             return Route(
                 EventState.FAILED, (), (), "no target chats: TELEGRAM_ALLOWED_USERS is empty"
             )
         if decision is Gate.SUPPRESS:
+            if state.mode is Mode.MUTE:  # counted for the digest sent when it is unmuted
+                item = MutedItem(
+                    event_id=event.event_id, type=event.type, title=event.title, at=self.clock()
+                )
+                notable = is_notable(event.type, severity)
+                await note_suppressed(
+                    self.state_kv, self.clock, event.client_id, item, notable, chats
+                )
             metrics.EVENTS_PROCESSED.labels("suppressed").inc()
-            return Route(EventState.SUPPRESSED, (), chats, f"mode {mode}")
+            return Route(EventState.SUPPRESSED, (), chats, f"mode {state.mode}")
         if decision is Gate.HOLD:
             held = HeldEvent(
                 event_id=event.event_id,
@@ -347,18 +367,21 @@ class NotificationService:
 
     # --- quiet hours digest ------------------------------------------------------------------
     async def flush_digest(self) -> int:
-        """After quiet hours: one digest message per chat for everything held. Returns how
-        many events it covered. Safe on every replica: the digest's outbox ids derive from
-        the held set, so JetStream keeps one copy."""
-        if self.quiet_hours is not None and self.quiet_hours.active(self.clock()):
-            return 0
+        """After quiet hours: one digest message per chat for everything held whose client's
+        quiet hours are over. Returns how many events it covered. Safe on every replica: the
+        digest's outbox ids derive from the held set, so JetStream keeps one copy."""
         keys = await self.state_kv.keys(HELD_PREFIX + ">")
         if not keys:
             return 0
+        now = self.clock()
         held: list[HeldEvent] = []
         for key in sorted(keys):
             loaded = await load(self.state_kv, key, HeldEvent)
-            if loaded is not None:
+            if loaded is None:
+                continue
+            # Each client's own quiet hours (else the default's, else the settings').
+            quiet = (await self.modes.of(loaded[0].client_id)).quiet_hours or self.quiet_hours
+            if quiet is None or not quiet.active(now):
                 held.append(loaded[0])
         if not held:
             return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cctelegram_events.approvals import ApprovalService
-from cctelegram_events.modes import ModeStore
+from cctelegram_events.modes import ModeService
 from cctelegram_events.notifications import NotificationService
 from cctelegram_events.responses import ResponseLog
 from cctelegram_events.sessions import SessionService
@@ -18,7 +18,7 @@ class Runtime:
     """Everything handlers call into; ``app.py`` fills it in ``on_connected``."""
 
     notifications: NotificationService
-    modes: ModeStore
+    modes: ModeService
     approvals: ApprovalService
     responses: ResponseLog
     tasks: TaskService

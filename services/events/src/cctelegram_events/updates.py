@@ -7,21 +7,32 @@ handled once: a marker in ``cctg_event_status`` records that it was processed.
 
 from __future__ import annotations
 
+import hashlib
+import html
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import time
 from typing import Any
+
+from pydantic import ValidationError
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.files import FileInfo
-from cctelegram_common.contracts.modes import Mode
-from cctelegram_common.contracts.outbox import Operation, OutboxMessage
+from cctelegram_common.contracts.modes import Mode, QuietHoursSpec
+from cctelegram_common.contracts.outbox import InlineButton, Operation, OutboxMessage
 from cctelegram_common.contracts.responses import ResponseKind, ResponseRecord
 from cctelegram_common.contracts.tasks import TaskStatusRequest
 from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_events import metrics
 from cctelegram_events.approvals import ApprovalService, Person, keyboard_for
 from cctelegram_events.bridge_client import BridgeClient
-from cctelegram_events.modes import MODE_MESSAGES, ModeStore
+from cctelegram_events.callbacks import MODE_PREFIX
+from cctelegram_events.modes import (
+    MODE_EMOJI,
+    MODE_MESSAGES,
+    ModeService,
+    describe_quiet_hours,
+)
 from cctelegram_events.ports import Clock, KvStore, Publisher, publish_outbox
 from cctelegram_events.responses import ResponseLog
 from cctelegram_events.tasks import TaskService
@@ -35,9 +46,13 @@ HELP_TEXT = "\n".join(
         "/todo — the todo list",
         "/pending — open approvals, with their buttons",
         "/restart — restart the bridge",
-        "/cct:nomad — everything to Telegram",
-        "/cct:local — only what needs you",
-        "/cct:mute — only approvals and critical alerts",
+        "/mode — each client's delivery mode, with buttons to change it",
+        "/mode &lt;client|default&gt; &lt;nomad|local|mute|default&gt; — set one",
+        "/quiet &lt;client|default&gt; 22:00 07:00 [time zone] | off | default — quiet hours",
+        "/cct:nomad — everything to Telegram (the default for every client)",
+        "/cct:local — only what needs you (the default)",
+        "/cct:mute — only approvals and critical alerts (the default)",
+        "/cct:&lt;mode&gt; &lt;client&gt; — the same for one client",
         "/help — this list",
     ]
 )
@@ -46,6 +61,19 @@ START_TEXT = (
     "You will get notifications and approval requests here. /help lists the commands."
 )
 MODE_COMMANDS = {"/cct:nomad": Mode.NOMAD, "/cct:local": Mode.LOCAL, "/cct:mute": Mode.MUTE}
+# The choices of a ``/mode`` button, by index; None = follow the default (clients only).
+MODE_CHOICES: tuple[Mode | None, ...] = (Mode.NOMAD, Mode.LOCAL, Mode.MUTE, None)
+DEFAULT_REF = "default"
+MODE_LIST_MAX = 20
+
+
+def _quiet_suffix(spec: QuietHoursSpec | None) -> str:
+    return f" · 🌙 {describe_quiet_hours(spec)}" if spec is not None else ""
+
+
+def mode_ref(client_id: str) -> str:
+    """A client's short name in button data (64 bytes at most; client ids may be long)."""
+    return hashlib.sha256(client_id.encode()).hexdigest()[:12]
 
 
 def _person(raw: dict[str, Any]) -> Person:
@@ -61,7 +89,7 @@ class UpdateInterpreter:
     approvals: ApprovalService
     responses: ResponseLog
     tasks: TaskService
-    modes: ModeStore
+    modes: ModeService
     bridge: BridgeClient
     status_kv: KvStore
     publisher: Publisher
@@ -98,6 +126,12 @@ class UpdateInterpreter:
         chat_id = int((message.get("chat") or {}).get("id", person.user_id))
         if person.user_id not in self.allowed_users:
             metrics.STRANGER_MESSAGES.inc()
+        data = str(callback.get("data") or "")
+        if data.startswith(MODE_PREFIX):
+            await self._mode_press(
+                update_id, str(callback.get("id", "")), chat_id, message, person, data
+            )
+            return "callback"
         await self.approvals.press(
             update_id=update_id,
             callback_query_id=str(callback.get("id", "")),
@@ -233,9 +267,17 @@ class UpdateInterpreter:
                 reply = safe("\n".join(lines))
         elif command == "/pending":
             reply = await self._pending(update_id, chat_id, person)
+        elif command == "/mode" and not argument.strip():
+            text, keyboard = await self._mode_listing()
+            await self._send(f"cmd-{update_id}:{chat_id}:0", chat_id, text, keyboard)
+            reply = ""
+        elif command == "/mode":
+            reply = await self._mode_command(argument, who)
+        elif command == "/quiet":
+            reply = await self._quiet_command(argument, who)
         elif command in MODE_COMMANDS:
-            state = await self.modes.set(MODE_COMMANDS[command], who)
-            reply = safe(MODE_MESSAGES[state.mode])
+            target = argument.strip()
+            reply = await self._set_mode(target or DEFAULT_REF, MODE_COMMANDS[command], who)
         else:
             reply = "Unknown command. /help lists what I understand."
         if reply:
@@ -260,4 +302,178 @@ class UpdateInterpreter:
         more = len(open_approvals) - 10
         return f"{len(open_approvals)} open approval(s)" + (
             f" (showing 10, {more} more)" if more > 0 else ""
+        )
+
+    # --- delivery modes per client ------------------------------------------------------------
+    async def _set_mode(self, target: str, choice: Mode | None, who: str) -> str:
+        """Set the default's mode (``target`` == "default") or one client's; the reply."""
+        if target == DEFAULT_REF:
+            if choice is None:
+                return "The default needs a mode: nomad, local or mute."
+            digested = await self.modes.set(choice, who)
+            reply = f"Default for every client: {MODE_EMOJI[choice]} {safe(MODE_MESSAGES[choice])}"
+        elif choice is None:
+            digested = await self.modes.follow_default(target, who)
+            reply = f"<code>{safe(target)}</code> now follows the default."
+        else:
+            digested = await self.modes.set(choice, who, target)
+            reply = (
+                f"<code>{safe(target)}</code>: {MODE_EMOJI[choice]} {safe(MODE_MESSAGES[choice])}"
+            )
+        if digested:
+            reply += f"\nA digest of the {digested} event(s) suppressed while muted is on its way."
+        return reply
+
+    async def _mode_command(self, argument: str, who: str) -> str:
+        words = argument.split()
+        choices = {"nomad": Mode.NOMAD, "local": Mode.LOCAL, "mute": Mode.MUTE, "default": None}
+        if len(words) != 2 or words[1].lower() not in choices:
+            return "Usage: /mode &lt;client|default&gt; &lt;nomad|local|mute|default&gt;"
+        return await self._set_mode(words[0], choices[words[1].lower()], who)
+
+    async def _quiet_command(self, argument: str, who: str) -> str:
+        usage = (
+            "Usage: /quiet &lt;client|default&gt; 22:00 07:00 [time zone], "
+            "/quiet &lt;client|default&gt; off, /quiet &lt;client&gt; default"
+        )
+        words = argument.split()
+        if len(words) < 2:
+            return usage
+        target = None if words[0] == DEFAULT_REF else words[0]
+        spec: QuietHoursSpec | None
+        if len(words) == 2 and words[1].lower() == "off":
+            spec = QuietHoursSpec(start=time(0), end=time(0))
+        elif len(words) == 2 and words[1].lower() == "default":
+            spec = None
+        elif len(words) in (3, 4):
+            try:
+                spec = QuietHoursSpec.model_validate(
+                    {"start": words[1], "end": words[2], "timezone": (words[3:] or ["UTC"])[0]}
+                )
+            except ValidationError as error:
+                return safe(error.errors(include_url=False)[0]["msg"]) + "\n" + usage
+        else:
+            return usage
+        result = await self.modes.set_quiet_hours(target, spec, who)
+        return safe(result.message)
+
+    async def _mode_listing(self) -> tuple[str, tuple[tuple[InlineButton, ...], ...]]:
+        """The ``/mode`` message: the default, each client with a mode of its own, buttons."""
+        store = self.modes.store
+        default = await store.default()
+        every_client = await store.clients()
+        clients = every_client[:MODE_LIST_MAX]
+        signer = self.approvals.signer
+        lines = [
+            "<b>Delivery modes</b> (🔔 nomad · 💻 local · 🔕 mute · ↩ follow the default)",
+            f"Default for everyone: {MODE_EMOJI[default.mode]} {default.mode.value}"
+            + _quiet_suffix(default.quiet_hours),
+        ]
+        rows = [
+            tuple(
+                InlineButton(
+                    text=f"{'• ' if mode is default.mode else ''}{MODE_EMOJI[mode]} default",
+                    callback_data=signer.sign_mode(DEFAULT_REF, index),
+                )
+                for index, mode in enumerate(MODE_CHOICES)
+                if mode is not None
+            )
+        ]
+        for client in clients:
+            name = safe(client.client_id)
+            quiet = _quiet_suffix(client.quiet_hours)
+            if client.mode is None:
+                lines.append(f"• <code>{name}</code>: ↩ follows the default{quiet}")
+            else:
+                lines.append(
+                    f"• <code>{name}</code>: {MODE_EMOJI[client.mode]} {client.mode}{quiet}"
+                )
+            label = client.client_id[:20]
+            rows.append(
+                tuple(
+                    InlineButton(
+                        text=(
+                            f"{'• ' if mode is client.mode else ''}"
+                            f"{MODE_EMOJI[mode] if mode is not None else '↩'} {label}"
+                        ),
+                        callback_data=signer.sign_mode(mode_ref(client.client_id), index),
+                    )
+                    for index, mode in enumerate(MODE_CHOICES)
+                )
+            )
+        if not clients:
+            lines.append("No client has chosen a mode of its own yet.")
+        if len(every_client) > len(clients):
+            lines.append(f"… and {len(every_client) - len(clients)} more (by client id).")
+        lines.append("/mode &lt;client|default&gt; &lt;nomad|local|mute|default&gt; sets one.")
+        return "\n".join(lines), tuple(rows)
+
+    async def _mode_press(
+        self,
+        update_id: int,
+        callback_query_id: str,
+        chat_id: int,
+        message: dict[str, Any],
+        person: Person,
+        data: str,
+    ) -> None:
+        """A ``/mode`` button: change that mode, answer the press, refresh the listing."""
+        verified = self.approvals.signer.verify_mode(data)
+        if person.user_id not in self.allowed_users:
+            answer = "Sorry, only allowed users can change modes."
+        elif verified is None or verified[1] >= len(MODE_CHOICES):
+            answer = "This button is not valid."
+        else:
+            ref, index = verified
+            choice = MODE_CHOICES[index]
+            target: str | None = DEFAULT_REF if ref == DEFAULT_REF else None
+            if target is None:
+                clients = await self.modes.store.clients()
+                target = next((c.client_id for c in clients if mode_ref(c.client_id) == ref), None)
+            if target is None:
+                answer = "That client has no mode of its own any more."
+            else:
+                reply = await self._set_mode(target, choice, f"tg:{person.user_id}")
+                answer = html.unescape(reply.replace("<code>", "").replace("</code>", ""))
+                if message.get("message_id") is not None:
+                    text, keyboard = await self._mode_listing()
+                    await publish_outbox(
+                        self.publisher,
+                        OutboxMessage(
+                            outbox_id=f"mode-{update_id}:{chat_id}:edit",
+                            operation=Operation.EDIT_MESSAGE_TEXT,
+                            chat_id=chat_id,
+                            text=text,
+                            keyboard=keyboard,
+                            target_message_id=int(message["message_id"]),
+                        ),
+                    )
+        if callback_query_id:
+            await publish_outbox(
+                self.publisher,
+                OutboxMessage(
+                    outbox_id=f"cbq-{callback_query_id}",
+                    operation=Operation.ANSWER_CALLBACK_QUERY,
+                    chat_id=chat_id,
+                    callback_query_id=callback_query_id,
+                    text=answer.split("\n")[0][:200],
+                ),
+            )
+
+    async def _send(
+        self,
+        outbox_id: str,
+        chat_id: int,
+        text: str,
+        keyboard: tuple[tuple[InlineButton, ...], ...],
+    ) -> None:
+        await publish_outbox(
+            self.publisher,
+            OutboxMessage(
+                outbox_id=outbox_id,
+                operation=Operation.SEND_MESSAGE,
+                chat_id=chat_id,
+                text=text,
+                keyboard=keyboard,
+            ),
         )

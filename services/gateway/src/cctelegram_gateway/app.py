@@ -17,7 +17,7 @@ from cctelegram_common.audit import publish_audit
 from cctelegram_common.contracts.audit import AuditRecord
 from cctelegram_common.contracts.auth import KeyChanged, VerifyRequest, VerifyResponse
 from cctelegram_common.http import HttpMetricsMiddleware
-from cctelegram_common.nats import current_message, rpc_call
+from cctelegram_common.nats import current_message, jetstream, rpc_call
 from cctelegram_common.service import Service
 from cctelegram_common.telemetry import asgi_tracing, continued_trace
 from cctelegram_gateway import metrics as gateway_metrics
@@ -28,7 +28,7 @@ from cctelegram_gateway.hooks import add_hook_routes
 from cctelegram_gateway.integrations import add_integration_routes
 from cctelegram_gateway.mcp_server import build_mcp_app, build_server, wants_stream
 from cctelegram_gateway.middleware import GatewayMiddleware
-from cctelegram_gateway.ratelimit import RateLimiter
+from cctelegram_gateway.ratelimit import KvBudgetStore, SharedRateLimiter
 from cctelegram_gateway.registry import ToolRegistry, registry
 from cctelegram_gateway.rest import add_tool_routes, install_error_handlers
 from cctelegram_gateway.settings import GatewaySettings
@@ -46,7 +46,7 @@ class GatewayService(Service):
     asgi: ASGIApp
     fastapi: FastAPI
     verifier: Verifier
-    limiter: RateLimiter
+    limiter: SharedRateLimiter
     auditor: Auditor
 
     async def serve(self, app: ASGIApp | None = None) -> None:
@@ -151,7 +151,11 @@ def create_app(
         ttl_s=settings.verify_cache_ttl_s,
         negative_ttl_s=settings.verify_negative_cache_ttl_s,
     )
-    limiter = RateLimiter(settings.agent_default_rate_limit_per_minute)
+    limiter = SharedRateLimiter(
+        settings.agent_default_rate_limit_per_minute,
+        lease_s=settings.rate_limit_lease_s,
+        on_fallback=gateway_metrics.RATE_LIMIT_FALLBACKS.inc,
+    )
     auditor = Auditor(audit)
     runner = ToolRunner(
         broker=broker,
@@ -171,6 +175,12 @@ def create_app(
     async def forget_everything() -> None:
         # Changes broadcast while this replica was disconnected were missed.
         verifier.clear()
+
+    @service.on_connected
+    async def share_rate_limits() -> None:
+        if limiter.store is None:
+            bucket = await jetstream(broker).key_value(subjects.KV_RATE_LIMITS)
+            limiter.store = KvBudgetStore(bucket)
 
     @service.on_stop
     async def finish_audit() -> None:

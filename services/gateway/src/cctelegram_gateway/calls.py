@@ -18,7 +18,7 @@ from cctelegram_common.contracts.auth import Permission, Principal
 from cctelegram_common.logging import get_logger
 from cctelegram_gateway import metrics
 from cctelegram_gateway.auditing import Auditor
-from cctelegram_gateway.ratelimit import RateLimiter
+from cctelegram_gateway.ratelimit import SharedRateLimiter
 from cctelegram_gateway.registry import ResourceSpec, ToolContext, ToolError, ToolSpec
 
 log = get_logger(__name__)
@@ -65,7 +65,7 @@ def forbidden(principal: Principal, permission: Permission, what: str) -> CallRe
 @dataclass
 class ToolRunner:
     broker: NatsBroker
-    limiter: RateLimiter
+    limiter: SharedRateLimiter
     auditor: Auditor
     # Read-only configuration tools may need (e.g. "claude_code": ClaudeCodeSettings).
     extras: dict[str, Any] = field(default_factory=dict)
@@ -84,8 +84,8 @@ class ToolRunner:
         )
         raise forbidden(principal, permission, what)
 
-    def spend(self, principal: Principal, what: str, rid: str) -> None:
-        retry_after_s = self.limiter.take(principal)
+    async def spend(self, principal: Principal, what: str, rid: str) -> None:
+        retry_after_s = await self.limiter.take(principal)
         if retry_after_s is None:
             return
         retry_after_s = round(max(retry_after_s, 0.001), 3)
@@ -169,7 +169,7 @@ class ToolRunner:
     ) -> BaseModel:
         if not gated:
             self.authorize(principal, spec.permission, f"tool '{spec.name}'", request_id)
-            self.spend(principal, spec.name, request_id)
+            await self.spend(principal, spec.name, request_id)
         arguments_model = parsed if parsed is not None else self.parse(spec, arguments)
         try:
             result: BaseModel = await spec.handler(
@@ -189,7 +189,7 @@ class ToolRunner:
     async def read(self, spec: ResourceSpec, principal: Principal, request_id: str) -> str:
         what = f"resource '{spec.uri}'"
         self.authorize(principal, spec.permission, what, request_id)
-        self.spend(principal, spec.uri, request_id)
+        await self.spend(principal, spec.uri, request_id)
         try:
             content = await spec.handler(self.context(principal, request_id))
         except (ToolError, CallRefusedError):

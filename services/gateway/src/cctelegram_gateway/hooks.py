@@ -63,6 +63,7 @@ from cctelegram_gateway.errors import ERROR_RESPONSES
 from cctelegram_gateway.registry import ToolContext, ToolError
 from cctelegram_gateway.rest import error_response, principal_of, request_id_of
 from cctelegram_gateway.settings import ClaudeCodeSettings
+from cctelegram_gateway.tools.claude_code import PROJECT_HEADER
 from cctelegram_gateway.tools.events import call_events, publish_command
 
 log = get_logger(__name__)
@@ -149,18 +150,25 @@ def _suggestion_label(suggestion: dict[str, Any]) -> str:
 class HookHandler:
     """One hook call: the principal, its tool context and the Claude Code settings."""
 
-    def __init__(self, runner: ToolRunner, principal: Principal, request_id: str) -> None:
+    def __init__(
+        self,
+        runner: ToolRunner,
+        principal: Principal,
+        request_id: str,
+        project: str | None = None,
+    ) -> None:
         self.runner = runner
+        self.project = project
         self.principal = principal
         self.request_id = request_id
         self.ctx: ToolContext = runner.context(principal, request_id)
         found = runner.extras.get("claude_code")
         self.settings = found if isinstance(found, ClaudeCodeSettings) else ClaudeCodeSettings()
 
-    def _gate(self, permission: Permission, hook: HookInput) -> None:
+    async def _gate(self, permission: Permission, hook: HookInput) -> None:
         what = f"hook '{hook.hook_event_name}'"
         self.runner.authorize(self.principal, permission, what, self.request_id)
-        self.runner.spend(self.principal, what, self.request_id)
+        await self.runner.spend(self.principal, what, self.request_id)
 
     async def _session(self, hook: HookInput, with_tool: bool = False) -> SessionCheckResult:
         return await check_session(
@@ -169,6 +177,7 @@ class HookHandler:
             hook.cwd,
             hook.tool_name if with_tool else "",
             hook.tool_input if with_tool else None,
+            project=self.project,
         )
 
     async def handle(self, hook: HookInput) -> Response:
@@ -209,7 +218,7 @@ class HookHandler:
     async def pre_tool_use(self, hook: HookInput) -> Response:
         if not needs_person(hook.tool_name, self.settings):
             return _no_opinion()
-        self._gate(Permission.APPROVALS_REQUEST, hook)
+        await self._gate(Permission.APPROVALS_REQUEST, hook)
         session = await self._session(hook, with_tool=True)
         if session.allowed_by is not None:
             audit_tool_use(
@@ -229,7 +238,7 @@ class HookHandler:
         return _pre_tool_use("deny", deny_message(record, self.settings.hook_wait_s))
 
     async def permission_request(self, hook: HookInput) -> Response:
-        self._gate(Permission.APPROVALS_REQUEST, hook)
+        await self._gate(Permission.APPROVALS_REQUEST, hook)
         session = await self._session(hook, with_tool=True)
         if session.allowed_by is not None:
             audit_tool_use(
@@ -267,7 +276,7 @@ class HookHandler:
         questions = hook.tool_input.get("questions")
         if not isinstance(questions, list) or not questions:
             return _no_opinion()
-        self._gate(Permission.APPROVALS_REQUEST, hook)
+        await self._gate(Permission.APPROVALS_REQUEST, hook)
         session = await self._session(hook)
         cards = []
         for question in questions[:4]:
@@ -310,7 +319,7 @@ class HookHandler:
         )
 
     async def exit_plan_mode(self, hook: HookInput) -> Response:
-        self._gate(Permission.APPROVALS_REQUEST, hook)
+        await self._gate(Permission.APPROVALS_REQUEST, hook)
         session = await self._session(hook)
         plan = str(hook.tool_input.get("plan") or "")
         record = await ask_person(
@@ -337,12 +346,12 @@ class HookHandler:
         )
 
     async def stop(self, hook: HookInput) -> Response:
-        self._gate(Permission.EVENTS_SEND, hook)
+        await self._gate(Permission.EVENTS_SEND, hook)
         session = await self._session(hook)
         if not self._continues(session.project):
             await self._submit(hook, session)
             return _no_opinion()
-        self._gate(Permission.APPROVALS_REQUEST, hook)
+        await self._gate(Permission.APPROVALS_REQUEST, hook)
         record = await ask_person(
             self.ctx,
             session=session,
@@ -359,7 +368,7 @@ class HookHandler:
         return _no_opinion()
 
     async def notify(self, hook: HookInput) -> Response:
-        self._gate(Permission.EVENTS_SEND, hook)
+        await self._gate(Permission.EVENTS_SEND, hook)
         if hook.hook_event_name == "SessionEnd":
             session = await call_events(
                 self.ctx,
@@ -437,7 +446,9 @@ def add_hook_routes(app: FastAPI, runner: ToolRunner) -> None:
         except ValidationError as error:
             field, message = describe_validation_error(error)
             return error_response(request, 422, "invalid", message, field=field)
-        handler = HookHandler(runner, principal_of(request), request_id)
+        # A hook's headers may name the project (else it is the cwd's folder name).
+        project = (request.headers.get(PROJECT_HEADER) or "").strip()[:100] or None
+        handler = HookHandler(runner, principal_of(request), request_id, project)
         try:
             return await handler.handle(hook)
         except (CallRefusedError, ToolError) as refused:

@@ -120,7 +120,7 @@ def add_integration_routes(
         request_id = request_id_of(request)
         try:
             runner.authorize(principal, Permission.EVENTS_SEND, "alertmanager", request_id)
-            runner.spend(principal, "alertmanager", request_id)
+            await runner.spend(principal, "alertmanager", request_id)
         except CallRefusedError as refused:
             return error_response(
                 request,

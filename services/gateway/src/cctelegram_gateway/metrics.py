@@ -23,6 +23,11 @@ RATE_LIMIT_VIOLATIONS = Counter(
     "Calls refused by their key's rate limit",
     registry=registry,
 )
+RATE_LIMIT_FALLBACKS = Counter(
+    "rate_limit_budget_fallbacks_total",
+    "Calls limited by this replica's own bucket because the shared budget (KV) was unreachable",
+    registry=registry,
+)
 SECURITY_EVENTS = Counter(
     "security_events_total",
     "Refused or suspicious requests by kind (auth failures, denials, limits, bad origins)",

@@ -93,7 +93,7 @@ def _gate(spec: ToolSpec[Any, Any], runner: ToolRunner) -> Any:
         principal = principal_of(request)
         request_id = request_id_of(request)
         runner.authorize(principal, spec.permission, f"tool '{spec.name}'", request_id)
-        runner.spend(principal, spec.name, request_id)
+        await runner.spend(principal, spec.name, request_id)
 
     return gate
 

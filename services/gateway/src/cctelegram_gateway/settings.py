@@ -82,6 +82,12 @@ class GatewaySettings(ServiceSettings):
         ge=1,
         description="Tool calls per minute for agent keys without their own limit (None = none)",
     )
+    rate_limit_lease_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Each replica takes about this many seconds of a key's refill from the "
+        "shared budget at a time (at most 50 calls, a quarter of the limit); 0 = one call",
+    )
     telegram_webhook_secret: SecretStr | None = Field(
         default=None,
         description="GATEWAY_TELEGRAM_WEBHOOK_SECRET: enables POST /telegram/webhook; Telegram "

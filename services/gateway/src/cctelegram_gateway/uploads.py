@@ -247,7 +247,7 @@ def add_file_routes(app: FastAPI, runner: ToolRunner) -> None:
         request_id = request_id_of(request)
         try:
             runner.authorize(principal, Permission.EVENTS_SEND, "upload_file", request_id)
-            runner.spend(principal, "upload_file", request_id)
+            await runner.spend(principal, "upload_file", request_id)
         except CallRefusedError as error:
             return refused(request, error)
         ctx = runner.context(principal, request_id)
@@ -347,7 +347,7 @@ def add_file_routes(app: FastAPI, runner: ToolRunner) -> None:
         request_id = request_id_of(request)
         try:
             runner.authorize(principal, Permission.EVENTS_READ, "download_file", request_id)
-            runner.spend(principal, "download_file", request_id)
+            await runner.spend(principal, "download_file", request_id)
             if not _is_file_id(file_id):
                 raise ToolError(f"no file {file_id}", status=404, code="not_found", field="file_id")
             stored = await owned_file(runner.context(principal, request_id), file_id)

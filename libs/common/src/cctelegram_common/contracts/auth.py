@@ -21,6 +21,7 @@ class Permission(StrEnum):
     BRIDGE_READ = "bridge:read"
     BRIDGE_CONTROL = "bridge:control"
     MODES_WRITE = "modes:write"
+    MODES_DEFAULT = "modes:default"
     TASKS_WRITE = "tasks:write"
     TASKS_READ = "tasks:read"
     KEYS_MANAGE = "keys:manage"
