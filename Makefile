@@ -7,7 +7,7 @@ UV_ON_PATH := $(shell command -v uv 2>/dev/null)
 UV ?= $(if $(UV_ON_PATH),$(UV_ON_PATH),$(CURDIR)/.tools/bin/uv)
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-fast lint format typecheck bench asyncapi clean images test-images
+.PHONY: help install run test test-isolation test-fast lint format typecheck bench asyncapi clean images test-images dist test-dist
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,11 +34,19 @@ format: install ## apply ruff formatting and safe fixes
 	$(UV) run --frozen ruff check --fix .
 
 typecheck: install ## mypy --strict over libs, services and tools
-	$(UV) run --frozen mypy libs/common/src services/*/src tools/*/src
+	$(UV) run --frozen mypy libs/common/src libs/testing/src services/*/src tools/*/src
 
-test: lint typecheck ## lint, type checks and the whole test suite (real nats-server, sandbox, browser)
+# Each service's tests run only in a throwaway virtualenv holding that service alone
+# (uv sync --package, ~2 s each from uv's cache): isolation is proved without a second run.
+test: lint typecheck ## lint, type checks, the isolation check and the whole test suite
+	$(UV) run --frozen python -m cctelegram_testing.isolation check
 	@# pytest exits 5 when a selection (PYTEST_ARGS=-k ...) matches no test: not a failure.
-	$(UV) run --frozen pytest $(PYTEST_ARGS); status=$$?; [ $$status -eq 5 ] && exit 0; exit $$status
+	$(UV) run --frozen pytest --ignore=services $(PYTEST_ARGS); status=$$?; [ $$status -eq 5 ] || [ $$status -eq 0 ] || exit $$status
+	UV=$(UV) $(UV) run --frozen python -m cctelegram_testing.isolation run-all $(PYTEST_ARGS)
+
+test-isolation: install ## each service installed alone in a throwaway venv, running its own tests
+	$(UV) run --frozen python -m cctelegram_testing.isolation check
+	UV=$(UV) $(UV) run --frozen python -m cctelegram_testing.isolation run-all $(PYTEST_ARGS)
 
 test-fast: install ## the test suite without lint/typecheck, stopping at the first failure
 	$(UV) run --frozen pytest -x $(PYTEST_ARGS); status=$$?; [ $$status -eq 5 ] && exit 0; exit $$status
@@ -57,11 +65,20 @@ images: install ## build the images (5 services, sandbox, cli, NATS) and print t
 	@$(WITH_ENGINE) UV=$(UV) $(UV) run --frozen python deploy/images/build.py $(IMAGES)
 
 # CCTG_IMAGE_FIGURES: where the test writes its figures (sizes, cold start, RSS) as JSON.
+# CCTG_TEST_NATS=container: the root conftest's nats_url fixture runs the NATS image
+# (tests/images/test_nats_fixture.py proves it; any test run may set it).
 test-images: install ## build the images, then run the suite from them (testcontainers)
 	@$(WITH_ENGINE) UV=$(UV) $(UV) run --frozen python deploy/images/build.py; \
-	CCTG_TEST_IMAGES=1 TESTCONTAINERS_RYUK_DISABLED=true \
+	mkdir -p .cctelegram; \
+	CCTG_TEST_IMAGES=1 CCTG_TEST_NATS=container TESTCONTAINERS_RYUK_DISABLED=true \
 	CCTG_IMAGE_FIGURES=$${CCTG_IMAGE_FIGURES:-$(CURDIR)/.cctelegram/image-figures.json} \
 	$(UV) run --frozen pytest tests/images -p no:cacheprovider $(PYTEST_ARGS)
+
+dist: install ## wheels of every package + the `cctelegram` distribution + locked deps in dist/
+	UV=$(UV) $(UV) run --frozen python deploy/package/build.py --out dist
+
+test-dist: dist ## install cctelegram from dist/ alone (--no-index) into a fresh venv and run it
+	CCTG_TEST_DIST=1 UV=$(UV) $(UV) run --frozen pytest tests/deploy/test_dist.py -p no:cacheprovider
 
 clean: ## remove the local data dir and caches
 	rm -rf .cctelegram .pytest_cache .mypy_cache .ruff_cache

@@ -24,8 +24,8 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from cctelegram_cli.testing import start_suite
 from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_testing.suite import start_suite
 
 
 async def find_card(sandbox: httpx.AsyncClient, title: str) -> dict[str, Any]:

@@ -29,9 +29,9 @@ import httpx
 
 from cctelegram_anthropic_standin import Standin, ToolUse, marker
 from cctelegram_anthropic_standin.claude import ClaudeRunner
-from cctelegram_anthropic_standin.install import ensure_claude_code
-from cctelegram_cli.testing import RunningSuite, processes_mentioning, start_suite
 from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_testing.claude_code import ensure_claude_code
+from cctelegram_testing.suite import RunningSuite, processes_mentioning, start_suite
 
 
 def percentile(values: list[float], fraction: float) -> float:

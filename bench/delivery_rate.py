@@ -32,10 +32,10 @@ from nats.js import JetStreamContext
 
 from cctelegram_common import streams, subjects
 from cctelegram_common.contracts.outbox import Operation, OutboxMessage
-from cctelegram_common.natsserver import NatsServer
 from cctelegram_notifier.coalesce import SEPARATOR
-from cctelegram_notifier.testing import NotifierProcess, sandbox_calls
-from cctelegram_sandbox.testing import RunningSandbox, run_sandbox
+from cctelegram_testing.nats import NatsServer
+from cctelegram_testing.notifier import NotifierProcess, sandbox_calls
+from cctelegram_testing.sandbox import RunningSandbox, run_sandbox
 
 PRIVATE_CHATS = 60
 GROUPS = 3

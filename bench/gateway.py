@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cctelegram_common.apikeys import generate_key
-from cctelegram_common.natsserver import NatsServer, free_port
-from cctelegram_common.serviceprocess import ServiceProcess, ServiceProcessError
 from cctelegram_common.subjects import CONSUMER_EVENTS_SUBMIT, STREAM_EVENTS
-from cctelegram_common.testing import OtlpReceiver
+from cctelegram_testing.nats import NatsServer, free_port
+from cctelegram_testing.otlp import OtlpReceiver
+from cctelegram_testing.processes import ServiceProcess, ServiceProcessError
 
 CALL = {
     "jsonrpc": "2.0",

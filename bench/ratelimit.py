@@ -22,8 +22,8 @@ import nats
 
 from cctelegram_common import streams, subjects
 from cctelegram_common.contracts.auth import ROLE_PERMISSIONS, Principal, Role
-from cctelegram_common.natsserver import NatsServer
 from cctelegram_gateway.ratelimit import KvBudgetStore, RateLimiter, SharedRateLimiter
+from cctelegram_testing.nats import NatsServer
 
 
 def principal(key_id: str, limit: int) -> Principal:

@@ -16,7 +16,7 @@ import os
 import time
 from urllib.parse import urlsplit
 
-from cctelegram_sandbox.testing import run_sandbox
+from cctelegram_testing.sandbox import run_sandbox
 
 CHAT_ID = 4242
 

@@ -87,9 +87,10 @@ def local_python_base() -> str:
             f"--customize-hook=copy-in {HOST_CA_BUNDLE} /etc/ssl/certs/"
             if HOST_CA_BUNDLE.exists()
             else "--customize-hook=true",
-            # Smaller: no apt lists, docs or man pages in the base.
-            '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/usr/share/doc/* '
-            '"$1"/usr/share/man/* "$1"/var/cache/apt/*',
+            # Smaller: no apt lists or caches, and no glibc iconv modules (Python's codecs
+            # are its own; 9 MB).
+            '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* '
+            '"$1"/var/cache/debconf/*-old "$1"/usr/lib/x86_64-linux-gnu/gconv',
         ]
         subprocess.run(
             [

@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from cctelegram_anthropic_standin import Standin
 from cctelegram_anthropic_standin.claude import ClaudeRunner
-from cctelegram_anthropic_standin.install import InstallError, ensure_claude_code
-from cctelegram_cli.testing import RunningSuite, start_suite
+from cctelegram_testing.claude_code import InstallError, ensure_claude_code
+from cctelegram_testing.suite import RunningSuite, start_suite
 
 
 @pytest.fixture(scope="session")

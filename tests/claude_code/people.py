@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from cctelegram_cli.testing import RunningSuite
 from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_testing.suite import RunningSuite
 
 
 def chat_messages(suite: RunningSuite, chat_id: int = DEMO_USER_ID) -> list[dict[str, Any]]:
@@ -60,6 +60,16 @@ def reply(suite: RunningSuite, message: dict[str, Any], text: str) -> None:
     httpx.post(
         f"{suite.sandbox_url}/sandbox/api/chats/{DEMO_USER_ID}/messages",
         json={"user_id": DEMO_USER_ID, "text": text, "reply_to_message_id": message["message_id"]},
+        timeout=5,
+        trust_env=False,
+    ).raise_for_status()
+
+
+def command(suite: RunningSuite, text: str) -> None:
+    """The person sends a bot command (e.g. ``/rules``) in their chat."""
+    httpx.post(
+        f"{suite.sandbox_url}/sandbox/api/chats/{DEMO_USER_ID}/messages",
+        json={"user_id": DEMO_USER_ID, "text": text},
         timeout=5,
         trust_env=False,
     ).raise_for_status()

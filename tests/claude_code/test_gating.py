@@ -10,11 +10,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from people import buttons, find_message, press, reply, wait_for_message
+from people import buttons, command, find_message, press, reply, wait_for_message
 
 from cctelegram_anthropic_standin import Standin, ToolUse, marker
 from cctelegram_anthropic_standin.claude import ClaudeRunner
-from cctelegram_cli.testing import RunningSuite
+from cctelegram_testing.suite import RunningSuite
 
 pytestmark = [pytest.mark.claude_code, pytest.mark.e2e]
 
@@ -107,6 +107,14 @@ def test_allow_for_this_session_lets_a_matching_call_through_without_asking(
     results = standin.tool_results(name)
     assert [r.is_error for r in results] == [False, False, True]
     assert find_message(suite, f"touch second-{tag}.txt") is None  # never asked
+
+    # /rules lists the session's rule with a button to revoke it; once revoked it is gone.
+    command(suite, "/rules")
+    listing = wait_for_message(suite, f"proj-{tag}", "Bash(touch …)", with_buttons=True)
+    press(suite, listing, "🗑 Bash(touch …)").raise_for_status()
+    time.sleep(0.5)
+    command(suite, "/rules")
+    wait_for_message(suite, "No session rules")
 
 
 def _session_mcp_config(tmp_path: Path, suite: RunningSuite, tag: str) -> str:

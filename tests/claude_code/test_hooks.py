@@ -23,7 +23,7 @@ from people import buttons, find_message, press, reply, wait_for_message
 
 from cctelegram_anthropic_standin import Standin, ToolUse, marker
 from cctelegram_anthropic_standin.claude import ClaudeRunner
-from cctelegram_cli.testing import RunningSuite, start_suite
+from cctelegram_testing.suite import RunningSuite, start_suite
 
 pytestmark = [pytest.mark.claude_code, pytest.mark.e2e]
 

@@ -22,8 +22,8 @@ from deployfiles import DEPLOY, SERVICES, ServiceInfo, env_without_nats, passwor
 from nats.aio.client import Client
 
 from cctelegram_common.apikeys import generate_key
-from cctelegram_common.natsserver import NatsServer, NatsServerError, free_port
-from cctelegram_common.serviceprocess import ServiceProcess
+from cctelegram_testing.nats import NatsServer, NatsServerError, free_port
+from cctelegram_testing.processes import ServiceProcess
 
 SERVICE_USERS = [service.name for service in SERVICES]
 # A private chat the events service may write to (TELEGRAM_ALLOWED_USERS).

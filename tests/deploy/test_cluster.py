@@ -28,8 +28,8 @@ from securesuite import (
 )
 
 from cctelegram_common import subjects
-from cctelegram_common.natsserver import NatsServer, free_port
-from cctelegram_sandbox.testing import RunningSandbox, run_sandbox
+from cctelegram_testing.nats import NatsServer, free_port
+from cctelegram_testing.sandbox import RunningSandbox, run_sandbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -4,6 +4,7 @@ deploy/nats expect; Services, autoscalers, disruption budgets and network polici
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 import subprocess
@@ -46,13 +47,69 @@ def merge(target: Any, patch: Any) -> Any:
         for key, value in patch.items():
             merged[key] = merge(target[key], value) if key in target else value
         return merged
-    named = all(isinstance(item, dict) and "name" in item for item in [*target, *patch])
-    if isinstance(target, list) and isinstance(patch, list) and named:
+    lists = isinstance(target, list) and isinstance(patch, list)
+    named = lists and all(isinstance(item, dict) and "name" in item for item in [*target, *patch])
+    if named:
         by_name = {item["name"]: item for item in target}
         for item in patch:
             by_name[item["name"]] = merge(by_name.get(item["name"], {}), item)
         return list(by_name.values())
     return patch
+
+
+def json_patch(document: dict[str, Any], operations: list[dict[str, Any]]) -> None:
+    """The JSON patch operations our component uses: ``add`` (``-`` appends) and
+    ``replace``, on paths that exist up to their last step."""
+    for operation in operations:
+        assert operation["op"] in ("add", "replace"), operation
+        *parents, last = [
+            step.replace("~1", "/").replace("~0", "~") for step in operation["path"][1:].split("/")
+        ]
+        node: Any = document
+        for step in parents:
+            node = node[int(step)] if isinstance(node, list) else node[step]
+        value = copy.deepcopy(operation["value"])
+        if isinstance(node, list):
+            if last == "-":
+                node.append(value)
+            elif operation["op"] == "add":
+                node.insert(int(last), value)
+            else:
+                node[int(last)] = value
+        else:
+            node[last] = value
+
+
+def selected(document: dict[str, Any], target: dict[str, Any]) -> bool:
+    if target.get("kind", document["kind"]) != document["kind"]:
+        return False
+    labels = document["metadata"].get("labels", {})
+    wanted = dict(pair.split("=", 1) for pair in target.get("labelSelector", "").split(",") if pair)
+    return wanted.items() <= labels.items()
+
+
+def apply_component(component: Path, documents: list[dict[str, Any]]) -> None:
+    """A kustomize Component as ours is written: JSON patches on the resources a target
+    (kind, labelSelector) selects."""
+    kustomization = yaml.safe_load((component / "kustomization.yaml").read_text())
+    assert kustomization["kind"] == "Component"
+    assert set(kustomization) <= {"apiVersion", "kind", "patches"}, "the stand-in's scope"
+    for patch in kustomization["patches"]:
+        operations = yaml.safe_load((component / patch["path"]).read_text())
+        matched = [doc for doc in documents if selected(doc, patch["target"])]
+        assert matched, patch
+        for doc in matched:
+            json_patch(doc, operations)
+
+
+def render_base(path: Path) -> list[dict[str, Any]]:
+    base = yaml.safe_load((path / "kustomization.yaml").read_text())
+    documents: list[dict[str, Any]] = []
+    for item in base["resources"]:
+        documents += load_documents(path / item)
+    for component in base.get("components", []):
+        apply_component((path / component).resolve(), documents)
+    return documents
 
 
 def standin_render(overlay: Path) -> list[dict[str, Any]]:
@@ -61,9 +118,7 @@ def standin_render(overlay: Path) -> list[dict[str, Any]]:
     for resource in kustomization["resources"]:
         path = overlay / resource
         if path.is_dir():
-            base = yaml.safe_load((path / "kustomization.yaml").read_text())
-            for item in base["resources"]:
-                documents += load_documents(path / item)
+            documents += render_base(path)
         else:
             documents += load_documents(path)
     for patch in kustomization.get("patches", []):
@@ -86,6 +141,49 @@ def standin_render(overlay: Path) -> list[dict[str, Any]]:
                 image = images[name]
                 container["image"] = f"{image.get('newName', name)}:{image['newTag']}"
     return documents
+
+
+def comparable(documents: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
+    """Documents by kind and name, lists of named items in name order, labels ignored (the
+    overlay's ``labels`` the stand-in does not add)."""
+
+    def norm(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: norm(v) for k, v in value.items() if k != "labels"}
+        if isinstance(value, list):
+            items = [norm(item) for item in value]
+            if all(isinstance(item, dict) and "name" in item for item in items):
+                items.sort(key=lambda item: str(item["name"]))
+            return items
+        return value
+
+    return {(doc["kind"], doc["metadata"]["name"]): norm(doc) for doc in documents}
+
+
+def test_the_standin_renders_what_kubectl_kustomize_renders() -> None:
+    """The stand-in (components and JSON patches included) is what CI uses without kubectl."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    overlay = K8S / "overlays" / "production"
+    assert comparable(standin_render(overlay)) == comparable(render_overlay())
+
+
+def test_the_service_component_reaches_every_service_resource() -> None:
+    """Each service's Deployment, Service, autoscaler and disruption budget carries the label
+    the component selects, so none misses the shared securityContext, probes or /tmp."""
+    component = yaml.safe_load((K8S / "components" / "service" / "kustomization.yaml").read_text())
+    base = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
+    assert "../components/service" in base["components"]
+    targets = {patch["target"]["kind"]: patch["target"] for patch in component["patches"]}
+    assert set(targets) == {
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    }
+    for name in SERVICE_NAMES:
+        for doc in load_documents(K8S / "base" / f"{name}.yaml"):
+            assert selected(doc, targets[doc["kind"]]), (name, doc["kind"])
 
 
 @pytest.fixture(scope="module")

@@ -35,8 +35,8 @@ from securesuite import (
 
 from cctelegram_common import streams, subjects
 from cctelegram_common.catalog import CHANNELS
-from cctelegram_common.natsserver import NatsServer
-from cctelegram_sandbox.testing import run_sandbox
+from cctelegram_testing.nats import NatsServer
+from cctelegram_testing.sandbox import run_sandbox
 
 pytestmark = pytest.mark.e2e
 
@@ -82,8 +82,7 @@ def expected_rights() -> dict[str, dict[str, set[str]]]:
         server = RPC_SERVERS[value.split(".")[1]]
         callers = set() if value.startswith("cctg.auth.rpc.") else {"gateway"}
         rights[value] = {"publish": callers, "subscribe": {server}}
-    for command in (subjects.APPROVAL_SUBMIT, subjects.APPROVAL_CANCEL):
-        rights.setdefault(command, {"publish": {"gateway"}, "subscribe": set()})
+    rights.setdefault(subjects.APPROVAL_SUBMIT, {"publish": {"gateway"}, "subscribe": set()})
     return rights
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cctelegram_cli.testing import RunningSuite, start_suite
+from cctelegram_testing.suite import RunningSuite, start_suite
 
 
 @pytest.fixture(scope="module")

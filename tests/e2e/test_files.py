@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from cctelegram_cli.testing import RunningSuite
 from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_testing.suite import RunningSuite
 
 pytestmark = pytest.mark.e2e
 

@@ -18,8 +18,8 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from cctelegram_cli.testing import RunningSuite
 from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_testing.suite import RunningSuite
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,8 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from cctelegram_cli.testing import processes_mentioning, start_suite
 from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_testing.suite import processes_mentioning, start_suite
 
 pytestmark = pytest.mark.e2e
 

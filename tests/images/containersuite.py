@@ -14,16 +14,11 @@ from typing import Any
 
 import httpx
 
+# The services, their settings prefixes, the demo chat and the fake bot token exactly as
+# `cctelegram up` has them: the containers are wired the way it wires the processes.
+from cctelegram_cli.up import DEMO_USER_ID, ENV_PREFIX, SERVICE_ORDER, sandbox_token
+
 TAG = os.environ.get("CCTELEGRAM_IMAGE_TAG", "dev")
-DEMO_USER_ID = 100001
-SERVICE_ORDER = ("auth", "events", "notifier", "bridge-manager", "gateway")
-ENV_PREFIX = {
-    "auth": "AUTH_",
-    "events": "EVENTS_",
-    "notifier": "NOTIFIER_",
-    "bridge-manager": "BRIDGE_MANAGER_",
-    "gateway": "GATEWAY_",
-}
 SERVICE_UID = 10001
 READY_TIMEOUT_S = 120.0  # a failure threshold only
 
@@ -32,11 +27,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def sandbox_token() -> str:
-    """A well-formed fake bot token (digits:35 url-safe characters), as `cctelegram up` makes."""
-    return f"{secrets.randbelow(9 * 10**9) + 10**9}:AA{secrets.token_urlsafe(26)[:33]}"
 
 
 @dataclass

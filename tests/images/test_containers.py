@@ -16,7 +16,16 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
-from containersuite import DEMO_USER_ID, SERVICE_UID, TAG, Suite, health_status, http_ok, wait_until
+from containersuite import (
+    DEMO_USER_ID,
+    SERVICE_UID,
+    TAG,
+    Suite,
+    hardened,
+    health_status,
+    http_ok,
+    wait_until,
+)
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -96,6 +105,25 @@ def test_every_container_is_hardened_and_healthy(suite: Suite) -> None:
         assert http_ok(suite.health_url(name)), name
 
 
+def test_the_cli_image_provisions_as_a_one_shot_job(suite: Suite) -> None:
+    """The provisioning job's image (compose's ``provision``, the Kubernetes Job): hardened
+    like the services, it finds every stream and bucket the services created and exits 0."""
+    job = (
+        hardened("cli")
+        .with_command(["provision"])
+        .with_env("NATS_URL", f"nats://127.0.0.1:{suite.ports['nats']}")
+        .start()
+    )
+    try:
+        wrapped = job.get_wrapped_container()
+        assert wrapped.wait(timeout=120)["StatusCode"] == 0
+        logs = b"".join(job.get_logs()).decode(errors="replace")
+        assert "cctelegram provision:" in logs
+        assert wrapped.image.attrs["Config"].get("Healthcheck") is None  # a job, not a server
+    finally:
+        job.stop()
+
+
 async def test_mcp_message_and_an_approval_pressed_in_the_sandbox(suite: Suite) -> None:
     async with connect(suite) as mcp:
         sent = await call(mcp, "send_telegram_message", {"message": "from the containers 📦"})
@@ -157,24 +185,82 @@ def test_container_logs_hold_no_secret(suite: Suite) -> None:
             assert tail not in logs, f"{name}'s log holds part of the {what}"
 
 
-def test_figures_image_sizes_cold_start_and_rss(suite: Suite) -> None:
+def rss_mb(container: Any) -> float:
+    """Resident memory of the container's cgroup (anonymous memory, not page cache)."""
+    stats = container.get_wrapped_container().stats(stream=False, one_shot=True)["memory_stats"]
+    inner = stats.get("stats", {})
+    return round(inner.get("rss", inner.get("anon", stats.get("usage", 0))) / 1e6, 1)
+
+
+async def delivery_burst(suite: Suite, peaks: dict[str, float]) -> dict[str, float]:
+    """As bench/delivery_rate.py: 600 messages over 60 private chats stored in the outbox at
+    once, delivered at Telegram's real limits; RSS sampled while they go out."""
+    import nats
+
+    from cctelegram_common import subjects
+    from cctelegram_common.contracts.outbox import Operation, OutboxMessage
+
+    chats = []
+    with httpx.Client(base_url=suite.sandbox_url, timeout=5) as sandbox:
+        for n in range(60):
+            user = {"id": 20_000 + n, "first_name": f"P{n}"}
+            created = sandbox.post(
+                "/sandbox/api/chats", json={"type": "private", "id": user["id"], "user": user}
+            )
+            created.raise_for_status()
+            chats.append(int(created.json()["id"]))
+        before = int(sandbox.get("/sandbox/api/stats").json()["messages_by_bot"])
+    connection = await nats.connect(f"nats://127.0.0.1:{suite.ports['nats']}")
+    try:
+        js = connection.jetstream()
+        for index in range(600):
+            chat = chats[index % len(chats)]
+            outbox_id = f"burst-{index}"
+            message = OutboxMessage(
+                outbox_id=outbox_id,
+                operation=Operation.SEND_MESSAGE,
+                chat_id=chat,
+                text=outbox_id,
+                parse_mode=None,
+            )
+            await js.publish(
+                subjects.outbox_subject(chat),
+                message.model_dump_json().encode(),
+                headers={subjects.HEADER_MSG_ID: outbox_id},
+                stream=subjects.STREAM_OUTBOX,
+            )
+    finally:
+        await connection.close()
+    started = time.monotonic()
+    deadline = started + 180
+    delivered = 0
+    while delivered < 600:
+        assert time.monotonic() < deadline, f"{delivered}/600 delivered"
+        for name, container in suite.containers.items():
+            peaks[name] = max(peaks.get(name, 0.0), await asyncio.to_thread(rss_mb, container))
+        stats = httpx.get(f"{suite.sandbox_url}/sandbox/api/stats", timeout=5).json()
+        delivered = int(stats["messages_by_bot"]) - before
+    elapsed = time.monotonic() - started
+    return {"messages": 600, "seconds": round(elapsed, 1), "rate_per_s": round(600 / elapsed, 1)}
+
+
+async def test_figures_image_sizes_cold_start_rss_idle_and_under_a_burst(suite: Suite) -> None:
     """Not an assertion of speed: prints the figures the README quotes, and writes them to
     CCTG_IMAGE_FIGURES (a JSON file) when set."""
     figures: dict[str, Any] = {"cold_start_to_ready_s": round(suite.cold_start_s, 1)}
     sizes = {}
-    rss = {}
+    idle = {}
     for name, container in suite.containers.items():
-        wrapped = container.get_wrapped_container()
-        sizes[name] = round(wrapped.image.attrs["Size"] / 1e6, 1)
-        stats = wrapped.stats(stream=False)["memory_stats"]
-        inner = stats.get("stats", {})
-        value = inner.get("rss", inner.get("anon", stats.get("usage", 0)))
-        rss[name] = round(value / 1e6, 1)
+        sizes[name] = round(container.get_wrapped_container().image.attrs["Size"] / 1e6, 1)
+        idle[name] = await asyncio.to_thread(rss_mb, container)
     figures["image_size_mb"] = sizes
-    figures["rss_idle_mb"] = rss
+    figures["rss_idle_mb"] = idle
+    peaks: dict[str, float] = {}
+    figures["burst"] = await delivery_burst(suite, peaks)
+    figures["rss_peak_under_burst_mb"] = peaks
     figures["tag"] = TAG
     assert all(size > 0 for size in sizes.values())
-    assert all(value > 0 for value in rss.values())
+    assert all(value > 0 for value in idle.values())
     target = os.environ.get("CCTG_IMAGE_FIGURES")
     if target:
         Path(target).write_text(json.dumps(figures, indent=2) + "\n")

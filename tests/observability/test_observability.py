@@ -21,10 +21,11 @@ from mcp.client.streamable_http import streamable_http_client
 from opentelemetry import propagate
 from opentelemetry.propagators.composite import CompositePropagator
 
-from cctelegram_cli.testing import RunningSuite, start_suite
 from cctelegram_cli.up import DEMO_USER_ID
-from cctelegram_common.natsserver import free_port
-from cctelegram_common.testing import OtlpReceiver, ReceivedSpan, ensure_debian_package
+from cctelegram_testing.debian import ensure_debian_package
+from cctelegram_testing.nats import free_port
+from cctelegram_testing.otlp import OtlpReceiver, ReceivedSpan
+from cctelegram_testing.suite import RunningSuite, start_suite
 
 OBSERVABILITY = Path(__file__).resolve().parents[2] / "deploy" / "observability"
 

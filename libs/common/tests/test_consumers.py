@@ -88,6 +88,13 @@ async def test_a_lone_message_is_handled_without_waiting_for_a_full_batch(nats_u
         await js.publish(subject, Note(n=2).model_dump_json().encode())
         await js.publish(subject, Note(n=3).model_dump_json().encode())
         await asyncio.wait_for(got_all.wait(), 20)
+        # The last ack follows the handler's return: wait for the server to have it (a busy
+        # machine may not have sent it yet when ``got_all`` is set), then stop.
+        for _ in range(200):
+            info = await js.consumer_info(stream, "test-durable")
+            if info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.05)
     finally:
         await consumer.stop()
     assert seen[0] == 1

@@ -9,7 +9,7 @@ import pytest
 
 from cctelegram_common import files, streams, subjects
 from cctelegram_common.contracts.files import FileKind, KindChoice
-from cctelegram_common.natsserver import NatsServer
+from cctelegram_testing.nats import NatsServer
 
 
 async def pieces(data: bytes, size: int) -> AsyncIterator[bytes]:

@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from cctelegram_common.natsserver import NatsServer, free_port
+from cctelegram_testing.nats import NatsServer, free_port
 
 
 def _wait_for(url: str, timeout_s: float = 20) -> httpx.Response:

@@ -5,7 +5,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from cctelegram_common import streams
-from cctelegram_common.natsserver import NatsServer
+from cctelegram_testing.nats import NatsServer
 
 
 async def direct_gets(js: JetStreamContext, bucket: str) -> bool:

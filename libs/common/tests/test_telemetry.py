@@ -33,7 +33,7 @@ def test_span_attributes_events_and_names_are_redacted() -> None:
 def test_otlp_export_reaches_a_real_receiver_without_the_token() -> None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    from cctelegram_common.testing import OtlpReceiver
+    from cctelegram_testing.otlp import OtlpReceiver
 
     with OtlpReceiver() as receiver:
         provider = TracerProvider()

@@ -27,8 +27,8 @@ from cctelegram_common.contracts.auth import (
     VerifyResponse,
 )
 from cctelegram_common.contracts.rpc import RpcReply
-from cctelegram_common.natsserver import NatsServer
-from cctelegram_common.serviceprocess import ServiceProcess
+from cctelegram_testing.nats import NatsServer
+from cctelegram_testing.processes import ServiceProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -3,16 +3,13 @@ RPCs, with the fleet played by heartbeats written to the KV and messages put in 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from faststream.nats import NatsBroker
 
 from cctelegram_common import subjects
-from cctelegram_common.contracts.auth import ROLE_PERMISSIONS, Principal, Role
 from cctelegram_common.contracts.bridge import (
     BridgeControlRequest,
     BridgeControlResult,
@@ -27,34 +24,13 @@ from cctelegram_common.contracts.bridge import (
     HealthStatus,
     ProcessCheck,
 )
-from cctelegram_common.contracts.tools import NoInput
-from cctelegram_common.serviceprocess import ServiceProcess
-from cctelegram_gateway.registry import ToolContext, ToolError
-from cctelegram_gateway.tools import bridge as tools
-from cctelegram_sandbox.testing import run_sandbox
+from cctelegram_testing.processes import ServiceProcess
+from cctelegram_testing.sandbox import run_sandbox
 
 pytestmark = pytest.mark.e2e
 
 ASK = BridgeStatusRequest(requested_by="test")
 OPERATOR = BridgeControlRequest(requested_by="ops-client", request_id="req-42", via="gateway")
-
-
-@pytest.fixture
-def bridge_manager(fresh_nats: Any, tmp_path: Path) -> Iterator[ServiceProcess]:
-    env = {
-        "NATS_URL": fresh_nats.url,
-        "BRIDGE_MANAGER_HEALTH__HEARTBEAT_TTL_S": "3",
-        "BRIDGE_MANAGER_SAMPLE_INTERVAL_S": "0.5",
-        "BRIDGE_MANAGER_TELEMETRY__ENABLED": "false",
-    }
-    process = ServiceProcess(
-        "cctelegram_bridge_manager", "BRIDGE_MANAGER_", env, tmp_path / "bm.log"
-    )
-    process.start()
-    try:
-        yield process
-    finally:
-        assert process.stop() == 0, process.tail(20)
 
 
 def reasons(status: BridgeStatus) -> dict[HealthReasonCode, HealthStatus]:
@@ -221,40 +197,3 @@ async def test_getme_with_a_rejected_token_fails_health(
             assert process.stop() == 0
         assert wrong_token not in process.output()
         assert wrong_token.split(":")[1] not in process.output()
-
-
-async def test_gateway_tools_reach_bridge_manager_and_say_when_it_is_down(
-    fresh_nats: Any, fleet: Any, bridge_manager: Any
-) -> None:
-    principal = Principal(
-        client_id="agent-7",
-        key_id="key7",
-        role=Role.OPERATOR,
-        permissions=ROLE_PERMISSIONS[Role.OPERATOR],
-    )
-    broker = NatsBroker(fresh_nats.url)
-    await broker.connect()
-    try:
-        ctx = ToolContext(principal=principal, request_id="tool-req-1", broker=broker)
-        await fleet.beat("sim-9")
-        status = await tools.get_bridge_status(ctx, NoInput())
-        assert status.running
-        assert (await tools.bridge_status_resource(ctx)).live_instances == 1
-        assert (await tools.check_bridge_process(ctx, NoInput())).instances == ("sim-9",)
-        stopped = await tools.stop_bridge(ctx, NoInput())
-        assert stopped.paused
-        audit = await fleet.last_audit("bridge.stop")
-        assert audit["client_id"] == "agent-7"
-        assert audit["request_id"] == "tool-req-1"
-        assert "via gateway" in audit["reason"]
-        assert (await tools.ensure_bridge_running(ctx, NoInput())).action is EnsureAction.STARTED
-        assert (await tools.start_bridge(ctx, NoInput())).success
-        assert (await tools.restart_bridge(ctx, NoInput())).success
-
-        assert bridge_manager.stop() == 0
-        with pytest.raises(ToolError) as failure:
-            await tools.get_bridge_status(ctx, NoInput())
-        assert failure.value.status == 503
-        assert "bridge-manager is not answering" in failure.value.message
-    finally:
-        await broker.stop()

@@ -22,7 +22,7 @@ from cctelegram_common.contracts.bridge import (
     EnsureBridgeResult,
     ProcessCheck,
 )
-from cctelegram_common.serviceprocess import ServiceProcess
+from cctelegram_testing.processes import ServiceProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -1,15 +1,15 @@
-"""Fixtures for the events service tests."""
+"""Fixtures for the events service tests; the harness, its fixture and the in-memory fakes live
+in ``events_harness.py`` next to them (dev-only, never in the package)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sys
+from pathlib import Path
 
-import pytest
+# The test modules here import ``events_harness`` (pytest runs with --import-mode=importlib);
+# the cross-service tests in tests/integration/ reuse it the same way.
+sys.path.insert(0, str(Path(__file__).parent))
 
-from cctelegram_events.testing import EventsHarness, running_events
+from events_harness import events_harness
 
-
-@pytest.fixture
-async def events_harness(nats_url: str) -> AsyncIterator[EventsHarness]:
-    async with running_events(nats_url) as harness:
-        yield harness
+__all__ = ["events_harness"]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import nats.js.errors
 import pytest
+from events_harness import EventsHarness, running_events
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.approvals import ApprovalRecord, ApprovalStatus, SubmitApproval
@@ -17,7 +20,6 @@ from cctelegram_common.contracts.outbox import Operation, OutboxMessage
 from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_events.app import create_app
 from cctelegram_events.approvals import INVALID_BUTTON, NO_LONGER_OPEN, NOT_AN_APPROVER
-from cctelegram_events.testing import EventsHarness, running_events
 
 _update_ids = itertools.count(int(uuid.uuid4().int % 10**9) * 1000)
 
@@ -181,6 +183,34 @@ async def test_the_same_update_twice_is_processed_once(events_harness: EventsHar
     ]
     assert len(answered) == 1
     assert (await approval(harness, command.approval_id)).status is ApprovalStatus.APPROVED
+
+
+async def test_a_processed_update_is_marked_in_the_private_bucket_not_the_status_one(
+    events_harness: EventsHarness,
+) -> None:
+    """``cctg_event_status`` is a read model (``EventStatus`` records only, read by the
+    gateway); the processed-update marks are the events service's own bookkeeping."""
+    harness = events_harness
+    alice = harness.users[0]
+    command = await submit_approval(harness)
+    data = card_for(harness, command.approval_id, alice).keyboard[0][0].callback_data  # type: ignore[index]
+    press = press_update(alice, alice, data or "")
+    await deliver(harness, press)
+    await answers(harness, {callback_id(press)})
+    js = harness.nc.jetstream()
+    seen = await js.key_value(subjects.KV_UPDATES_SEEN)
+    entry = None
+    for _ in range(100):
+        with contextlib.suppress(nats.js.errors.KeyNotFoundError):
+            entry = await seen.get(str(press.update_id))
+            break
+        await asyncio.sleep(0.05)
+    assert entry is not None
+    assert entry.value == b"callback"
+    status = await js.key_value(subjects.KV_EVENT_STATUS)
+    for key in (str(press.update_id), f"update.{press.update_id}"):
+        with pytest.raises(nats.js.errors.KeyNotFoundError):
+            await status.get(key)
 
 
 async def test_forged_callback_data_is_refused(events_harness: EventsHarness) -> None:

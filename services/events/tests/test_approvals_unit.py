@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from events_harness import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
 
 from cctelegram_common.contracts.approvals import (
     ApprovalRecord,
@@ -27,9 +28,8 @@ from cctelegram_events.approvals import (
     match_option,
 )
 from cctelegram_events.callbacks import CallbackSigner
-from cctelegram_events.ports import load
+from cctelegram_events.ports import MemoryDueIndex, load
 from cctelegram_events.responses import ResponseLog
-from cctelegram_events.testing import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
 
 ALICE, BOB, MALLORY = 1001, 1002, 6666
 
@@ -200,8 +200,16 @@ async def test_expiry_applies_on_timeout_and_later_presses_are_refused() -> None
     await service.submit(expire)
     await service.submit(auto_deny)
     clock.advance(31 * 60)
-    assert await service.expire_due() == 2
-    assert await service.expire_due() == 0
+    index = service.due_index
+    assert isinstance(index, MemoryDueIndex)
+    due = index.fire_due(clock())
+    assert sorted(due) == sorted([expire.approval_id, auto_deny.approval_id])
+    assert [await service.expire(approval_id) for approval_id in due] == [True, True]
+    # A redelivered "due" (or a second replica) changes nothing; decided ones left the index.
+    assert [await service.expire(approval_id) for approval_id in due] == [False, False]
+    assert index.fire_due(clock()) == []
+    # Closed records carry the retention TTL, so NATS removes them later.
+    assert kv.ttls[expire.approval_id] == service.history_s
     assert (await record_of(kv, expire.approval_id)).status is ApprovalStatus.EXPIRED
     denied = await record_of(kv, auto_deny.approval_id)
     assert denied.status is ApprovalStatus.REJECTED
@@ -262,3 +270,34 @@ async def test_cancel_by_owner_only_and_only_once() -> None:
     with pytest.raises(ApprovalError) as again:
         await service.cancel(CancelApprovalRequest(approval_id=cmd.approval_id, client_id="agent"))
     assert again.value.code == "conflict"
+
+
+async def test_the_due_index_holds_only_open_approvals_and_pending_reads_only_it() -> None:
+    service, kv, _publisher, clock = build()
+    index = service.due_index
+    assert isinstance(index, MemoryDueIndex)
+    pressed, cancelled, still_open = command(clock), command(clock), command(clock)
+    for cmd in (pressed, cancelled, still_open):
+        await service.submit(cmd)
+    assert set(await index.open_ids()) == {
+        pressed.approval_id,
+        cancelled.approval_id,
+        still_open.approval_id,
+    }
+    await service.press(
+        update_id=1,
+        callback_query_id="q1",
+        chat_id=ALICE,
+        person=Person(ALICE),
+        data=data_for(service, pressed.approval_id, 0),
+    )
+    await service.cancel(
+        CancelApprovalRequest(approval_id=cancelled.approval_id, client_id="agent")
+    )
+    assert await index.open_ids() == [still_open.approval_id]
+    assert [r.approval_id for r in await service.open_for(ALICE)] == [still_open.approval_id]
+    # Open records are kept; closed ones carry the history TTL.
+    assert kv.ttls[still_open.approval_id] is None
+    assert kv.ttls[pressed.approval_id] == kv.ttls[cancelled.approval_id] == service.history_s
+    # Until the TTL runs out the decided record stays readable by id.
+    assert (await record_of(kv, pressed.approval_id)).status is ApprovalStatus.APPROVED

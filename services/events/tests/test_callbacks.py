@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from events_harness import FakeKv
 
 from cctelegram_events.callbacks import CallbackSigner, shared_secret
-from cctelegram_events.testing import FakeKv
 
 
 def test_callback_data_fits_and_round_trips() -> None:

@@ -8,6 +8,8 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from events_harness import EventsHarness
+
 from cctelegram_common import subjects
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import SubmitEvent
@@ -20,7 +22,6 @@ from cctelegram_common.contracts.modes import (
     SetQuietHoursRequest,
 )
 from cctelegram_common.contracts.rpc import RpcReply
-from cctelegram_events.testing import EventsHarness
 
 
 async def set_mode(harness: EventsHarness, mode: Mode, client_id: str | None) -> ModeResult:

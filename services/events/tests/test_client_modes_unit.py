@@ -6,13 +6,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, time
 
+from events_harness import FakeKv, ManualClock, RecordingPublisher
+
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import EventState, Severity, SubmitEvent
 from cctelegram_common.contracts.modes import Mode, QuietHoursSpec
 from cctelegram_common.contracts.outbox import Operation, OutboxMessage
 from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_events.modes import MutedItem, muted_key, note_suppressed
-from cctelegram_events.testing import FakeKv, ManualClock, RecordingPublisher
 
 from .test_notifications_unit import USERS, interpreter, message, notifications
 

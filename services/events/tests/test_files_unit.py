@@ -7,6 +7,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from events_harness import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
+
 from cctelegram_common.contracts.approvals import SubmitApproval
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import EventState, SubmitEvent
@@ -20,7 +22,6 @@ from cctelegram_events.modes import ModeService, ModeStore
 from cctelegram_events.notifications import NotificationService
 from cctelegram_events.responses import ResponseLog
 from cctelegram_events.tasks import TaskService
-from cctelegram_events.testing import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
 from cctelegram_events.updates import UpdateInterpreter
 
 USERS = (501, 502)
@@ -109,7 +110,7 @@ async def test_a_photo_in_reply_to_a_card_is_listed_and_given_to_the_cards_clien
         tasks=TaskService(state, clock),
         modes=ModeService(ModeStore(state, clock), publisher, clock),
         bridge=None,  # type: ignore[arg-type]  # no command in this test
-        status_kv=status,
+        seen_kv=FakeKv(),
         publisher=publisher,
         clock=clock,
         allowed_users=USERS,

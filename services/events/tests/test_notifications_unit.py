@@ -5,13 +5,21 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, time
 
+from events_harness import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
 from pydantic import BaseModel
 
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import EventState, Severity, SubmitEvent
 from cctelegram_common.contracts.modes import Mode
 from cctelegram_common.contracts.outbox import Operation
-from cctelegram_common.contracts.updates import InboundUpdate
+from cctelegram_common.contracts.updates import (
+    CommandIssued,
+    InboundUpdate,
+    MemberChanged,
+    OtherUpdate,
+    TelegramPerson,
+    TextReceived,
+)
 from cctelegram_events.approvals import ApprovalService
 from cctelegram_events.bridge_client import UNAVAILABLE
 from cctelegram_events.callbacks import CallbackSigner
@@ -19,7 +27,6 @@ from cctelegram_events.modes import ModeService, ModeStore, QuietHours
 from cctelegram_events.notifications import NotificationService
 from cctelegram_events.responses import ResponseLog
 from cctelegram_events.tasks import TaskService
-from cctelegram_events.testing import FakeKv, ManualClock, MemoryResponseReader, RecordingPublisher
 from cctelegram_events.updates import UpdateInterpreter
 
 USERS = (501, 502)
@@ -177,7 +184,7 @@ def interpreter() -> tuple[UpdateInterpreter, RecordingPublisher, ModeService]:
             tasks=TaskService(state, clock),
             modes=modes,
             bridge=NoBridge(),
-            status_kv=status,
+            seen_kv=FakeKv(),
             publisher=publisher,
             clock=clock,
             allowed_users=USERS,
@@ -219,3 +226,22 @@ async def test_commands_from_allowed_users_and_strangers_are_ignored() -> None:
     assert "cmd-4" not in replies
     assert "No open approvals" in replies["cmd-5"]
     assert all(m.chat_id in USERS for m in publisher.outbox())
+
+
+async def test_typed_updates_need_no_raw_telegram_json() -> None:
+    updates, publisher, _modes = interpreter()
+    person = TelegramPerson(user_id=USERS[0], first_name="U")
+    typed = [
+        CommandIssued(chat_id=USERS[0], message_id=1, person=person, command="/help"),
+        TextReceived(chat_id=USERS[0], message_id=2, person=person, text="thanks"),
+        MemberChanged(chat_id=USERS[0], person=person, new_status="kicked"),
+        OtherUpdate(update_type="edited_message"),
+    ]
+    kinds = [
+        await updates.handle(InboundUpdate(update_id=100 + index, event=event))
+        for index, event in enumerate(typed)
+    ]
+    assert kinds == ["command", "text", "ignored", "ignored"]
+    (reply,) = publisher.outbox()
+    assert reply.outbox_id == "cmd-100:" + str(USERS[0]) + ":0"
+    assert "/cct:nomad" in (reply.text or "")

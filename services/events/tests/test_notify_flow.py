@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from events_harness import EventsHarness, running_events
+
 from cctelegram_common import subjects
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import EventState, EventStatus, SubmitEvent
 from cctelegram_common.contracts.outbox import DeliveryOutcome, DeliveryReported, Operation
-from cctelegram_events.testing import EventsHarness, running_events
 
 
 async def _publish(harness: EventsHarness, subject: str, payload: object, msg_id: str) -> None:

@@ -12,7 +12,7 @@ from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import SubmitEvent
 from cctelegram_events.rendering import render_approval_card, render_message_parts
 from cctelegram_events.telegram_html import utf16_len
-from cctelegram_sandbox.formatting import format_text
+from cctelegram_testing.sandbox import format_text
 
 SECRETS = (
     "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawX",  # Telegram bot token

@@ -11,7 +11,7 @@ from cctelegram_common.contracts.events import Severity, SubmitEvent
 from cctelegram_events.rendering import render_approval_card, render_event, render_message_parts
 from cctelegram_events.telegram_html import split_html, utf16_len
 from cctelegram_events.templates import TEMPLATES, catalogue
-from cctelegram_sandbox.formatting import format_text
+from cctelegram_testing.sandbox import format_text
 
 
 def event(**fields: object) -> SubmitEvent:

@@ -1,5 +1,6 @@
 """schemathesis, in-process, against /openapi.json: ≥ 1,000 generated requests with and without
-a key; no 500, every documented response matches its schema.
+a key; no 500, every documented response matches its schema. Then the same over the REST
+resources only (tag ``resources``), ≥ 1,000 cases of their own.
 
 The gateway runs on a NATS of its own with no events / bridge-manager / auth services, so
 tools that depend on them answer the documented 503 ``unavailable`` (counted, and allowed
@@ -23,16 +24,20 @@ from schemathesis.specs.openapi.checks import (
 
 from cctelegram_common.apikeys import generate_key
 from cctelegram_common.contracts.auth import ROLE_PERMISSIONS, Principal, Role, VerifyResponse
-from cctelegram_common.natsserver import NatsServer
 from cctelegram_common.settings import NatsSettings
 from cctelegram_gateway.app import create_app
 from cctelegram_gateway.settings import GatewaySettings
-from cctelegram_gateway.testing import lifespan_app
+from cctelegram_gateway.tools import approvals
+from cctelegram_testing.gateway import lifespan_app
+from cctelegram_testing.nats import NatsServer
 
 pytestmark = pytest.mark.slow
 KEY = generate_key().full
+# The REST resources get a run of their own, with more cases each (≥ 1,000 in all).
+RESOURCE_EXAMPLES_PER_OPERATION = 80
 EXAMPLES_PER_OPERATION = 18
-BLOCKING = {"wait_for_approval"}
+# test_resources_fuzz covers the long-poll (with a shortened appear-grace).
+BLOCKING = {"wait_for_approval", "get_approval_resource"}
 # Tools left out of the authenticated run because of a known bug; keep this empty.
 KNOWN_BUGS: set[str] = set()
 
@@ -49,10 +54,15 @@ async def fixed_keys(presented: str, _request_id: str | None) -> VerifyResponse:
     return VerifyResponse(valid=True, principal=principal)
 
 
-def fuzz(operation: object, headers: dict[str, str], checks: list[object]) -> None:
+def fuzz(
+    operation: object,
+    headers: dict[str, str],
+    checks: list[object],
+    examples: int = EXAMPLES_PER_OPERATION,
+) -> None:
     @given(case=operation.as_strategy())  # type: ignore[attr-defined]
     @settings(
-        max_examples=EXAMPLES_PER_OPERATION,
+        max_examples=examples,
         deadline=None,
         database=None,
         phases=[Phase.explicit, Phase.generate],
@@ -119,3 +129,60 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
     assert total >= 1000
     assert statuses[401] > 0
     assert sum(count for status, count in statuses.items() if 200 <= status < 300) > 0
+
+
+@pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
+def test_resources_fuzz_no_server_error_and_no_schema_mismatch(
+    fresh_nats: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(approvals, "APPEAR_GRACE_S", 0.05)
+    settings_ = GatewaySettings(
+        nats=NatsSettings(urls=[fresh_nats.url]),
+        allowed_hosts=["testserver", "testserver:*"],
+        verify_timeout_s=0.5,
+    )
+    gateway = create_app(settings_)
+    gateway.verifier.ask = fixed_keys
+    schema = schemathesis.openapi.from_asgi("/openapi.json", lifespan_app(gateway))
+    statuses: Counter[int] = Counter()
+    by_operation: Counter[str] = Counter()
+    failures: dict[str, str] = {}
+
+    def no_server_error(_ctx: object, response: object, case: object) -> bool:
+        status = response.status_code  # type: ignore[attr-defined]
+        statuses[status] += 1
+        by_operation[case.operation.label] += 1  # type: ignore[attr-defined]
+        if status < 500:
+            return True
+        body = json.loads(response.content)  # type: ignore[attr-defined]
+        assert status == 503, f"{status} from {case.operation.label}: {body}"  # type: ignore[attr-defined]
+        assert body["error"]["code"] == "unavailable", body
+        return True
+
+    checks = [
+        no_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
+    operations = [
+        result.ok()
+        for result in schema.get_all_operations()
+        if "resources" in (result.ok().definition.raw.get("tags") or [])
+    ]
+    assert len(operations) >= 9
+    for operation in operations:
+        for headers in ({"Authorization": f"Bearer {KEY}"}, {}):
+            try:
+                fuzz(operation, headers, checks, RESOURCE_EXAMPLES_PER_OPERATION)
+            except Exception as failure:  # collect them all, then report together
+                inner = getattr(failure, "exceptions", ())
+                detail = " | ".join(str(error)[:700] for error in inner) or str(failure)
+                failures[operation.label] = detail[:1500]
+    total = sum(statuses.values())
+    print(f"schemathesis (resources): {total} cases, statuses {dict(statuses)}")
+    print(f"by operation: {dict(by_operation)}")
+    assert not failures, "\n\n".join(f"{label}: {text}" for label, text in failures.items())
+    assert total >= 1000
+    assert statuses[401] > 0
+    assert statuses[422] > 0

@@ -13,9 +13,9 @@ import pytest
 from nats.aio.client import Client
 
 from cctelegram_common import streams, subjects
-from cctelegram_common.natsserver import NatsServer
 from cctelegram_notifier.runtime import NotifierRuntime
 from cctelegram_notifier.settings import NotifierSettings
+from cctelegram_testing.nats import NatsServer
 
 
 class VirtualClock:

@@ -15,10 +15,10 @@ import pytest
 
 from cctelegram_common import streams, subjects
 from cctelegram_common.contracts.outbox import Operation, OutboxMessage
-from cctelegram_common.natsserver import NatsServer
 from cctelegram_notifier.coalesce import SEPARATOR
-from cctelegram_notifier.testing import NotifierProcess, sandbox_messages, wait_until
-from cctelegram_sandbox.testing import run_sandbox
+from cctelegram_testing.nats import NatsServer
+from cctelegram_testing.notifier import NotifierProcess, sandbox_messages, wait_until
+from cctelegram_testing.sandbox import run_sandbox
 
 NOTIFICATIONS = 2000
 CHATS = 100

@@ -23,10 +23,10 @@ from cctelegram_common.contracts.outbox import (
     Operation,
     OutboxMessage,
 )
-from cctelegram_common.natsserver import NatsServer
 from cctelegram_notifier.coalesce import SEPARATOR, Measure, measure, merged_message, plan
 from cctelegram_notifier.store import delivery_key
-from cctelegram_notifier.testing import (
+from cctelegram_testing.nats import NatsServer
+from cctelegram_testing.notifier import (
     NotifierProcess,
     publish_outbox,
     sandbox_calls,
@@ -34,9 +34,7 @@ from cctelegram_notifier.testing import (
     stream_contracts,
     wait_until,
 )
-from cctelegram_sandbox.entities import utf16_len
-from cctelegram_sandbox.formatting import format_text
-from cctelegram_sandbox.testing import RunningSandbox, run_sandbox
+from cctelegram_testing.sandbox import RunningSandbox, format_text, run_sandbox, utf16_len
 
 CARD_KEYBOARD = ((InlineButton(text="Approve", callback_data="a"),),)
 
@@ -280,7 +278,17 @@ async def test_a_crash_during_a_merged_send_loses_nothing_and_reports_each_once(
 ) -> None:
     """kill -9 while a merged message is out at Telegram (which then accepts it): the batch
     comes back after the ack wait and is sent again. Nothing is lost, every original is
-    reported once, and only the originals that were out at the crash show a second time."""
+    reported once, and only the originals that were out at the crash show a second time.
+
+    First showings are in stream order whichever lands first, the stalled call or the second
+    notifier's: the stalled call carries the lane's head r0 and what was behind it, and the
+    second notifier gets the chat's messages back in stream order and starts from r0 as well.
+    That second half is the notifier's doing, not NATS's: NATS hands unacked messages back in
+    the order their ack wait runs out, and the keep-alive used to refresh only the messages
+    held long enough — r0 fetched a few ms before r1..r9 could be refreshed alone, come back
+    last, and the second notifier sent "r1" (or r1..r9) before the stalled r0 landed (seen
+    as ['r1', 'r0', ...] under load). The keep-alive now refreshes a whole lane, head first
+    (``test_keep_alive_refreshes_a_whole_lane_head_first``)."""
     chat = 505
     nc = await nats.connect(fresh_nats.url)
     await streams.provision(nc.jetstream())

@@ -19,14 +19,14 @@ from cctelegram_common.contracts.outbox import (
     Operation,
     OutboxMessage,
 )
-from cctelegram_notifier.testing import (
+from cctelegram_testing.notifier import (
     publish_outbox,
     sandbox_calls,
     sandbox_messages,
     stream_contracts,
     wait_until,
 )
-from cctelegram_sandbox.testing import RunningSandbox, run_sandbox
+from cctelegram_testing.sandbox import RunningSandbox, run_sandbox
 
 RETRY_AFTER = re.compile(r"retry after (\d+)")
 

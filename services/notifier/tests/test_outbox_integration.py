@@ -4,11 +4,14 @@ edits, pause/resume and a rejected token."""
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.bridge import BridgeControl, ControlAction
@@ -19,15 +22,16 @@ from cctelegram_common.contracts.outbox import (
     Operation,
     OutboxMessage,
 )
+from cctelegram_notifier.outbox import Held, Lane, due_for_keep_alive
 from cctelegram_notifier.store import delivery_key
-from cctelegram_notifier.testing import (
+from cctelegram_testing.notifier import (
     publish_outbox,
     sandbox_calls,
     sandbox_messages,
     stream_contracts,
     wait_until,
 )
-from cctelegram_sandbox.testing import RunningSandbox, run_sandbox
+from cctelegram_testing.sandbox import RunningSandbox, run_sandbox
 
 
 @pytest.fixture
@@ -164,3 +168,18 @@ async def test_rejected_token_stops_sending_and_fails_readiness(
     assert info.state.messages == 3  # nothing lost, nothing dead-lettered
     assert sandbox_messages(sandbox, 601) == []
     assert runtime.heartbeat().token_rejected  # bridge-manager shows it too
+
+
+def test_keep_alive_refreshes_a_whole_lane_head_first() -> None:
+    """A crash hands messages back in the order their ack wait ran out: refreshing a lane's
+    head alone (the only one old enough) would send it back after the messages behind it."""
+
+    def held(name: str, fetched_at: float, *, acked: bool = False) -> Held:
+        msg = cast(Msg, SimpleNamespace(name=name, is_acked=acked))
+        return Held(msg, None, fetched_at=fetched_at)
+
+    busy = Lane(1, deque([held("a0", 0.0), held("a1", 9.9), held("a2", 9.95, acked=True)]))
+    young = Lane(2, deque([held("b0", 9.8), held("b1", 9.9)]))
+    empty = Lane(3)
+    due = due_for_keep_alive([busy, young, empty], now=10.0, period=0.5)
+    assert [cast(Any, item.msg).name for item in due] == ["a0", "a1"]

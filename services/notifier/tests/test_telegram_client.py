@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from cctelegram_common.natsserver import free_port
 from cctelegram_notifier.settings import TelegramHttpSettings
 from cctelegram_notifier.telegram import HttpBotApi, TelegramError, TelegramUnavailableError
+from cctelegram_testing.nats import free_port
 
 TOKEN = "123456789:AAH-secret-token-that-must-never-be-logged"
 

@@ -17,15 +17,15 @@ from nats.aio.client import Client
 
 from cctelegram_common import streams, subjects
 from cctelegram_common.contracts.updates import InboundUpdate, update_msg_id
-from cctelegram_common.natsserver import NatsServer
 from cctelegram_notifier.store import chat_key
-from cctelegram_notifier.testing import (
+from cctelegram_testing.nats import NatsServer
+from cctelegram_testing.notifier import (
     NotifierProcess,
     sandbox_calls,
     stream_contracts,
     wait_until,
 )
-from cctelegram_sandbox.testing import RunningSandbox, run_sandbox
+from cctelegram_testing.sandbox import RunningSandbox, run_sandbox
 
 FAST_LEASE = {"lease_ttl_s": 3.0, "lease_check_s": 0.2, "timeout_s": 1.0}
 

@@ -166,7 +166,7 @@ def test_installer_runs_npm_once_for_two_concurrent_callers_then_reuses(tmp_path
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
     }
     code = (
-        "from cctelegram_anthropic_standin.install import ensure_claude_code;"
+        "from cctelegram_testing.claude_code import ensure_claude_code;"
         "print(ensure_claude_code('9.9.9'))"
     )
     callers = [

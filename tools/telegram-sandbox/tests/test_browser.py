@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from cctelegram_sandbox.testing import run_sandbox
+from cctelegram_testing.sandbox import run_sandbox
 
 SCREENSHOT = Path("/tmp/cctelegram-sandbox-browser.png")
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from cctelegram_sandbox.__main__ import parse_args
-from cctelegram_sandbox.testing import run_sandbox
+from cctelegram_testing.sandbox import run_sandbox
 
 
 def test_cli_options() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cctelegram_sandbox.testing import RunningSandbox, run_sandbox
+from cctelegram_testing.sandbox import RunningSandbox, run_sandbox
 
 
 class Receiver:

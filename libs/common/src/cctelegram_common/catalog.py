@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.approvals import (
+    ApprovalDue,
     ApprovalRecord,
     CancelApprovalRequest,
     SubmitApproval,
@@ -65,6 +66,14 @@ from cctelegram_common.contracts.tasks import (
 )
 from cctelegram_common.contracts.tools import TemplateCatalogue, TemplatesRequest
 from cctelegram_common.contracts.updates import InboundUpdate
+from cctelegram_common.contracts.webhooks import (
+    CreatedWebhookSecret,
+    CreateWebhookSecretRequest,
+    SignWebhookRequest,
+    WebhookDeadLettered,
+    WebhookDelivery,
+    WebhookSignature,
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,25 @@ CHANNELS: list[Channel] = [
         ("notifier",),
         ("bridge-manager", "operators"),
         "An outbox message that could not be delivered, with reason and attempts.",
+        subjects.STREAM_DEAD_LETTER,
+    ),
+    Channel(
+        subjects.WEBHOOK_DELIVER,
+        WebhookDelivery,
+        "command",
+        ("events",),
+        ("events",),
+        "POST an approval's final record to its callback_url, signed; retried on timeouts "
+        "and 5xx for the retry window (an hour), then dead-lettered.",
+        subjects.STREAM_WEBHOOKS,
+    ),
+    Channel(
+        subjects.DEAD_LETTER_WEBHOOK,
+        WebhookDeadLettered,
+        "event",
+        ("events",),
+        ("operators",),
+        "A decision webhook given up on: refused destination, 4xx, or failures past the window.",
         subjects.STREAM_DEAD_LETTER,
     ),
     Channel(
@@ -169,6 +197,26 @@ CHANNELS += [
         ("events",),
         "Show an approval card to the approvers; Nats-Msg-Id = approval_id.",
         subjects.STREAM_EVENTS,
+    ),
+    Channel(
+        subjects.approval_due_subject("{approval_id}"),
+        ApprovalDue,
+        "command",
+        ("events",),
+        ("nats-server (message schedules)",),
+        "The due-time index: the schedule of one open approval (Nats-Schedule: @at its "
+        "expiry, target cctg.approvals.timeout.<approval_id>); replaced by an empty message "
+        "with a 1 s TTL when the approval closes.",
+        subjects.STREAM_APPROVAL_DUE,
+    ),
+    Channel(
+        subjects.approval_timeout_subject("{approval_id}"),
+        ApprovalDue,
+        "event",
+        ("nats-server (message schedules)",),
+        ("events",),
+        "An open approval fell due; one events replica applies its on_timeout rule.",
+        subjects.STREAM_APPROVAL_DUE,
     ),
     Channel(
         f"{subjects.PREFIX}.responses.{{kind}}",
@@ -330,6 +378,22 @@ CHANNELS += [
         ("gateway", "cctelegram keys"),
         "auth",
         "Issue a new key for the same client; the old one stays valid until revoked.",
+    ),
+    _rpc(
+        subjects.AUTH_RPC_CREATE_WEBHOOK_SECRET,
+        CreateWebhookSecretRequest,
+        CreatedWebhookSecret,
+        ("gateway", "cctelegram keys"),
+        "auth",
+        "Create the webhook signing secret of a key's client; shown once, kept encrypted.",
+    ),
+    _rpc(
+        subjects.AUTH_RPC_SIGN_WEBHOOK,
+        SignWebhookRequest,
+        WebhookSignature,
+        ("events",),
+        "auth",
+        "Sign a decision webhook's body with the client's secret (it never leaves auth).",
     ),
     Channel(
         f"{subjects.PREFIX}.audit.{{service}}.{{action}}",

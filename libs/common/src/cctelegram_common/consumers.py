@@ -73,10 +73,14 @@ async def settle(
 async def hand_back(
     message: Msg, error: BaseException, *, base_delay_s: float = 0.5, max_delay_s: float = 30.0
 ) -> None:
-    """Nak ``message`` with a delay that grows with each delivery (see ``settle``)."""
+    """Nak ``message`` with a delay that grows with each delivery (see ``settle``), or the
+    delay the error asks for (an exception with a ``retry_after_s`` attribute)."""
     metadata = getattr(message, "metadata", None)
     delivered = int(getattr(metadata, "num_delivered", 1) or 1)
     delay = max(base_delay_s, backoff_delay(delivered + 1, base_delay_s, max_delay_s))
+    hinted = getattr(error, "retry_after_s", None)
+    if isinstance(hinted, int | float) and hinted > 0:
+        delay = float(hinted)
     _log.warning(
         "handler_failed_retrying",
         error=f"{type(error).__name__}: {error}"[:300],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -23,9 +24,9 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from cctelegram_common.contracts.rpc import RpcError, RpcReply
+from cctelegram_common.contracts.rpc import RefusalCode, RpcError, RpcReply
 from cctelegram_common.logging import get_logger
 from cctelegram_common.metrics import registry
 from cctelegram_common.settings import NatsSettings
@@ -192,9 +193,68 @@ def ok(result: BaseModel) -> RpcReply:
     return RpcReply(ok=True, result=result.model_dump(mode="json"))
 
 
-def fail(code: str, message: str, field: str | None = None) -> RpcReply:
+def fail(code: RefusalCode, message: str, field: str | None = None) -> RpcReply:
     """The reply of a failed RPC, in words a caller can show."""
     return RpcReply(ok=False, error=RpcError(code=code, message=message, field=field))
+
+
+class RpcRefusedError(Exception):
+    """Raised inside an RPC method to answer with a refusal instead of a result."""
+
+    def __init__(self, code: RefusalCode, message: str, field: str | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.error = RpcError(code=code, message=message, field=field)
+
+
+def parse_request(raw: bytes, model: type[ModelT]) -> ModelT:
+    """An RPC request body as ``model``; an empty body is ``{}`` (requests with defaults).
+
+    A malformed one is refused as ``invalid`` naming its first offending field.
+    """
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        raise RpcRefusedError("invalid", first["msg"], field) from None
+
+
+def _no_refusal(error: Exception) -> RpcError | None:
+    return None
+
+
+@dataclass(frozen=True)
+class RpcResponder:
+    """How one service answers its RPCs: the one ``RpcReply`` envelope of every service.
+
+    ``RpcRefusedError`` (from ``parse_request`` or the method) is answered as is;
+    ``refusal`` turns the service's own exceptions into refusals; anything else is logged here
+    and answered ``internal`` with ``internal_message`` (a text, or one made from the method's
+    name and the error) — never a silent drop, never a traceback on the wire.
+    """
+
+    internal_message: str | Callable[[str, Exception], str]
+    refusal: Callable[[Exception], RpcError | None] = _no_refusal
+
+    async def run(self, method: str, call: Callable[[], Awaitable[BaseModel]]) -> RpcReply:
+        """Run one RPC method and wrap its result or its refusal in the envelope."""
+        try:
+            return ok(await call())
+        except RpcRefusedError as refused:
+            return RpcReply(ok=False, error=refused.error)
+        except Exception as error:
+            mapped = self.refusal(error)
+            if mapped is not None:
+                return RpcReply(ok=False, error=mapped)
+            _log.exception("rpc_failed", method=method, error=type(error).__name__)
+            message = self.internal_message
+            return fail("internal", message if isinstance(message, str) else message(method, error))
+
+    async def request(
+        self, raw: bytes, model: type[ModelT], method: Callable[[ModelT], Awaitable[BaseModel]]
+    ) -> RpcReply:
+        """Parse the raw request as ``model`` (``invalid`` when it is not), then ``run``."""
+        return await self.run(model.__name__, lambda: method(parse_request(raw, model)))
 
 
 async def rpc_call(
@@ -217,7 +277,13 @@ async def rpc_call(
         raise RpcFailedError(
             RpcError(code="unavailable", message=f"{subject}: {type(error).__name__}")
         ) from None
-    reply = RpcReply.model_validate_json(message.body)
+    try:
+        reply = RpcReply.model_validate_json(message.body)
+    except ValidationError:
+        # A refusal code outside the closed set, or no envelope at all: a bug on that side.
+        raise RpcFailedError(
+            RpcError(code="internal", message=f"{subject}: malformed reply")
+        ) from None
     if not reply.ok or reply.result is None:
         raise RpcFailedError(reply.error or RpcError(code="internal", message="empty reply"))
     return response_model.model_validate(reply.result)

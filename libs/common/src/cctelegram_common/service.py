@@ -161,6 +161,7 @@ class Service:
                     jetstream(self.broker),
                     replicas=self.settings.nats.replicas,
                     create=self.settings.nats.provision,
+                    history_s=self.settings.nats.history_days * streams.DAY_S,
                 )
                 for hook in self._on_connected:
                     await hook()

@@ -7,22 +7,48 @@ import os
 import socket
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+T = TypeVar("T")
+
+
+def comma_separated(raw: str) -> list[str]:
+    """``"a, b,,c"`` → ``["a", "b", "c"]``."""
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _comma_list(value: object) -> object:
+    if isinstance(value, str):
+        if value.lstrip().startswith("["):  # a JSON list, as written by a supervisor
+            return json.loads(value)
+        return comma_separated(value)
+    if isinstance(value, int | float):  # one number, as an embedder may pass it
+        return [value]
+    return value
+
+
+CommaList = Annotated[T, NoDecode, BeforeValidator(_comma_list)]
+"""A list setting read from one environment value: ``a,b,c`` or a JSON list. ``T`` is the
+list or tuple type: ``allowed_users: CommaList[tuple[int, ...]]``. (``NoDecode``: the value
+is not JSON unless it looks like a JSON list.)"""
 
 
 def _urls_from_environment() -> list[str]:
-    raw = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
-    return [url.strip() for url in raw.split(",") if url.strip()]
+    return comma_separated(os.environ.get("NATS_URL", "nats://127.0.0.1:4222"))
+
+
+def _history_days_from_environment() -> float:
+    return float(os.environ.get("CCTG_HISTORY_DAYS", "30"))
 
 
 class NatsSettings(BaseModel):
     """How to reach NATS. Env (nested): ``<PREFIX>NATS__URLS`` or the shared ``NATS_URL``."""
 
-    # NoDecode: the env value is `nats://a:4222,nats://b:4222`, not JSON; NATS_URL too.
-    urls: Annotated[list[str], NoDecode] = Field(
+    # The env value is `nats://a:4222,nats://b:4222`; NATS_URL too.
+    urls: CommaList[list[str]] = Field(
         default_factory=_urls_from_environment,
         description="One or more server URLs (a cluster)",
     )
@@ -37,17 +63,14 @@ class NatsSettings(BaseModel):
     # Local dev creates streams itself; production leaves it to `cctelegram provision`.
     provision: bool = True
     replicas: int = Field(default=1, ge=1, le=5)
+    history_days: float = Field(
+        default_factory=_history_days_from_environment,
+        gt=0,
+        description="How long decided approvals, event statuses and delivery records are kept "
+        "before NATS removes them (per-key TTL / bucket max age); the shared CCTG_HISTORY_DAYS",
+    )
     connect_timeout_s: float = 2.0
     reconnect_wait_s: float = 1.0
-
-    @field_validator("urls", mode="before")
-    @classmethod
-    def _split_commas(cls, value: object) -> object:
-        if isinstance(value, str):
-            if value.lstrip().startswith("["):  # a JSON list, as written by a supervisor
-                return json.loads(value)
-            return [url.strip() for url in value.split(",") if url.strip()]
-        return value
 
 
 class HttpSettings(BaseModel):

@@ -16,17 +16,34 @@ STREAM_RESPONSES: Final = "CCTG_RESPONSES"
 STREAM_AUDIT: Final = "CCTG_AUDIT"
 STREAM_DELIVERIES: Final = "CCTG_DELIVERIES"
 STREAM_DEAD_LETTER: Final = "CCTG_DEADLETTER"
+STREAM_WEBHOOKS: Final = "CCTG_WEBHOOKS"
+# The due-time index of open approvals: one scheduled message per open approval.
+STREAM_APPROVAL_DUE: Final = "CCTG_APPROVAL_DUE"
 
 # --- commands and events on streams ------------------------------------------------------
-EVENTS_ALL: Final = "cctg.events.>"
 # SubmitEvent: a caller asks for a notification (stored before the tool call returns).
 EVENT_SUBMIT: Final = "cctg.events.submit"
 # SubmitApproval: a caller asks a person to decide.
 APPROVAL_SUBMIT: Final = "cctg.events.approval.submit"
-# CancelApproval: a caller withdraws an open approval.
-APPROVAL_CANCEL: Final = "cctg.events.approval.cancel"
 # Everything about approvals that the events stream stores.
 APPROVALS_ALL: Final = "cctg.events.approval.>"
+
+# The due-time index (NATS message schedules, server 2.12+): ``cctg.approvals.due.<id>`` holds
+# the schedule of one open approval; at its expiry the server publishes an ApprovalDue on
+# ``cctg.approvals.timeout.<id>``, which one events replica takes from a durable consumer.
+APPROVAL_DUE_ALL: Final = "cctg.approvals.due.*"
+APPROVAL_TIMEOUT_ALL: Final = "cctg.approvals.timeout.*"
+
+
+def approval_due_subject(approval_id: str) -> str:
+    """Where the schedule of one open approval lives (at most one message per subject)."""
+    return f"{PREFIX}.approvals.due.{approval_id}"
+
+
+def approval_timeout_subject(approval_id: str) -> str:
+    """Where the server publishes the approval's ApprovalDue when it falls due."""
+    return f"{PREFIX}.approvals.timeout.{approval_id}"
+
 
 OUTBOX_ALL: Final = "cctg.outbox.>"
 # One subject per target chat so per-chat order is a property of the subject.
@@ -47,9 +64,14 @@ DELIVERY_REPORTED: Final = "cctg.delivery.reported"
 
 DEAD_LETTER_ALL: Final = "cctg.deadletter.>"
 DEAD_LETTER_OUTBOX: Final = "cctg.deadletter.outbox"
+# WebhookDeadLettered: a decision webhook given up on, with the reason.
+DEAD_LETTER_WEBHOOK: Final = "cctg.deadletter.webhook"
+
+WEBHOOKS_ALL: Final = "cctg.webhooks.>"
+# WebhookDelivery: POST an approval's final record to its callback_url (events sends it).
+WEBHOOK_DELIVER: Final = "cctg.webhooks.deliver"
 
 RESPONSES_ALL: Final = "cctg.responses.>"
-RESPONSE_RECORDED: Final = "cctg.responses.recorded"
 
 AUDIT_ALL: Final = "cctg.audit.>"
 
@@ -82,7 +104,11 @@ KV_BRIDGE: Final = "cctg_bridge"
 KV_EVENT_STATUS: Final = "cctg_event_status"
 KV_STATE: Final = "cctg_state"
 KV_SESSIONS: Final = "cctg_sessions"
+# Per client: its webhook signing secret, encrypted under auth's server secret (auth only).
+KV_WEBHOOK_SECRETS: Final = "cctg_webhook_secrets"
 KV_RATE_LIMITS: Final = "cctg_ratelimits"  # gateway: one token bucket per API key id
+# Private to the events service: one key per processed Telegram update_id (no reader).
+KV_UPDATES_SEEN: Final = "cctg_updates_seen"
 
 # --- object store --------------------------------------------------------------------------
 # Files both ways: uploads the gateway stores for the notifier to send, and documents and
@@ -95,12 +121,13 @@ CONSUMER_EVENTS_SUBMIT: Final = "events-submit"
 CONSUMER_EVENTS_APPROVALS: Final = "events-approvals"
 CONSUMER_EVENTS_UPDATES: Final = "events-updates"
 CONSUMER_EVENTS_DELIVERIES: Final = "events-deliveries"
+CONSUMER_EVENTS_EXPIRY: Final = "events-expiry"
 CONSUMER_NOTIFIER_OUTBOX: Final = "notifier-outbox"
+CONSUMER_EVENTS_WEBHOOKS: Final = "events-webhooks"
 
 # --- message headers -----------------------------------------------------------------------
 HEADER_MSG_ID: Final = "Nats-Msg-Id"
 HEADER_REQUEST_ID: Final = "X-Request-Id"
-HEADER_CLIENT_ID: Final = "Cctg-Client-Id"
 
 # --- bridge: KV keys in KV_BRIDGE and RPC methods of bridge-manager -----------------------
 # DesiredBridgeState JSON, written by bridge-manager with compare-and-set.
@@ -154,9 +181,6 @@ STATE_KEY_MODE: Final = "mode"  # the default for every client
 STATE_KEY_MODE_CLIENT_PREFIX: Final = "mode.client."  # + client key: one client's own choice
 STATE_KEY_MUTED_PREFIX: Final = "muted."  # + client key: what was suppressed while muted
 STATE_KEY_CALLBACK_SECRET: Final = "events.callback_secret"  # noqa: S105 (a key name)
-# Keys in KV_EVENT_STATUS besides event ids: processed-update markers (the bucket's TTL
-# forgets them after a week, longer than Telegram keeps an update).
-EVENT_STATUS_UPDATE_PREFIX: Final = "update."
 
 # --- auth: key management RPCs (answered by the auth service) ------------------------------
 AUTH_RPC_SERVICE: Final = "auth"
@@ -164,3 +188,7 @@ AUTH_RPC_CREATE_KEY: Final = rpc_subject(AUTH_RPC_SERVICE, "create_key")
 AUTH_RPC_LIST_KEYS: Final = rpc_subject(AUTH_RPC_SERVICE, "list_keys")
 AUTH_RPC_REVOKE_KEY: Final = rpc_subject(AUTH_RPC_SERVICE, "revoke_key")
 AUTH_RPC_ROTATE_KEY: Final = rpc_subject(AUTH_RPC_SERVICE, "rotate_key")
+# A client's webhook secret: created (shown once) by an admin; only auth ever holds it, and
+# the sender of decision webhooks (events) asks auth to sign each delivery.
+AUTH_RPC_CREATE_WEBHOOK_SECRET: Final = rpc_subject(AUTH_RPC_SERVICE, "create_webhook_secret")
+AUTH_RPC_SIGN_WEBHOOK: Final = rpc_subject(AUTH_RPC_SERVICE, "sign_webhook")

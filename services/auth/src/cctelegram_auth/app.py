@@ -7,6 +7,7 @@ from cctelegram_auth.keys import KeyService
 from cctelegram_auth.secret import load_secret
 from cctelegram_auth.settings import AuthSettings
 from cctelegram_auth.store import NatsKeyStore
+from cctelegram_auth.webhooks import WebhookSecrets
 from cctelegram_common import subjects
 from cctelegram_common.audit import publish_audit
 from cctelegram_common.contracts.audit import AuditRecord
@@ -41,6 +42,7 @@ def create_app(settings: AuthSettings | None = None) -> Service:
         audit=audit,
         last_used_write_interval_s=settings.last_used_write_interval_s,
     )
+    webhook_secrets = WebhookSecrets(keys, secret.value, audit)
     bootstrap_state = {"status": "not configured"}
 
     @service.on_connected
@@ -52,6 +54,7 @@ def create_app(settings: AuthSettings | None = None) -> Service:
                 consequence="keys issued now stop working when this process stops",
             )
         store.attach(await jetstream(service.broker).key_value(subjects.KV_KEYS))
+        webhook_secrets.kv = await jetstream(service.broker).key_value(subjects.KV_WEBHOOK_SECRETS)
         await bootstrap()
 
     async def bootstrap() -> None:
@@ -79,5 +82,5 @@ def create_app(settings: AuthSettings | None = None) -> Service:
     async def finish_writes() -> None:
         await keys.drain()
 
-    handlers.register(service.broker, keys)
+    handlers.register(service.broker, keys, webhook_secrets)
     return service

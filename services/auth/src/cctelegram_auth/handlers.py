@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from faststream.nats import NatsBroker
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from cctelegram_auth.keys import KeyNotFoundError, KeyService, KeyStateError
+from cctelegram_auth.webhooks import NoWebhookSecretError, WebhookSecrets
 from cctelegram_common import subjects
 from cctelegram_common.contracts.auth import (
     CreateKeyRequest,
@@ -17,36 +17,30 @@ from cctelegram_common.contracts.auth import (
     RotateKeyRequest,
     VerifyRequest,
 )
-from cctelegram_common.contracts.rpc import RpcReply
-from cctelegram_common.logging import get_logger
-from cctelegram_common.nats import current_message, fail, ok
-
-log = get_logger(__name__)
-RequestT = TypeVar("RequestT", bound=BaseModel)
+from cctelegram_common.contracts.rpc import RpcError, RpcReply
+from cctelegram_common.contracts.webhooks import CreateWebhookSecretRequest, SignWebhookRequest
+from cctelegram_common.nats import RpcResponder, current_message
 
 
-async def answer(
-    raw: bytes, model: type[RequestT], method: Callable[[RequestT], Awaitable[BaseModel]]
-) -> RpcReply:
-    """Validate, call, and turn every failure into an ``RpcReply`` (never a silent drop)."""
-    try:
-        request = model.model_validate_json(raw)
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        return fail("invalid", first["msg"], field)
-    try:
-        return ok(await method(request))
-    except KeyNotFoundError:
-        return fail("not_found", "no key with this id", "key_id")
-    except KeyStateError as error:
-        return fail("conflict", str(error), "key_id")
-    except Exception as error:
-        log.exception("rpc_failed", method=model.__name__, error=type(error).__name__)
-        return fail("internal", "the auth service could not complete this request")
+def _refusal(error: Exception) -> RpcError | None:
+    if isinstance(error, KeyNotFoundError):
+        return RpcError(code="not_found", message="no key with this id", field="key_id")
+    if isinstance(error, KeyStateError):
+        return RpcError(code="conflict", message=str(error), field="key_id")
+    if isinstance(error, NoWebhookSecretError):
+        return RpcError(
+            code="not_found", message="this client has no webhook secret", field="client_id"
+        )
+    return None
 
 
-def register(broker: NatsBroker, keys: KeyService) -> None:
+# Validate, call, and turn every failure into an ``RpcReply`` (never a silent drop).
+answer = RpcResponder(
+    refusal=_refusal, internal_message="the auth service could not complete this request"
+).request
+
+
+def register(broker: NatsBroker, keys: KeyService, webhooks: WebhookSecrets) -> None:
     """One subscriber per RPC, all in the ``auth`` queue group (any replica answers)."""
     queue = subjects.AUTH_RPC_SERVICE
 
@@ -78,3 +72,13 @@ def register(broker: NatsBroker, keys: KeyService) -> None:
     async def rotate_key(_body: Any) -> RpcReply:
         message = current_message(broker)
         return await answer(message.body, RotateKeyRequest, keys.rotate)
+
+    @broker.subscriber(subjects.AUTH_RPC_CREATE_WEBHOOK_SECRET, queue=queue)
+    async def create_webhook_secret(_body: Any) -> RpcReply:
+        message = current_message(broker)
+        return await answer(message.body, CreateWebhookSecretRequest, webhooks.create)
+
+    @broker.subscriber(subjects.AUTH_RPC_SIGN_WEBHOOK, queue=queue)
+    async def sign_webhook(_body: Any) -> RpcReply:
+        message = current_message(broker)
+        return await answer(message.body, SignWebhookRequest, webhooks.sign)

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from faststream.nats import NatsBroker
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from cctelegram_bridge_manager.control import BridgeController
 from cctelegram_bridge_manager.monitor import FleetMonitor
 from cctelegram_bridge_manager.status import process_check
 from cctelegram_common import subjects
 from cctelegram_common.contracts.bridge import BridgeControlRequest, BridgeStatusRequest
-from cctelegram_common.contracts.rpc import RpcReply
-from cctelegram_common.logging import get_logger
-from cctelegram_common.nats import current_message, fail, ok
+from cctelegram_common.contracts.rpc import RpcError, RpcReply
+from cctelegram_common.nats import RpcResponder, current_message
 
-log = get_logger(__name__)
-RequestT = TypeVar("RequestT", bound=BaseModel)
 QUEUE = "bridge-manager"
 
 
@@ -43,21 +39,18 @@ class Runtime:
         return self.controller
 
 
-async def _answer(
-    raw: bytes, model: type[RequestT], method: Callable[[RequestT], Awaitable[BaseModel]]
-) -> RpcReply:
-    try:
-        request = model.model_validate_json(raw or b"{}")
-    except ValidationError as error:
-        first = error.errors()[0]
-        return fail("invalid", first["msg"], ".".join(str(p) for p in first["loc"]) or None)
-    try:
-        return ok(await method(request))
-    except NotReadyError:
-        return fail("unavailable", "bridge-manager is still connecting to NATS")
-    except Exception as error:
-        log.exception("rpc_failed", request=model.__name__, error=type(error).__name__)
-        return fail("internal", f"bridge-manager could not do this: {type(error).__name__}")
+def _refusal(error: Exception) -> RpcError | None:
+    if isinstance(error, NotReadyError):
+        return RpcError(code="unavailable", message="bridge-manager is still connecting to NATS")
+    return None
+
+
+_answer = RpcResponder(
+    refusal=_refusal,
+    internal_message=lambda _method, error: (
+        f"bridge-manager could not do this: {type(error).__name__}"
+    ),
+).request
 
 
 def register(broker: NatsBroker, runtime: Runtime) -> None:

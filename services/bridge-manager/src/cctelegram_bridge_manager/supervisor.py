@@ -17,20 +17,12 @@ import httpx
 
 from cctelegram_bridge_manager.settings import SupervisorSettings
 from cctelegram_common.logging import get_logger
+from cctelegram_common.processes import die_with_parent
 from cctelegram_common.resilience import backoff_delay
 
 log = get_logger(__name__)
 
 OnExit = Callable[[str], Awaitable[None]]
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the child gets SIGTERM if bridge-manager dies without stopping it."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -123,7 +115,7 @@ class NotifierSupervisor:
             "-m",
             self.settings.module,
             env=self.env_for(slot),
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent(),  # SIGTERM if bridge-manager dies without stopping it
         )
         slot.started_at = time.monotonic()
         slot.restart_at = None

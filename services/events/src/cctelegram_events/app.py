@@ -6,24 +6,29 @@ import asyncio
 import contextlib
 import functools
 
+import httpx
+
 from cctelegram_common import files, subjects
 from cctelegram_common.health import CheckResult
 from cctelegram_common.logging import get_logger
 from cctelegram_common.nats import JetStreamPublisher, jetstream
 from cctelegram_common.service import Service
+from cctelegram_common.streams import DAY_S
+from cctelegram_common.webhooks import AllowList
 from cctelegram_events import handlers
 from cctelegram_events.approvals import ApprovalService
 from cctelegram_events.bridge_client import RpcBridgeClient
 from cctelegram_events.callbacks import CallbackSigner, shared_secret
 from cctelegram_events.modes import ModeService, ModeStore, QuietHours
 from cctelegram_events.notifications import NotificationService
-from cctelegram_events.ports import NatsKv, system_clock
+from cctelegram_events.ports import NatsDueIndex, NatsKv, system_clock
 from cctelegram_events.responses import ResponseLog, StreamResponseReader
 from cctelegram_events.runtime import Runtime, RuntimeHolder
 from cctelegram_events.sessions import SessionService
 from cctelegram_events.settings import EventsSettings
 from cctelegram_events.tasks import TaskService
 from cctelegram_events.updates import UpdateInterpreter
+from cctelegram_events.webhooks import WebhookSender, auth_signer, webhook_durable
 
 SERVICE_NAME = "events"
 log = get_logger(__name__)
@@ -42,6 +47,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
     state_kv = NatsKv(await js.key_value(subjects.KV_STATE))
     approvals_kv = NatsKv(await js.key_value(subjects.KV_APPROVALS))
     sessions_kv = NatsKv(await js.key_value(subjects.KV_SESSIONS))
+    seen_kv = NatsKv(await js.key_value(subjects.KV_UPDATES_SEEN))
     publisher = JetStreamPublisher(js)
     clock = system_clock
     modes = ModeStore(state_kv, clock)
@@ -58,6 +64,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
         style=settings.style,
         live_task_cards=settings.live_task_cards,
         quiet_hours=quiet_hours_of(settings),
+        history_s=settings.nats.history_days * DAY_S,
     )
     approvals = ApprovalService(
         approvals_kv=approvals_kv,
@@ -69,18 +76,24 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
         clock=clock,
         allowed_users=settings.allowed_users,
         timezone=settings.timezone,
+        due_index=NatsDueIndex(js),
+        history_s=settings.nats.history_days * DAY_S,
     )
-    tasks = TaskService(state_kv, clock, settings.task_root_allowlist)
+    tasks = TaskService(
+        state_kv, clock, settings.task_root_allowlist, settings.nats.history_days * DAY_S
+    )
+    sessions = SessionService(sessions_kv, approvals_kv, clock)
     updates = UpdateInterpreter(
         approvals=approvals,
         responses=responses,
         tasks=tasks,
         modes=mode_service,
         bridge=RpcBridgeClient(service.broker),
-        status_kv=status_kv,
+        seen_kv=seen_kv,
         publisher=publisher,
         clock=clock,
         allowed_users=settings.allowed_users,
+        sessions=sessions,
         assign_file_owner=functools.partial(files.assign_owner, js),
     )
     return Runtime(
@@ -90,14 +103,15 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
         responses=responses,
         tasks=tasks,
         updates=updates,
-        sessions=SessionService(sessions_kv, approvals_kv, clock),
+        sessions=sessions,
     )
 
 
 async def housekeeping(runtime: Runtime, interval_s: float, stopping: asyncio.Event) -> None:
-    """Expire approvals and send quiet-hours digests. Every replica runs this; compare-and-set
-    and deterministic outbox ids keep the effects single. At start it also sends the digest
-    of any client unmuted while no replica could (a crash between a change and its digest)."""
+    """Send quiet-hours digests. Every replica runs this; deterministic outbox ids keep the
+    effects single. (Approvals expire through the due index's consumer, not here.) At start
+    it also sends the digest of any client unmuted while no replica could (a crash between a
+    change and its digest)."""
     unmuted_checked = False
     while not stopping.is_set():
         if not unmuted_checked:
@@ -108,7 +122,6 @@ async def housekeeping(runtime: Runtime, interval_s: float, stopping: asyncio.Ev
                 if not stopping.is_set():
                     log.warning("unmuted_digest_failed", error=type(error).__name__)
         try:
-            await runtime.approvals.expire_due()
             await runtime.notifications.flush_digest()
         except Exception as error:  # keep the loop alive through NATS hiccups
             if not stopping.is_set():
@@ -125,6 +138,8 @@ def create_app(settings: EventsSettings | None = None) -> Service:
     for durable in handlers.durables(holder, settings.submit_linger_ms / 1000):
         service.consume(durable)
     background: list[asyncio.Task[None]] = []
+    senders: list[WebhookSender] = []
+    service.consume(webhook_durable(lambda: senders[0] if senders else None))
 
     @service.on_connected
     async def start_domain() -> None:
@@ -132,6 +147,17 @@ def create_app(settings: EventsSettings | None = None) -> Service:
             return  # a reconnect after a failed start: the runtime is already built
         runtime = await build_runtime(service, settings)
         holder.set(runtime)
+        senders.append(
+            WebhookSender(
+                publisher=JetStreamPublisher(jetstream(service.broker)),
+                sign=auth_signer(service.broker),
+                http=httpx.AsyncClient(),
+                allowed=AllowList.from_env(),
+                clock=system_clock,
+                retry_window_s=settings.webhook_retry_window_s,
+                timeout_s=settings.webhook_timeout_s,
+            )
+        )
         background.append(
             asyncio.create_task(
                 housekeeping(runtime, settings.expiry_interval_s, service.stopping),
@@ -145,6 +171,9 @@ def create_app(settings: EventsSettings | None = None) -> Service:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for sender in senders:
+            with contextlib.suppress(Exception):
+                await sender.http.aclose()
 
     async def runtime_ready() -> CheckResult:
         if holder.ready:

@@ -4,6 +4,11 @@ State lives in ``cctg_approvals`` (key = approval id). Every change reads the re
 revision and writes with ``update(last=revision)``; a conflict means someone else changed it,
 so the record is read again and the rule applied again. Only ``pending`` can change, so
 exactly one decision wins however many presses, replicas and redeliveries race.
+
+Scale: an open approval sits in the due-time index (``DueIndex``: a NATS message schedule),
+which hands it to one replica when it falls due; a closed one leaves the index and is written
+with a per-key TTL of the history time, so NATS removes it. Nothing here lists every approval
+or remembers approvals in memory.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from cctelegram_common.contracts.outbox import (
     OutboxMessage,
 )
 from cctelegram_common.contracts.responses import ResponseKind, ResponseRecord
+from cctelegram_common.contracts.rpc import RefusalCode
 from cctelegram_common.logging import get_logger
 from cctelegram_common.telemetry import current_traceparent, links_to
 from cctelegram_events import metrics
@@ -42,19 +48,25 @@ from cctelegram_events.claude_cards import render_claude_code_card
 from cctelegram_events.ports import (
     CasConflictError,
     Clock,
+    DueIndex,
     KvStore,
+    MemoryDueIndex,
     Publisher,
     load,
     publish_outbox,
 )
 from cctelegram_events.rendering import render_approval_card, render_closed_card
 from cctelegram_events.responses import APPROVE_ACTION, DENY_ACTION, ResponseLog
+from cctelegram_events.webhooks import publish_webhook
 
 log = get_logger(__name__)
+# Shorter than CCTG_WEBHOOKS' duplicate window (600 s): a re-publish inside it is deduplicated.
+WEBHOOK_REQUEUE_WINDOW_S = 300.0
 _tracer = trace.get_tracer("cctelegram.events.approvals")
 
 MSGREF_PREFIX = "msgref."
 CAS_ATTEMPTS = 50
+DEFAULT_HISTORY_S = 30 * 24 * 3600.0
 
 NO_LONGER_OPEN = "This request is no longer open"
 NOT_AN_APPROVER = "Sorry, only the listed approvers can answer this request."
@@ -75,9 +87,9 @@ _Change = Callable[[ApprovalRecord], ApprovalRecord | None]
 class ApprovalError(Exception):
     """A caller-facing refusal (``code`` as in RpcError: not_found, conflict, invalid)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: RefusalCode, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.code: RefusalCode = code
         self.message = message
 
 
@@ -177,8 +189,20 @@ class ApprovalService:
     clock: Clock
     allowed_users: tuple[int, ...]
     timezone: str = "UTC"
-    # Approvals this replica has seen closed: they never reopen, so the expiry scan skips them.
-    _known_closed: set[str] = field(default_factory=set)
+    # Open approvals by due time (NATS schedules in production).
+    due_index: DueIndex = field(default_factory=MemoryDueIndex)
+    # A closed approval is kept this long after its last change, then NATS removes it.
+    history_s: float = DEFAULT_HISTORY_S
+
+    def _ttl_of(self, record: ApprovalRecord) -> float | None:
+        return None if record.is_open else self.history_s
+
+    async def _leave_index(self, approval_id: str) -> None:
+        """Best effort: a schedule left behind fires, finds the approval closed, does nothing."""
+        try:
+            await self.due_index.remove(approval_id)
+        except Exception as error:
+            log.warning("due_index_remove_failed", approval_id=approval_id, error=str(error))
 
     # --- creation ----------------------------------------------------------------------------
     async def submit(self, command: SubmitApproval) -> ApprovalRecord:
@@ -216,6 +240,7 @@ class ApprovalService:
             created_at=command.submitted_at,
             expires_at=command.expires_at,
             traceparent=current_traceparent(),
+            callback_url=command.callback_url,
         )
         if not approvers:
             record = record.model_copy(
@@ -232,13 +257,18 @@ class ApprovalService:
         # loses no card and sends none twice.
         created = True
         try:
-            await self.approvals_kv.create(record.approval_id, record.model_dump_json().encode())
+            await self.approvals_kv.create(
+                record.approval_id, record.model_dump_json().encode(), ttl_s=self._ttl_of(record)
+            )
         except CasConflictError:
             created = False
             stored = await load(self.approvals_kv, command.approval_id, ApprovalRecord)
             if stored is not None:
                 record = stored[0]
         if record.is_open:
+            # Indexed before the cards go out; a redelivered command indexes it again (the
+            # schedule is replaced, not doubled).
+            await self.due_index.schedule(record.approval_id, record.expires_at)
             keyboard = keyboard_for(record, self.signer)
             for chat, outbox_id in zip(record.chat_ids, record.card_outbox_ids, strict=True):
                 await publish_outbox(
@@ -269,6 +299,8 @@ class ApprovalService:
             await self.status_kv.create(record.approval_id, status.model_dump_json().encode())
         if created:
             metrics.APPROVAL_REQUESTS.inc()
+            if not record.is_open:  # nobody may decide it: closed at once, say so
+                await self._on_closed(record)
         return record
 
     async def on_card_delivered(self, report: DeliveryReported) -> None:
@@ -284,8 +316,11 @@ class ApprovalService:
         if loaded is None or report.outbox_id not in loaded[0].card_outbox_ids:
             return
         for message_id in report.telegram_message_ids:
+            # Replies to a card find their approval while the approval is kept, no longer.
             await self.state_kv.put(
-                f"{MSGREF_PREFIX}{report.chat_id}.{message_id}", approval_id.encode()
+                f"{MSGREF_PREFIX}{report.chat_id}.{message_id}",
+                approval_id.encode(),
+                ttl_s=self.history_s + (loaded[0].expires_at - self.clock()).total_seconds(),
             )
 
     async def approval_for_message(self, chat_id: int, message_id: int) -> str | None:
@@ -294,10 +329,11 @@ class ApprovalService:
 
     # --- transitions -------------------------------------------------------------------------
     async def _transition(
-        self, approval_id: str, change: _Change
+        self, approval_id: str, change: _Change, *, scheduled: bool = True
     ) -> tuple[ApprovalRecord | None, ApprovalRecord | None]:
         """Apply ``change`` with compare-and-set. Returns (record as last read, new record or
-        None when the change did not apply)."""
+        None when the change did not apply). ``scheduled=False``: the approval's schedule has
+        already fired (and removed itself), so closing it need not touch the index."""
         for _ in range(CAS_ATTEMPTS):
             loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
             if loaded is None:
@@ -306,16 +342,19 @@ class ApprovalService:
             updated = change(record)
             if updated is None:
                 if not record.is_open:
-                    self._known_closed.add(approval_id)
+                    await self._requeue_webhook(record)
                 return record, None
             try:
                 await self.approvals_kv.update(
-                    approval_id, updated.model_dump_json().encode(), revision
+                    approval_id,
+                    updated.model_dump_json().encode(),
+                    revision,
+                    ttl_s=self._ttl_of(updated),
                 )
             except CasConflictError:
                 continue
-            if not updated.is_open:
-                self._known_closed.add(approval_id)
+            if scheduled and record.is_open and not updated.is_open:
+                await self._leave_index(approval_id)
             return record, updated
         raise ApprovalError("conflict", "too many concurrent changes; try again")
 
@@ -336,6 +375,36 @@ class ApprovalService:
                 ),
             )
             metrics.OUTBOX_PUBLISHED.labels(Operation.EDIT_MESSAGE_TEXT.value).inc()
+
+    async def _requeue_webhook(self, record: ApprovalRecord) -> None:
+        """A change found the approval already closed: maybe a redelivery after a crash
+        between the compare-and-set and the webhook's publish. Publish it again while
+        JetStream still deduplicates it (a no-op when the first publish made it), so that
+        window loses nothing; later, a stale press or cancel sends nothing."""
+        if record.callback_url is None or record.decided_at is None:
+            return
+        if (self.clock() - record.decided_at).total_seconds() > WEBHOOK_REQUEUE_WINDOW_S:
+            return
+        try:
+            await publish_webhook(self.publisher, record)
+        except Exception as error:
+            log.warning(
+                "webhook_not_requeued", approval_id=record.approval_id, error=type(error).__name__
+            )
+
+    async def _on_closed(self, record: ApprovalRecord) -> None:
+        """Count the decision and, when the approval has a callback_url, queue its webhook.
+        The decision is already recorded: a failure here is logged, never raised."""
+        self._closed(record)
+        if record.callback_url is None:
+            return
+        try:
+            await publish_webhook(self.publisher, record)
+        except Exception as error:
+            metrics.WEBHOOKS.labels("not_queued").inc()
+            log.warning(
+                "webhook_not_queued", approval_id=record.approval_id, error=type(error).__name__
+            )
 
     def _closed(self, record: ApprovalRecord) -> None:
         metrics.APPROVAL_DECISIONS.labels(record.status.value).inc()
@@ -436,7 +505,7 @@ class ApprovalService:
         answer = f"✅ Recorded: {label}"
         await self._answer(callback_query_id, chat_id, answer)
         await self._edit_cards(after, "closed")
-        self._closed(after)
+        await self._on_closed(after)
         return answer
 
     async def owner_of(self, approval_id: str) -> str | None:
@@ -529,7 +598,7 @@ class ApprovalService:
         )
         if decided_now and after is not None:
             await self._edit_cards(after, "closed")
-            self._closed(after)
+            await self._on_closed(after)
         elif after is not None and not after.is_open:
             await self._edit_cards(after, f"comment-{update_id}")
         return True
@@ -557,49 +626,41 @@ class ApprovalService:
             status = before.status.value if before else "gone"
             raise ApprovalError("conflict", f"approval is already {status}")
         await self._edit_cards(after, "closed")
-        self._closed(after)
+        await self._on_closed(after)
         return after
 
-    async def expire_due(self) -> int:
-        """Apply ``on_timeout`` to every open approval past its expiry. Safe on every
-        replica at once: the compare-and-set lets one of them do each."""
+    async def expire(self, approval_id: str) -> bool:
+        """Apply ``on_timeout`` to one approval that fell due (the due index calls this once
+        per approval, on one replica; a redelivery or a second replica finds it closed).
+        True when this call closed it."""
         now = self.clock()
-        expired = 0
-        for approval_id in await self.approvals_kv.keys(">"):
-            if approval_id in self._known_closed:
-                continue
-            loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
-            if loaded is None:
-                continue
-            if not loaded[0].is_open:
-                self._known_closed.add(approval_id)
-                continue
-            if loaded[0].expires_at > now:
-                continue
 
-            def timeout(record: ApprovalRecord) -> ApprovalRecord | None:
-                if not record.is_open or record.expires_at > now:
-                    return None
-                if record.on_timeout in record.options:
-                    index = record.options.index(record.on_timeout)
-                    return decide(record, index, now, None, auto=True)
-                return record.model_copy(
-                    update={"status": ApprovalStatus.EXPIRED, "decided_at": now}
-                )
+        def timeout(record: ApprovalRecord) -> ApprovalRecord | None:
+            if not record.is_open or record.expires_at > now:
+                return None
+            if record.on_timeout in record.options:
+                index = record.options.index(record.on_timeout)
+                return decide(record, index, now, None, auto=True)
+            return record.model_copy(update={"status": ApprovalStatus.EXPIRED, "decided_at": now})
 
-            _before, after = await self._transition(approval_id, timeout)
-            if after is not None:
-                expired += 1
-                await self._edit_cards(after, "closed")
-                self._closed(after)
-        return expired
+        before, after = await self._transition(approval_id, timeout, scheduled=False)
+        if after is None:
+            if before is not None and before.is_open:
+                # Fired early (a clock ahead of ours): put it back in the index.
+                await self.due_index.schedule(approval_id, before.expires_at)
+            return False
+        metrics.APPROVAL_EXPIRY_LATENESS_SECONDS.observe(
+            max(0.0, (now - after.expires_at).total_seconds())
+        )
+        await self._edit_cards(after, "closed")
+        await self._on_closed(after)
+        return True
 
     async def open_for(self, user_id: int) -> list[ApprovalRecord]:
-        """Open approvals this person may decide (for /pending), oldest first."""
+        """Open approvals this person may decide (for /pending), oldest first. Reads the due
+        index (the open ones), never the whole history."""
         found: list[ApprovalRecord] = []
-        for approval_id in await self.approvals_kv.keys(">"):
-            if approval_id in self._known_closed:
-                continue
+        for approval_id in await self.due_index.open_ids():
             loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
             if loaded and loaded[0].is_open and user_id in loaded[0].approvers:
                 found.append(loaded[0])

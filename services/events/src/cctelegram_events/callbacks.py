@@ -23,6 +23,9 @@ _SHAPE = re.compile(r"^([0-9a-f]{32})\.([0-9]{1,2})\.([A-Za-z0-9_-]{16})$")
 # Mode buttons of ``/mode``: ``mode.<client ref | default>.<choice>.<mac>`` (≤ 36 bytes).
 MODE_PREFIX = "mode."
 _MODE_SHAPE = re.compile(r"^mode\.(default|[0-9a-f]{12})\.([0-9])\.([A-Za-z0-9_-]{16})$")
+# Revoke buttons of ``/rules``: ``rule.<rule id = the approval that created it>.<mac>`` (54 bytes).
+RULE_PREFIX = "rule."
+_RULE_SHAPE = re.compile(r"^rule\.([0-9a-f]{32})\.([A-Za-z0-9_-]{16})$")
 
 
 class CallbackSigner:
@@ -65,6 +68,20 @@ class CallbackSigner:
         if not hmac.compare_digest(mac, self._mac(f"{MODE_PREFIX}{ref}.{choice}")):
             return None
         return ref, int(choice)
+
+    def sign_rule(self, rule_id: str) -> str:
+        payload = f"{RULE_PREFIX}{rule_id}"
+        return f"{payload}.{self._mac(payload)}"
+
+    def verify_rule(self, data: str) -> str | None:
+        """The rule id of a revoke button, when unaltered."""
+        match = _RULE_SHAPE.match(data or "")
+        if match is None:
+            return None
+        rule_id, mac = match.groups()
+        if not hmac.compare_digest(mac, self._mac(f"{RULE_PREFIX}{rule_id}")):
+            return None
+        return rule_id
 
 
 async def shared_secret(state_kv: KvStore, configured: bytes | None) -> bytes:

@@ -10,7 +10,11 @@ from pydantic import BaseModel
 
 from cctelegram_common import subjects
 from cctelegram_common.consumers import BatchItem, Durable, Outcome
-from cctelegram_common.contracts.approvals import CancelApprovalRequest, SubmitApproval
+from cctelegram_common.contracts.approvals import (
+    ApprovalDue,
+    CancelApprovalRequest,
+    SubmitApproval,
+)
 from cctelegram_common.contracts.claude_code import (
     SessionCheckRequest,
     SessionEndRequest,
@@ -25,12 +29,12 @@ from cctelegram_common.contracts.modes import (
 )
 from cctelegram_common.contracts.outbox import DeliveryReported
 from cctelegram_common.contracts.responses import ResponsesQuery
-from cctelegram_common.contracts.rpc import RpcReply
+from cctelegram_common.contracts.rpc import RpcError, RpcReply
 from cctelegram_common.contracts.tasks import RegisterTodosRequest, TaskStatusRequest
 from cctelegram_common.contracts.tools import TemplatesRequest
 from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_common.logging import get_logger
-from cctelegram_common.nats import fail, ok
+from cctelegram_common.nats import RpcResponder, fail
 from cctelegram_events.approvals import ApprovalError
 from cctelegram_events.modes import MODE_MESSAGES
 from cctelegram_events.runtime import Runtime, RuntimeHolder
@@ -41,19 +45,22 @@ log = get_logger(__name__)
 RPC_QUEUE = subjects.EVENTS_RPC_SERVICE
 
 
+def _refusal(error: Exception) -> RpcError | None:
+    if isinstance(error, ApprovalError):
+        return RpcError(code=error.code, message=error.message)
+    return None
+
+
+_RESPONDER = RpcResponder(refusal=_refusal, internal_message=lambda method, _: f"{method} failed")
+
+
 async def _answer(
     holder: RuntimeHolder, method: str, call: Callable[[Runtime], Awaitable[BaseModel]]
 ) -> RpcReply:
     """Run one RPC method and wrap its result (or its refusal) in the RpcReply envelope."""
     if not holder.ready:
         return fail("unavailable", "events service is starting")
-    try:
-        return ok(await call(holder.get()))
-    except ApprovalError as error:
-        return fail(error.code, error.message)
-    except Exception as error:
-        log.exception("rpc_failed", method=method, error=type(error).__name__)
-        return fail("internal", f"{method} failed")
+    return await _RESPONDER.run(method, lambda: call(holder.get()))
 
 
 def durables(holder: RuntimeHolder, submit_linger_s: float = 0.0) -> list[Durable[Any]]:
@@ -92,6 +99,15 @@ def durables(holder: RuntimeHolder, submit_linger_s: float = 0.0) -> list[Durabl
             model=SubmitApproval,
             work=lambda command: holder.get().approvals.submit(command),
             description="events: create approval records and queue their cards",
+        ),
+        Durable(
+            stream=subjects.STREAM_APPROVAL_DUE,
+            subject=subjects.APPROVAL_TIMEOUT_ALL,
+            name=subjects.CONSUMER_EVENTS_EXPIRY,
+            model=ApprovalDue,
+            work=lambda due: holder.get().approvals.expire(due.approval_id),
+            description="events: apply on_timeout to approvals NATS says fell due",
+            batch_size=64,
         ),
         Durable(
             stream=subjects.STREAM_DELIVERIES,

@@ -39,6 +39,12 @@ APPROVAL_DECISION_SECONDS = Histogram(
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 86400),
     registry=registry,
 )
+APPROVAL_EXPIRY_LATENESS_SECONDS = Histogram(
+    "approval_expiry_lateness_seconds",
+    "Time from an approval's expiry to the on_timeout rule being applied",
+    buckets=(0.1, 0.25, 0.5, 1, 1.5, 2.5, 5, 10, 30, 60, 300),
+    registry=registry,
+)
 CALLBACK_REJECTED = Counter(
     "approval_callbacks_rejected_total",
     "Button presses refused, by reason (forged, not_approver, closed, unknown)",
@@ -66,5 +72,17 @@ RESPONSES_RECORDED = Counter(
     "events_responses_recorded_total",
     "Response records written, by kind",
     ["kind"],
+    registry=registry,
+)
+
+WEBHOOKS = Counter(
+    "webhook_deliveries_total",
+    "Decision webhook attempts and fates: delivered, retried, dead_lettered, not_queued",
+    ["outcome"],
+    registry=registry,
+)
+WEBHOOK_SECONDS = Histogram(
+    "webhook_delivery_seconds",
+    "From the approval closing to the receiver's 2xx",
     registry=registry,
 )

@@ -23,7 +23,9 @@ from cctelegram_common.contracts.outbox import (
     DeliveryOutcome,
     DeliveryReported,
     Operation,
+    OutboxBookkeeping,
     OutboxMessage,
+    outbox_id,
 )
 from cctelegram_common.logging import get_logger
 from cctelegram_events import metrics
@@ -102,6 +104,8 @@ class NotificationService:
     style: Style = "concise"
     live_task_cards: bool = True
     quiet_hours: QuietHours | None = None
+    # A task's status card reference is kept this long after its last change (per-key TTL).
+    history_s: float = 30 * 24 * 3600.0
 
     def targets(self, event: SubmitEvent) -> tuple[int, ...]:
         # A private chat's id is the user's id.
@@ -240,7 +244,7 @@ class NotificationService:
         if messages is None:
             messages = [
                 OutboxMessage(
-                    outbox_id=f"{event.event_id}:{chat}:{index}",
+                    outbox_id=outbox_id(event.event_id, chat, index),
                     operation=Operation.SEND_MESSAGE,
                     chat_id=chat,
                     event_id=event.event_id,
@@ -298,9 +302,9 @@ class NotificationService:
                 return None
             card = TaskCard(
                 event_id=event.event_id,
-                card_outbox_ids={str(chat): f"{event.event_id}:{chat}:0" for chat in chats},
+                card_outbox_ids={str(chat): outbox_id(event.event_id, chat, 0) for chat in chats},
             )
-            await self.state_kv.put(key, card.model_dump_json().encode())
+            await self.state_kv.put(key, card.model_dump_json().encode(), ttl_s=self.history_s)
             return None  # this event's own message becomes the card
         card, _revision = loaded
         if card.event_id == event.event_id:
@@ -310,7 +314,7 @@ class NotificationService:
         card_text = parts[0]
         edits = [
             OutboxMessage(
-                outbox_id=f"{event.event_id}:{chat}:card",
+                outbox_id=outbox_id(event.event_id, int(chat), "card"),
                 operation=Operation.EDIT_MESSAGE_TEXT,
                 chat_id=int(chat),
                 event_id=event.event_id,
@@ -325,7 +329,7 @@ class NotificationService:
         await self.state_kv.delete(key)
         fresh = [
             OutboxMessage(
-                outbox_id=f"{event.event_id}:{chat}:{index}",
+                outbox_id=outbox_id(event.event_id, chat, index),
                 operation=Operation.SEND_MESSAGE,
                 chat_id=chat,
                 event_id=event.event_id,
@@ -402,11 +406,13 @@ class NotificationService:
                 await publish_outbox(
                     self.publisher,
                     OutboxMessage(
-                        outbox_id=f"digest-{digest_id}:{chat}:{index}",
+                        outbox_id=outbox_id(f"digest-{digest_id}", chat, index),
                         operation=Operation.SEND_MESSAGE,
                         chat_id=chat,
                         text=part,
-                        extra={"digest_of": [item.event_id for item in items][:100]},
+                        bookkeeping=OutboxBookkeeping(
+                            digest_of=tuple(item.event_id for item in items)[:100]
+                        ),
                     ),
                 )
         for item in held:
@@ -424,7 +430,9 @@ class NotificationService:
                 update={
                     "state": EventState.QUEUED,
                     "last_error": None,
-                    "outbox_ids": tuple(f"digest-{digest_id}:{chat}:0" for chat in status.chat_ids),
+                    "outbox_ids": tuple(
+                        outbox_id(f"digest-{digest_id}", chat, 0) for chat in status.chat_ids
+                    ),
                     "updated_at": self.clock(),
                 }
             )

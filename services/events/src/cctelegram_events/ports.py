@@ -15,10 +15,11 @@ from typing import Protocol, TypeVar
 
 import nats.errors
 import nats.js.errors
+from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
-from cctelegram_common import subjects
+from cctelegram_common import due_index, subjects
 from cctelegram_common.contracts.base import utc_now
 from cctelegram_common.contracts.outbox import OutboxMessage
 
@@ -48,12 +49,51 @@ class KvEntry:
 
 
 class KvStore(Protocol):
+    """A KV bucket. ``ttl_s``: NATS removes the entry that long after this write (per-key
+    TTL; the bucket must allow it); None keeps it."""
+
     async def get(self, key: str) -> KvEntry | None: ...
-    async def create(self, key: str, value: bytes) -> int: ...
-    async def update(self, key: str, value: bytes, revision: int) -> int: ...
-    async def put(self, key: str, value: bytes) -> int: ...
+    async def create(self, key: str, value: bytes, *, ttl_s: float | None = None) -> int: ...
+    async def update(
+        self, key: str, value: bytes, revision: int, *, ttl_s: float | None = None
+    ) -> int: ...
+    async def put(self, key: str, value: bytes, *, ttl_s: float | None = None) -> int: ...
     async def delete(self, key: str) -> None: ...
     async def keys(self, pattern: str = ">") -> list[str]: ...
+
+
+class DueIndex(Protocol):
+    """Open approvals by due time: the store calls back (the expiry consumer) when one falls
+    due, so nothing scans. ``remove`` when an approval closes; ``open_ids`` for /pending."""
+
+    async def schedule(self, approval_id: str, due_at: datetime) -> None: ...
+    async def remove(self, approval_id: str) -> None: ...
+    async def open_ids(self) -> list[str]: ...
+
+
+class MemoryDueIndex:
+    """``DueIndex`` in memory (unit tests, and the default of a service built by hand): holds
+    open approvals only, so it is as big as what is open."""
+
+    def __init__(self) -> None:
+        self.due_at: dict[str, datetime] = {}
+
+    async def schedule(self, approval_id: str, due_at: datetime) -> None:
+        self.due_at[approval_id] = due_at
+
+    async def remove(self, approval_id: str) -> None:
+        self.due_at.pop(approval_id, None)
+
+    async def open_ids(self) -> list[str]:
+        return list(self.due_at)
+
+    def fire_due(self, now: datetime) -> list[str]:
+        """What NATS would have fired by ``now``, taken out of the index as the server does
+        (tests drive the expiry with it)."""
+        fired = [approval_id for approval_id, at in self.due_at.items() if at <= now]
+        for approval_id in fired:
+            del self.due_at[approval_id]
+        return fired
 
 
 class Publisher(Protocol):
@@ -82,6 +122,14 @@ async def load(kv: KvStore, key: str, model: type[ModelT]) -> tuple[ModelT, int]
 
 # --- NATS adapters ---------------------------------------------------------------------------
 
+# JetStream's "wrong last sequence" error codes (what nats-py maps to KeyWrongLastSequenceError).
+_WRONG_LAST_SEQUENCE = (10071, 10164)
+
+
+def _ttl(ttl_s: float | None) -> float | None:
+    """Per-message TTLs are whole seconds, at least one."""
+    return None if ttl_s is None else max(1.0, float(round(ttl_s)))
+
 
 class NatsKv:
     """``KvStore`` over a JetStream KV bucket."""
@@ -98,23 +146,52 @@ class NatsKv:
             return None
         return KvEntry(key, entry.value, entry.revision)
 
-    async def create(self, key: str, value: bytes) -> int:
+    async def create(self, key: str, value: bytes, *, ttl_s: float | None = None) -> int:
         try:
-            revision: int = await self.bucket.create(key, value)
+            revision: int = await self.bucket.create(key, value, msg_ttl=_ttl(ttl_s))
         except nats.js.errors.KeyWrongLastSequenceError:
             raise CasConflictError(key) from None
         return revision
 
-    async def update(self, key: str, value: bytes, revision: int) -> int:
-        try:
-            new_revision: int = await self.bucket.update(key, value, last=revision)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            raise CasConflictError(key) from None
-        return new_revision
+    async def update(
+        self, key: str, value: bytes, revision: int, *, ttl_s: float | None = None
+    ) -> int:
+        if ttl_s is None:
+            try:
+                new_revision: int = await self.bucket.update(key, value, last=revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                raise CasConflictError(key) from None
+            return new_revision
+        return await self._publish(key, value, ttl_s, expected_revision=revision)
 
-    async def put(self, key: str, value: bytes) -> int:
-        revision: int = await self.bucket.put(key, value)
-        return revision
+    async def put(self, key: str, value: bytes, *, ttl_s: float | None = None) -> int:
+        if ttl_s is None:
+            revision: int = await self.bucket.put(key, value)
+            return revision
+        return await self._publish(key, value, ttl_s, expected_revision=None)
+
+    async def _publish(
+        self, key: str, value: bytes, ttl_s: float, expected_revision: int | None
+    ) -> int:
+        """A write with a per-key TTL (nats-py's KV put/update take none), as the KV API
+        writes it: the bucket's subject, the expected-revision header for compare-and-set."""
+        headers = (
+            {}
+            if expected_revision is None
+            else {"Nats-Expected-Last-Subject-Sequence": str(expected_revision)}
+        )
+        try:
+            ack = await self.bucket._js.publish(
+                f"{self.bucket._pre}{key}",
+                value,
+                headers=headers or None,
+                msg_ttl=_ttl(ttl_s),
+            )
+        except nats.js.errors.APIError as error:
+            if error.err_code in _WRONG_LAST_SEQUENCE:
+                raise CasConflictError(key) from None
+            raise
+        return int(ack.seq)
 
     async def delete(self, key: str) -> None:
         await self.bucket.purge(key)
@@ -135,3 +212,19 @@ class NatsKv:
         finally:
             await watcher.stop()  # type: ignore[no-untyped-call]
         return found
+
+
+class NatsDueIndex:
+    """``DueIndex`` over ``CCTG_APPROVAL_DUE`` (NATS message schedules; see due_index.py)."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
+
+    async def schedule(self, approval_id: str, due_at: datetime) -> None:
+        await due_index.schedule_expiry(self.js, approval_id, due_at)
+
+    async def remove(self, approval_id: str) -> None:
+        await due_index.unschedule_expiry(self.js, approval_id)
+
+    async def open_ids(self) -> list[str]:
+        return await due_index.scheduled_ids(self.js)

@@ -186,6 +186,19 @@ class SessionService:
 
         return await self._change(key, drop)
 
+    async def revoke_rule(self, rule_id: str) -> tuple[SessionRecord, SessionRule] | None:
+        """Revoke a rule by its id (the approval that created it names its session)."""
+        approval = await load(self.approvals_kv, rule_id, ApprovalRecord)
+        card = approval[0].claude_code if approval else None
+        if card is None:
+            return None
+        loaded = await load(self.sessions_kv, card.session_key, SessionRecord)
+        rule = next((r for r in loaded[0].rules if r.rule_id == rule_id), None) if loaded else None
+        if rule is None:
+            return None
+        updated = await self.revoke(card.session_key, rule_id)
+        return (updated, rule) if updated is not None else None
+
     async def with_rules(self) -> list[SessionRecord]:
         """Sessions that hold rules (for /rules). The bucket's TTL bounds how many exist."""
         found: list[SessionRecord] = []

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
-from cctelegram_common.settings import HttpSettings, ServiceSettings, service_config
+from cctelegram_common.settings import CommaList, HttpSettings, ServiceSettings, service_config
 
 
 class EventsSettings(ServiceSettings):
@@ -17,8 +17,8 @@ class EventsSettings(ServiceSettings):
     model_config = SettingsConfigDict(**service_config("EVENTS_"), populate_by_name=True)
 
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8092))
-    # NoDecode: the env value is `111,222`, not JSON.
-    allowed_users: Annotated[tuple[int, ...], NoDecode] = Field(
+    # The env value is `111,222`.
+    allowed_users: CommaList[tuple[int, ...]] = Field(
         default=(),
         validation_alias=AliasChoices("TELEGRAM_ALLOWED_USERS", "EVENTS_ALLOWED_USERS"),
         description="Telegram user ids (comma-separated) who receive notifications and answer",
@@ -51,19 +51,20 @@ class EventsSettings(ServiceSettings):
         description="While events keep coming, wait this long between fetches so they are "
         "handled several at a time (fewer round trips per event); 0 = fetch at once",
     )
-    task_root_allowlist: Annotated[tuple[Path, ...], NoDecode] = Field(
+    task_root_allowlist: CommaList[tuple[Path, ...]] = Field(
         default=(),
         description="If set, TaskMaster files are read only under these directories",
     )
 
-    @field_validator("allowed_users", "task_root_allowlist", mode="before")
-    @classmethod
-    def _split_commas(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        if isinstance(value, int):
-            return (value,)
-        return value
+    webhook_retry_window_s: float = Field(
+        default=3900,
+        gt=0,
+        description="Decision webhooks failing with timeouts / 5xx are retried this long "
+        "after the decision, then dead-lettered (cctg.deadletter.webhook)",
+    )
+    webhook_timeout_s: float = Field(
+        default=10, gt=0, le=60, description="One webhook attempt's HTTP timeout"
+    )
 
     def resolved_callback_secret(self) -> bytes | None:
         """The configured HMAC key, or None (then a shared one is generated in KV)."""

@@ -138,6 +138,8 @@ class TaskService:
     state_kv: KvStore
     clock: Clock
     root_allowlist: tuple[Path, ...] = ()
+    # A session's todo list is kept this long after its last registration (per-key TTL).
+    history_s: float = 30 * 24 * 3600.0
 
     async def register(self, request: RegisterTodosRequest) -> RegisterTodosResult:
         todo_list = TodoList(
@@ -147,7 +149,7 @@ class TaskService:
             updated_at=self.clock(),
         )
         key = f"{TODOS_PREFIX}{key_part(request.client_id)}.{key_part(request.session_id)}"
-        await self.state_kv.put(key, todo_list.model_dump_json().encode())
+        await self.state_kv.put(key, todo_list.model_dump_json().encode(), ttl_s=self.history_s)
         return RegisterTodosResult(
             success=True,
             message=f"Registered {len(request.todos)} todo(s) for session {request.session_id}",

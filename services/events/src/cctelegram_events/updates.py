@@ -1,8 +1,12 @@
 """Inbound Telegram updates: button presses, replies to cards, and bot commands.
 
+They arrive typed (``InboundUpdate.event``: the Telegram edge translated them); nothing here
+reads Telegram JSON.
+
 Only allowed users get answers; anyone else is counted and ignored (a press on a card by a
 non-approver gets a polite callback answer and changes nothing). Each ``update_id`` is
-handled once: a marker in ``cctg_event_status`` records that it was processed.
+handled once: a marker in the events service's private ``cctg_updates_seen`` bucket records
+that it was processed (``cctg_event_status`` holds only ``EventStatus`` records, for readers).
 """
 
 from __future__ import annotations
@@ -12,21 +16,25 @@ import html
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import time
-from typing import Any
 
 from pydantic import ValidationError
 
-from cctelegram_common import subjects
 from cctelegram_common.contracts.files import FileInfo
 from cctelegram_common.contracts.modes import Mode, QuietHoursSpec
-from cctelegram_common.contracts.outbox import InlineButton, Operation, OutboxMessage
+from cctelegram_common.contracts.outbox import InlineButton, Operation, OutboxMessage, outbox_id
 from cctelegram_common.contracts.responses import ResponseKind, ResponseRecord
 from cctelegram_common.contracts.tasks import TaskStatusRequest
-from cctelegram_common.contracts.updates import InboundUpdate
+from cctelegram_common.contracts.updates import (
+    ButtonPressed,
+    CommandIssued,
+    InboundUpdate,
+    TelegramPerson,
+    TextReceived,
+)
 from cctelegram_events import metrics
 from cctelegram_events.approvals import ApprovalService, Person, keyboard_for
 from cctelegram_events.bridge_client import BridgeClient
-from cctelegram_events.callbacks import MODE_PREFIX
+from cctelegram_events.callbacks import MODE_PREFIX, RULE_PREFIX
 from cctelegram_events.modes import (
     MODE_EMOJI,
     MODE_MESSAGES,
@@ -35,6 +43,7 @@ from cctelegram_events.modes import (
 )
 from cctelegram_events.ports import Clock, KvStore, Publisher, publish_outbox
 from cctelegram_events.responses import ResponseLog
+from cctelegram_events.sessions import SessionService
 from cctelegram_events.tasks import TaskService
 from cctelegram_events.telegram_html import safe, split_html
 
@@ -45,6 +54,7 @@ HELP_TEXT = "\n".join(
         "/tasks — task counts and what is in progress",
         "/todo — the todo list",
         "/pending — open approvals, with their buttons",
+        "/rules — Claude Code session rules, with buttons to revoke",
         "/restart — restart the bridge",
         "/mode — each client's delivery mode, with buttons to change it",
         "/mode &lt;client|default&gt; &lt;nomad|local|mute|default&gt; — set one",
@@ -65,6 +75,8 @@ MODE_COMMANDS = {"/cct:nomad": Mode.NOMAD, "/cct:local": Mode.LOCAL, "/cct:mute"
 MODE_CHOICES: tuple[Mode | None, ...] = (Mode.NOMAD, Mode.LOCAL, Mode.MUTE, None)
 DEFAULT_REF = "default"
 MODE_LIST_MAX = 20
+RULES_LIST_MAX = 10
+RULES_BUTTONS_MAX = 8
 
 
 def _quiet_suffix(spec: QuietHoursSpec | None) -> str:
@@ -76,12 +88,8 @@ def mode_ref(client_id: str) -> str:
     return hashlib.sha256(client_id.encode()).hexdigest()[:12]
 
 
-def _person(raw: dict[str, Any]) -> Person:
-    return Person(
-        user_id=int(raw.get("id", 0)),
-        username=raw.get("username"),
-        first_name=raw.get("first_name"),
-    )
+def _person(person: TelegramPerson) -> Person:
+    return Person(user_id=person.user_id, username=person.username, first_name=person.first_name)
 
 
 @dataclass
@@ -91,72 +99,79 @@ class UpdateInterpreter:
     tasks: TaskService
     modes: ModeService
     bridge: BridgeClient
-    status_kv: KvStore
+    seen_kv: KvStore
     publisher: Publisher
     clock: Clock
     allowed_users: tuple[int, ...]
     # Gives a stored file (one a person sent) to the client whose card it answered, so
     # that client may download it; None where there is no object store (unit tests).
     assign_file_owner: Callable[[str, str], Awaitable[bool]] | None = None
+    # Claude Code sessions, for /rules (optional so narrower set-ups need not build them).
+    sessions: SessionService | None = None
 
     async def handle(self, inbound: InboundUpdate) -> str:
         """Process one update at most once; returns what kind it was (for metrics/tests)."""
-        marker = f"{subjects.EVENT_STATUS_UPDATE_PREFIX}{inbound.update_id}"
-        if await self.status_kv.get(marker) is not None:
+        marker = str(inbound.update_id)
+        if await self.seen_kv.get(marker) is not None:
             kind = "duplicate"
         else:
             kind = await self._dispatch(inbound)
-            await self.status_kv.put(marker, kind.encode())
+            await self.seen_kv.put(marker, kind.encode())
         metrics.UPDATES_PROCESSED.labels(kind).inc()
         return kind
 
     async def _dispatch(self, inbound: InboundUpdate) -> str:
-        update = inbound.update
-        callback = update.get("callback_query")
-        if isinstance(callback, dict):
-            return await self._callback(inbound.update_id, callback)
-        message = update.get("message")
-        if isinstance(message, dict):
-            return await self._message(inbound.update_id, message, inbound.files)
+        event = inbound.event
+        if isinstance(event, ButtonPressed):
+            return await self._callback(inbound.update_id, event)
+        if isinstance(event, TextReceived | CommandIssued):
+            return await self._message(inbound.update_id, event, inbound.files)
         return "ignored"
 
-    async def _callback(self, update_id: int, callback: dict[str, Any]) -> str:
-        person = _person(callback.get("from") or {})
-        message = callback.get("message") or {}
-        chat_id = int((message.get("chat") or {}).get("id", person.user_id))
+    async def _callback(self, update_id: int, pressed: ButtonPressed) -> str:
+        person = _person(pressed.person)
         if person.user_id not in self.allowed_users:
             metrics.STRANGER_MESSAGES.inc()
-        data = str(callback.get("data") or "")
-        if data.startswith(MODE_PREFIX):
+        if pressed.data.startswith(RULE_PREFIX):
+            await self._revoke_press(update_id, pressed, person)
+            return "callback"
+        if pressed.data.startswith(MODE_PREFIX):
             await self._mode_press(
-                update_id, str(callback.get("id", "")), chat_id, message, person, data
+                update_id,
+                pressed.callback_query_id,
+                pressed.chat_id,
+                pressed.message_id,
+                person,
+                pressed.data,
             )
             return "callback"
         await self.approvals.press(
             update_id=update_id,
-            callback_query_id=str(callback.get("id", "")),
-            chat_id=chat_id,
+            callback_query_id=pressed.callback_query_id,
+            chat_id=pressed.chat_id,
             person=person,
-            data=str(callback.get("data") or ""),
+            data=pressed.data,
         )
         return "callback"
 
     async def _message(
-        self, update_id: int, message: dict[str, Any], files: tuple[FileInfo, ...] = ()
+        self,
+        update_id: int,
+        message: TextReceived | CommandIssued,
+        files: tuple[FileInfo, ...] = (),
     ) -> str:
-        person = _person(message.get("from") or {})
+        person = _person(message.person)
         if person.user_id not in self.allowed_users:
             metrics.STRANGER_MESSAGES.inc()
             return "ignored"
-        chat_id = int((message.get("chat") or {}).get("id", person.user_id))
-        text = str(message.get("text") or message.get("caption") or "")
-        if text.startswith("/"):
-            await self._command(update_id, chat_id, person, text)
+        chat_id = message.chat_id
+        if isinstance(message, CommandIssued):
+            await self._command(update_id, chat_id, person, message.command, message.argument)
             return "command"
-        replied = message.get("reply_to_message")
-        if isinstance(replied, dict) and (text or files):
+        text = message.text
+        if message.reply_to_message_id is not None and (text or files):
             approval_id = await self.approvals.approval_for_message(
-                chat_id, int(replied.get("message_id", 0))
+                chat_id, message.reply_to_message_id
             )
             if (
                 approval_id is not None
@@ -164,7 +179,7 @@ class UpdateInterpreter:
                 and await self.approvals.text_reply(
                     update_id=update_id,
                     chat_id=chat_id,
-                    message_id=int(message.get("message_id", 0)),
+                    message_id=message.message_id,
                     approval_id=approval_id,
                     person=person,
                     text=text,
@@ -230,16 +245,16 @@ class UpdateInterpreter:
             await publish_outbox(
                 self.publisher,
                 OutboxMessage(
-                    outbox_id=f"cmd-{update_id}:{chat_id}:{index}",
+                    outbox_id=outbox_id(f"cmd-{update_id}", chat_id, index),
                     operation=Operation.SEND_MESSAGE,
                     chat_id=chat_id,
                     text=part,
                 ),
             )
 
-    async def _command(self, update_id: int, chat_id: int, person: Person, text: str) -> None:
-        head, _, argument = text.strip().partition(" ")
-        command = head.split("@", 1)[0].lower()
+    async def _command(
+        self, update_id: int, chat_id: int, person: Person, command: str, argument: str
+    ) -> None:
         await self._record(update_id, chat_id, person, ResponseKind.COMMAND, command, argument)
         who = f"tg:{person.user_id}"
         if command == "/start":
@@ -267,6 +282,8 @@ class UpdateInterpreter:
                 reply = safe("\n".join(lines))
         elif command == "/pending":
             reply = await self._pending(update_id, chat_id, person)
+        elif command == "/rules":
+            reply = await self._rules(update_id, chat_id)
         elif command == "/mode" and not argument.strip():
             text, keyboard = await self._mode_listing()
             await self._send(f"cmd-{update_id}:{chat_id}:0", chat_id, text, keyboard)
@@ -283,6 +300,56 @@ class UpdateInterpreter:
         if reply:
             await self._reply(update_id, chat_id, reply)
 
+    async def _rules(self, update_id: int, chat_id: int) -> str:
+        """Claude Code sessions' "Allow for this session" rules, a revoke button each."""
+        sessions = await self.sessions.with_rules() if self.sessions is not None else []
+        if not sessions:
+            return "No session rules. “Allow for this session” on a Claude Code card makes one."
+        signer = self.approvals.signer
+        for index, session in enumerate(sessions[:RULES_LIST_MAX]):
+            lines = [f"📁 <b>{safe(session.project)}</b> · <code>{safe(session.tag)}</code>"]
+            lines += [f"• {safe(rule.label)}" for rule in session.rules]
+            keyboard = tuple(
+                (
+                    InlineButton(
+                        text=f"🗑 {rule.label}"[:64], callback_data=signer.sign_rule(rule.rule_id)
+                    ),
+                )
+                for rule in session.rules[:RULES_BUTTONS_MAX]
+            )
+            await self._send(
+                outbox_id(f"rules-{update_id}", chat_id, index), chat_id, "\n".join(lines), keyboard
+            )
+        more = len(sessions) - RULES_LIST_MAX
+        return f"{len(sessions)} session(s) with rules" + (
+            f", {more} not shown" if more > 0 else ""
+        )
+
+    async def _revoke_press(self, update_id: int, pressed: ButtonPressed, person: Person) -> None:
+        rule_id = self.approvals.signer.verify_rule(pressed.data)
+        if person.user_id not in self.allowed_users:
+            answer = "Sorry, only allowed users can revoke rules."
+        elif rule_id is None:
+            answer = "This button is not valid."
+        else:
+            revoked = await self.sessions.revoke_rule(rule_id) if self.sessions else None
+            if revoked is None:
+                answer = "That rule is already gone."
+            else:
+                session, rule = revoked
+                answer = f"Revoked {rule.label} ({session.project} · {session.tag})"
+        if pressed.callback_query_id:
+            await publish_outbox(
+                self.publisher,
+                OutboxMessage(
+                    outbox_id=f"cbq-{pressed.callback_query_id}",
+                    operation=Operation.ANSWER_CALLBACK_QUERY,
+                    chat_id=pressed.chat_id,
+                    callback_query_id=pressed.callback_query_id,
+                    text=answer[:200],
+                ),
+            )
+
     async def _pending(self, update_id: int, chat_id: int, person: Person) -> str:
         open_approvals = await self.approvals.open_for(person.user_id)
         if not open_approvals:
@@ -291,7 +358,7 @@ class UpdateInterpreter:
             await publish_outbox(
                 self.publisher,
                 OutboxMessage(
-                    outbox_id=f"pending-{update_id}:{chat_id}:{record.approval_id}",
+                    outbox_id=outbox_id(f"pending-{update_id}", chat_id, record.approval_id),
                     operation=Operation.SEND_MESSAGE,
                     chat_id=chat_id,
                     approval_id=record.approval_id,
@@ -413,7 +480,7 @@ class UpdateInterpreter:
         update_id: int,
         callback_query_id: str,
         chat_id: int,
-        message: dict[str, Any],
+        message_id: int | None,
         person: Person,
         data: str,
     ) -> None:
@@ -435,7 +502,7 @@ class UpdateInterpreter:
             else:
                 reply = await self._set_mode(target, choice, f"tg:{person.user_id}")
                 answer = html.unescape(reply.replace("<code>", "").replace("</code>", ""))
-                if message.get("message_id") is not None:
+                if message_id is not None:
                     text, keyboard = await self._mode_listing()
                     await publish_outbox(
                         self.publisher,
@@ -445,7 +512,7 @@ class UpdateInterpreter:
                             chat_id=chat_id,
                             text=text,
                             keyboard=keyboard,
-                            target_message_id=int(message["message_id"]),
+                            target_message_id=message_id,
                         ),
                     )
         if callback_query_id:

@@ -29,7 +29,9 @@ from cctelegram_gateway.integrations import add_integration_routes
 from cctelegram_gateway.mcp_server import build_mcp_app, build_server, wants_stream
 from cctelegram_gateway.middleware import GatewayMiddleware
 from cctelegram_gateway.ratelimit import KvBudgetStore, SharedRateLimiter
+from cctelegram_gateway.readmodels import EventsReadModels
 from cctelegram_gateway.registry import ToolRegistry, registry
+from cctelegram_gateway.resources import add_resource_routes
 from cctelegram_gateway.rest import add_tool_routes, install_error_handlers
 from cctelegram_gateway.settings import GatewaySettings
 from cctelegram_gateway.uploads import FILES_PATH, UPLOAD_BODY, add_file_routes
@@ -51,16 +53,6 @@ class GatewayService(Service):
 
     async def serve(self, app: ASGIApp | None = None) -> None:
         await super().serve(app or self.asgi)
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[GatewayService]:
-        """Connected to NATS and with MCP running, in this event loop: for in-process tests."""
-        await self.connect_forever()
-        async with self.fastapi.router.lifespan_context(self.fastapi):
-            try:
-                yield self
-            finally:
-                await self.stop()
 
 
 class McpFastPath:
@@ -159,6 +151,7 @@ def create_app(
     auditor = Auditor(audit)
     runner = ToolRunner(
         broker=broker,
+        reads=EventsReadModels(broker),
         limiter=limiter,
         auditor=auditor,
         extras={"claude_code": settings.claude_code, "auditor": auditor},
@@ -210,6 +203,7 @@ def create_app(
     )
     install_error_handlers(api)
     add_tool_routes(api, tool_registry, runner)
+    add_resource_routes(api, tool_registry, runner)
     add_integration_routes(api, runner, settings.telegram_webhook_secret)
     add_hook_routes(api, runner)
     add_file_routes(api, runner)

@@ -1,7 +1,7 @@
 """One tool call, whichever surface it came in on: permission, rate limit, validation, run.
 
 MCP and REST both call ``ToolRunner.call``; they differ only in how they present the
-outcome (``isError`` results vs HTTP statuses).
+outcome (``isError`` results vs HTTP statuses). Every refusal is a ``ToolError`` (``errors.py``).
 """
 
 from __future__ import annotations
@@ -18,30 +18,16 @@ from cctelegram_common.contracts.auth import Permission, Principal
 from cctelegram_common.logging import get_logger
 from cctelegram_gateway import metrics
 from cctelegram_gateway.auditing import Auditor
+from cctelegram_gateway.errors import ToolError
 from cctelegram_gateway.ratelimit import SharedRateLimiter
-from cctelegram_gateway.registry import ResourceSpec, ToolContext, ToolError, ToolSpec
+from cctelegram_gateway.readmodels import EventsReadModels
+from cctelegram_gateway.registry import ResourceSpec, ToolContext, ToolSpec
 
 log = get_logger(__name__)
 
-
-class CallRefusedError(Exception):
-    """The call was not run. ``status``/``code`` say why; the message is for the caller."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        field: str | None = None,
-        retry_after_s: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
-        self.retry_after_s = retry_after_s
+# The old name of the one refusal type, kept so code written against it (``except
+# CallRefusedError``) keeps working; it is ``ToolError`` itself, not a second type.
+CallRefusedError = ToolError
 
 
 def describe_validation_error(error: ValidationError) -> tuple[str | None, str]:
@@ -52,19 +38,18 @@ def describe_validation_error(error: ValidationError) -> tuple[str | None, str]:
     return field, f"{field}: {rule}" if field else rule
 
 
-def forbidden(principal: Principal, permission: Permission, what: str) -> CallRefusedError:
-    return CallRefusedError(
-        403,
-        "forbidden",
+def forbidden(principal: Principal, permission: Permission, what: str) -> ToolError:
+    return ToolError(
         f"permission '{permission.value}' is required for {what}; "
         f"this key's role '{principal.role.value}' does not have it",
-        field=None,
+        code="forbidden",
     )
 
 
 @dataclass
 class ToolRunner:
     broker: NatsBroker
+    reads: EventsReadModels
     limiter: SharedRateLimiter
     auditor: Auditor
     # Read-only configuration tools may need (e.g. "claude_code": ClaudeCodeSettings).
@@ -99,11 +84,10 @@ class ToolRunner:
             target=what,
             coalesce=True,
         )
-        raise CallRefusedError(
-            429,
-            "rate_limited",
+        raise ToolError(
             f"rate limit of {self.limiter.limit_of(principal)} calls/minute reached; "
             f"retry in {retry_after_s:.3f} s",
+            code="rate_limited",
             retry_after_s=retry_after_s,
         )
 
@@ -114,12 +98,16 @@ class ToolRunner:
             )
         except ValidationError as error:
             field, message = describe_validation_error(error)
-            raise CallRefusedError(422, "invalid", message, field=field) from None
+            raise ToolError(message, code="invalid", field=field) from None
         return parsed
 
     def context(self, principal: Principal, request_id: str) -> ToolContext:
         return ToolContext(
-            principal=principal, request_id=request_id, broker=self.broker, extras=self.extras
+            principal=principal,
+            request_id=request_id,
+            broker=self.broker,
+            reads=self.reads,
+            extras=self.extras,
         )
 
     async def call(
@@ -132,7 +120,7 @@ class ToolRunner:
         *,
         gated: bool = False,
     ) -> BaseModel:
-        """Run one tool. Raises ``CallRefusedError`` or ``ToolError`` for the caller to see;
+        """Run one tool. Raises ``ToolError`` for the caller to see;
         anything else is logged here and surfaces as a generic internal error.
 
         ``gated``: permission and rate limit were already applied (REST does that first).
@@ -149,7 +137,7 @@ class ToolRunner:
         )
         try:
             result = await self._call(spec, principal, request_id, arguments, parsed, gated)
-        except (ToolError, CallRefusedError) as refused:
+        except ToolError as refused:
             outcome = metrics.outcome_of(refused.code)
             metrics.TOOL_CALLS.labels(spec.name, outcome).inc()
             span.set_attribute("cctelegram.outcome", outcome)
@@ -175,15 +163,13 @@ class ToolRunner:
             result: BaseModel = await spec.handler(
                 self.context(principal, request_id), arguments_model
             )
-        except (ToolError, CallRefusedError):
+        except ToolError:
             raise
         except Exception as error:
             log.exception(
                 "tool_failed", tool=spec.name, request_id=request_id, error=type(error).__name__
             )
-            raise CallRefusedError(
-                500, "internal", f"internal error (request id {request_id})"
-            ) from None
+            raise ToolError(f"internal error (request id {request_id})", code="internal") from None
         return result
 
     async def read(self, spec: ResourceSpec, principal: Principal, request_id: str) -> str:
@@ -192,13 +178,11 @@ class ToolRunner:
         await self.spend(principal, spec.uri, request_id)
         try:
             content = await spec.handler(self.context(principal, request_id))
-        except (ToolError, CallRefusedError):
+        except ToolError:
             raise
         except Exception as error:
             log.exception(
                 "resource_failed", uri=spec.uri, request_id=request_id, error=type(error).__name__
             )
-            raise CallRefusedError(
-                500, "internal", f"internal error (request id {request_id})"
-            ) from None
+            raise ToolError(f"internal error (request id {request_id})", code="internal") from None
         return content if isinstance(content, str) else content.model_dump_json()

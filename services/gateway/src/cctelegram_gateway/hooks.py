@@ -45,7 +45,7 @@ from cctelegram_common.contracts.events import Severity, SubmitEvent
 from cctelegram_common.logging import get_logger
 from cctelegram_common.redaction import redact
 from cctelegram_common.session_rules import rule_hint
-from cctelegram_gateway.calls import CallRefusedError, ToolRunner, describe_validation_error
+from cctelegram_gateway.calls import ToolRunner, describe_validation_error
 from cctelegram_gateway.claude_code import (
     add_session_rule,
     allowed,
@@ -451,7 +451,7 @@ def add_hook_routes(app: FastAPI, runner: ToolRunner) -> None:
         handler = HookHandler(runner, principal_of(request), request_id, project)
         try:
             return await handler.handle(hook)
-        except (CallRefusedError, ToolError) as refused:
+        except ToolError as refused:
             return error_response(
                 request,
                 refused.status,

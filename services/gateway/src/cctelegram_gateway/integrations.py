@@ -17,8 +17,8 @@ from cctelegram_common.contracts.events import Severity, SubmitEvent
 from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_common.logging import get_logger
 from cctelegram_common.nats import jetstream, publish_to_stream
-from cctelegram_gateway.calls import CallRefusedError, ToolRunner
-from cctelegram_gateway.errors import ERROR_RESPONSES
+from cctelegram_gateway.calls import ToolRunner
+from cctelegram_gateway.errors import ERROR_RESPONSES, ToolError
 from cctelegram_gateway.rest import error_response, principal_of, request_id_of
 
 log = get_logger(__name__)
@@ -121,7 +121,7 @@ def add_integration_routes(
         try:
             runner.authorize(principal, Permission.EVENTS_SEND, "alertmanager", request_id)
             await runner.spend(principal, "alertmanager", request_id)
-        except CallRefusedError as refused:
+        except ToolError as refused:
             return error_response(
                 request,
                 refused.status,
@@ -170,9 +170,11 @@ def add_integration_routes(
             return error_response(request, 403, "forbidden", "secret token does not match")
         try:
             raw: Any = await request.json()
-            update_id = raw["update_id"] if isinstance(raw, dict) else None
-            update = InboundUpdate(update_id=update_id, update=raw, source="webhook")
-        except (ValueError, KeyError, ValidationError):
+            if not isinstance(raw, dict):
+                raise TypeError("an Update is a JSON object")
+            # The Telegram edge: the raw Update becomes typed contracts here, once.
+            update = InboundUpdate.from_telegram(raw, source="webhook")
+        except (ValueError, KeyError, TypeError, ValidationError):
             return error_response(
                 request, 400, "invalid", "not a Telegram Update", field="update_id"
             )

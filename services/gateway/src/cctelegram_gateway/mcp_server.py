@@ -16,7 +16,7 @@ from mcp_types import INVALID_PARAMS
 
 from cctelegram_common import __version__
 from cctelegram_common.contracts.auth import Principal
-from cctelegram_gateway.calls import CallRefusedError, ToolRunner
+from cctelegram_gateway.calls import ToolRunner
 from cctelegram_gateway.middleware import current_principal, current_request_id
 from cctelegram_gateway.registry import ToolError, ToolRegistry, ToolSpec, current_progress
 from cctelegram_gateway.tools.claude_code import (
@@ -108,15 +108,9 @@ def build_server(registry: ToolRegistry, runner: ToolRunner, name: str) -> Serve
         progress = current_progress.set(_progress_reporter(ctx) if spec.streams else None)
         try:
             result = await runner.call(spec, principal, request_id, params.arguments)
-        except CallRefusedError as refused:
+        except ToolError as refused:
+            # The message says everything, a rate limit's retry delay included.
             return _error(refused.message)
-        except ToolError as error:
-            hint = (
-                f" (retry in {error.retry_after_s:.3f} s)"
-                if error.retry_after_s is not None
-                else ""
-            )
-            return _error(f"{error.message}{hint}")
         finally:
             current_session_hints.reset(hints)
             current_progress.reset(progress)
@@ -155,8 +149,8 @@ def build_server(registry: ToolRegistry, runner: ToolRunner, name: str) -> Serve
             raise MCPError(INVALID_PARAMS, "Resource not found", {"uri": str(params.uri)})
         try:
             text = await runner.read(spec, principal, request_id)
-        except (CallRefusedError, ToolError) as error:
-            raise MCPError(INVALID_PARAMS, str(error)) from None
+        except ToolError as refused:
+            raise MCPError(refused.mcp_error, refused.message) from None
         return types.ReadResourceResult(
             contents=[types.TextResourceContents(uri=spec.uri, mime_type=spec.mime_type, text=text)]
         )

@@ -10,12 +10,18 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_type_hints
 
 from faststream.nats import NatsBroker
 from pydantic import BaseModel
 
 from cctelegram_common.contracts.auth import Permission, Principal
+from cctelegram_gateway.errors import ToolError
+
+__all__ = ["ResourceSpec", "ToolContext", "ToolError", "ToolRegistry", "ToolSpec", "registry"]
+
+if TYPE_CHECKING:
+    from cctelegram_gateway.readmodels import EventsReadModels
 
 InputT = TypeVar("InputT", bound=BaseModel)
 
@@ -27,27 +33,15 @@ current_progress: contextvars.ContextVar[Callable[[str], Awaitable[None]] | None
 OutputT = TypeVar("OutputT", bound=BaseModel)
 
 
-class ToolError(Exception):
-    """A failure the caller should see: MCP ``isError`` / a REST status with this message."""
-
-    def __init__(
-        self, message: str, *, status: int = 400, code: str = "invalid", field: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-        self.field = field
-        self.retry_after_s: float | None = None
-
-
 @dataclass
 class ToolContext:
-    """What a tool handler may use: who calls, the request id, and the NATS connection."""
+    """What a tool handler may use: who calls, the request id, the NATS connection, and the
+    read port onto the events service's read models."""
 
     principal: Principal
     request_id: str
     broker: NatsBroker
+    reads: EventsReadModels
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -17,22 +17,9 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cctelegram_common.contracts.auth import Principal
-from cctelegram_gateway.calls import CallRefusedError, ToolRunner
-from cctelegram_gateway.errors import ERROR_RESPONSES, error_bytes
+from cctelegram_gateway.calls import ToolRunner
+from cctelegram_gateway.errors import CODE_OF_STATUS, ERROR_RESPONSES, ErrorCode, error_bytes
 from cctelegram_gateway.registry import ToolError, ToolRegistry, ToolSpec
-
-_STATUS_CODES = {
-    400: "invalid",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "too_large",
-    422: "invalid",
-    429: "rate_limited",
-    503: "unavailable",
-}
 
 
 def request_id_of(request: Request) -> str:
@@ -47,7 +34,7 @@ def principal_of(request: Request) -> Principal:
 def error_response(
     request: Request,
     status: int,
-    code: str,
+    code: ErrorCode,
     message: str,
     *,
     field: str | None = None,
@@ -60,16 +47,7 @@ def error_response(
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
-def _refusal(request: Request, refused: CallRefusedError | ToolError) -> Response:
-    if isinstance(refused, CallRefusedError):
-        return error_response(
-            request,
-            refused.status,
-            refused.code,
-            refused.message,
-            field=refused.field,
-            retry_after_s=refused.retry_after_s,
-        )
+def _refusal(request: Request, refused: ToolError) -> Response:
     status = refused.status if 400 <= refused.status <= 599 else 400
     return error_response(
         request,
@@ -105,7 +83,7 @@ def _endpoint(spec: ToolSpec[Any, Any], runner: ToolRunner) -> Any:
         try:
             parsed = arguments if arguments is not None else runner.parse(spec, {})
             result = await runner.call(spec, principal, request_id, parsed=parsed, gated=True)
-        except (CallRefusedError, ToolError) as refused:
+        except ToolError as refused:
             return _refusal(request, refused)
         return JSONResponse(result.model_dump(mode="json"))
 
@@ -168,12 +146,12 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(error, StarletteHTTPException)
         status = error.status_code
         message = str(error.detail) if error.detail else "error"
-        return error_response(request, status, _STATUS_CODES.get(status, "invalid"), message)
+        return error_response(request, status, CODE_OF_STATUS.get(status, "invalid"), message)
 
     async def on_refused(request: Request, error: Exception) -> Response:
-        assert isinstance(error, CallRefusedError)
+        assert isinstance(error, ToolError)
         return _refusal(request, error)
 
-    app.add_exception_handler(CallRefusedError, on_refused)
+    app.add_exception_handler(ToolError, on_refused)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

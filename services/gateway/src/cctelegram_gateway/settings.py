@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import NoDecode
+from pydantic import BaseModel, Field, SecretStr
 
-from cctelegram_common.settings import HttpSettings, ServiceSettings, service_config
+from cctelegram_common.settings import CommaList, HttpSettings, ServiceSettings, service_config
 
 LOCAL_HOSTS = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"]
 LOCAL_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
@@ -57,12 +55,12 @@ class GatewaySettings(ServiceSettings):
     model_config = service_config("GATEWAY_")
 
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(port=8080))
-    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+    allowed_hosts: CommaList[list[str]] = Field(
         default_factory=lambda: list(LOCAL_HOSTS),
         description="GATEWAY_ALLOWED_HOSTS (comma-separated): Host values served; 'name:*' "
         "allows any port, '*' any host (only behind a proxy that checks Host). Others: 421",
     )
-    allowed_origins: Annotated[list[str], NoDecode] = Field(
+    allowed_origins: CommaList[list[str]] = Field(
         default_factory=lambda: list(LOCAL_ORIGINS),
         description="GATEWAY_ALLOWED_ORIGINS: browser Origins accepted ('scheme://host:*' any "
         "port, '*' any). A request without Origin is not a browser's and passes. Others: 403",
@@ -98,12 +96,3 @@ class GatewaySettings(ServiceSettings):
         default_factory=ClaudeCodeSettings,
         description="GATEWAY_CLAUDE_CODE__*: permission prompt tool and hooks",
     )
-
-    @field_validator("allowed_hosts", "allowed_origins", mode="before")
-    @classmethod
-    def _split_commas(cls, value: object) -> object:
-        if isinstance(value, str):
-            if value.lstrip().startswith("["):
-                return json.loads(value)
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value

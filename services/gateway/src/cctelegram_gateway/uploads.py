@@ -31,7 +31,7 @@ from cctelegram_common.contracts.files import (
 )
 from cctelegram_common.logging import get_logger
 from cctelegram_common.nats import jetstream
-from cctelegram_gateway.calls import CallRefusedError, ToolRunner
+from cctelegram_gateway.calls import ToolRunner
 from cctelegram_gateway.errors import ERROR_RESPONSES
 from cctelegram_gateway.middleware import BodyTooLargeError, StreamedBody
 from cctelegram_gateway.registry import ToolError
@@ -229,7 +229,7 @@ def _field_choice(fields: dict[str, str]) -> tuple[KindChoice, EventType, bool]:
 
 
 def add_file_routes(app: FastAPI, runner: ToolRunner) -> None:
-    def refused(request: Request, error: CallRefusedError | ToolError) -> Response:
+    def refused(request: Request, error: ToolError) -> Response:
         return _refusal(request, error)
 
     @app.post(
@@ -248,7 +248,7 @@ def add_file_routes(app: FastAPI, runner: ToolRunner) -> None:
         try:
             runner.authorize(principal, Permission.EVENTS_SEND, "upload_file", request_id)
             await runner.spend(principal, "upload_file", request_id)
-        except CallRefusedError as error:
+        except ToolError as error:
             return refused(request, error)
         ctx = runner.context(principal, request_id)
         file_id = new_file_id()
@@ -351,7 +351,7 @@ def add_file_routes(app: FastAPI, runner: ToolRunner) -> None:
             if not _is_file_id(file_id):
                 raise ToolError(f"no file {file_id}", status=404, code="not_found", field="file_id")
             stored = await owned_file(runner.context(principal, request_id), file_id)
-        except (CallRefusedError, ToolError) as error:
+        except ToolError as error:
             return refused(request, error)
         js = jetstream(runner.broker)
         return StreamingResponse(

@@ -186,7 +186,11 @@ def _keyboard(message: OutboxMessage) -> dict[str, Any] | None:
 def build_call(
     message: OutboxMessage, chat_id: int, target_message_id: int | None, *, plain: bool = False
 ) -> tuple[str, dict[str, Any]]:
-    """The Bot API method and parameters of one outbox message."""
+    """The Bot API method and parameters of one outbox message.
+
+    Only Bot API parameters: the message's typed fields and ``message.bot_api``; its
+    ``bookkeeping`` never reaches Telegram.
+    """
     text = (
         to_plain_text(message.text, message.parse_mode) if plain and message.text else message.text
     )
@@ -198,7 +202,7 @@ def build_call(
             "text": text,
             "show_alert": message.show_alert or None,
         }
-        return "answerCallbackQuery", {**params, **message.extra}
+        return "answerCallbackQuery", params
     if message.operation in (Operation.EDIT_MESSAGE_TEXT, Operation.EDIT_REPLY_MARKUP):
         common["message_id"] = target_message_id
         if message.operation is Operation.EDIT_REPLY_MARKUP:
@@ -206,14 +210,13 @@ def build_call(
             return "editMessageReplyMarkup", {
                 **common,
                 "reply_markup": _keyboard(message),
-                **message.extra,
             }
         return "editMessageText", {
             **common,
             "text": text,
             "parse_mode": parse_mode,
             "reply_markup": _keyboard(message),
-            **message.extra,
+            **message.bot_api.parameters(message.operation),
         }
     common.update(
         message_thread_id=message.message_thread_id,
@@ -226,7 +229,12 @@ def build_call(
             "allow_sending_without_reply": True,
         }
     if message.operation is Operation.SEND_MESSAGE:
-        return "sendMessage", {**common, "text": text, "parse_mode": parse_mode, **message.extra}
+        return "sendMessage", {
+            **common,
+            "text": text,
+            "parse_mode": parse_mode,
+            **message.bot_api.parameters(message.operation),
+        }
     field_name = "document" if message.operation is Operation.SEND_DOCUMENT else "photo"
     method = "sendDocument" if message.operation is Operation.SEND_DOCUMENT else "sendPhoto"
     return method, {
@@ -234,7 +242,7 @@ def build_call(
         field_name: message.file_ref,
         "caption": text,
         "parse_mode": parse_mode if text else None,
-        **message.extra,
+        **message.bot_api.parameters(message.operation),
     }
 
 

@@ -8,7 +8,7 @@ import contextlib
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from nats.aio.msg import Msg
@@ -91,7 +91,8 @@ class OutboxConsumer:
     - parallel chats: lanes run concurrently; the scheduler decides who may call when;
     - a slow or rate-limited chat blocks only its lane; past ``chat_backlog`` held messages
       its newer messages go back to NATS for a while instead of filling ``max_ack_pending``;
-    - held messages are kept alive with ``in_progress`` so AckWait only fires on a crash;
+    - held messages are kept alive with ``in_progress`` so AckWait only fires on a crash
+      (a lane at a time, head first: a crash hands a chat's messages back in order);
     - bursts coalesced (``coalesce.enabled``): when the head of a lane is a plain notification,
       the lane first waits until the chat may be called, then sends the head and the plain
       notifications right behind it as one message; a card with buttons ends the run and
@@ -442,12 +443,27 @@ class OutboxConsumer:
         period = max(0.5, self.settings.ack_wait_s / 3)
         while not self._closing:
             await asyncio.sleep(period)
-            now = time.monotonic()
-            for lane in list(self.lanes.values()):
-                for held in list(lane.queue):
-                    if now - held.fetched_at >= period and not held.msg.is_acked:
-                        with contextlib.suppress(Exception):
-                            await held.msg.in_progress()
+            for held in due_for_keep_alive(self.lanes.values(), time.monotonic(), period):
+                with contextlib.suppress(Exception):
+                    await held.msg.in_progress()
+
+
+def due_for_keep_alive(lanes: Iterable[Lane], now: float, period: float) -> list[Held]:
+    """What to send ``in_progress`` for: every held message of each lane whose head (its
+    oldest) was fetched at least ``period`` ago, lane by lane, head first.
+
+    After a crash NATS hands messages back in the order their ack wait ran out. Refreshing
+    only the old enough ones would give a lane's head a later deadline than the messages
+    fetched just after it, and the next instance would get (and send) them before the head:
+    a whole lane, in order, keeps the deadlines in the chat's stream order.
+    """
+    return [
+        held
+        for lane in list(lanes)
+        if lane.queue and now - lane.queue[0].fetched_at >= period
+        for held in list(lane.queue)
+        if not held.msg.is_acked
+    ]
 
 
 async def _nak(msg: Msg, delay_s: float | None = None) -> None:

@@ -12,7 +12,7 @@ import nats.js.errors
 from nats.js.kv import KeyValue
 
 from cctelegram_common import subjects
-from cctelegram_common.contracts.updates import InboundUpdate
+from cctelegram_common.contracts.updates import InboundUpdate, MemberChanged, TelegramEvent
 from cctelegram_common.logging import get_logger
 from cctelegram_common.resilience import backoff_delay
 from cctelegram_notifier import metrics
@@ -149,28 +149,23 @@ class UpdatesReceiver:
         return len(updates)
 
     async def handle_update(self, update: dict[str, Any], *, source: str) -> None:
-        await publish_update(
-            self.publisher,
-            InboundUpdate(
-                update_id=int(update["update_id"]),
-                update=update,
-                source=source,
-                files=await self.inbound_files.fetch(update) if self.inbound_files else (),
-            ),
+        # The Telegram edge: the raw Update becomes typed contracts here, once; a document
+        # or photo in it is fetched and stored first.
+        inbound = InboundUpdate.from_telegram(
+            update,
+            source=source,
+            files=await self.inbound_files.fetch(update) if self.inbound_files else (),
         )
+        await publish_update(self.publisher, inbound)
         self.received += 1
         metrics.UPDATES_RECEIVED.labels(source).inc()
-        await self._track_membership(update)
+        await self._track_membership(inbound.event)
 
-    async def _track_membership(self, update: dict[str, Any]) -> None:
+    async def _track_membership(self, event: TelegramEvent) -> None:
         """A person blocking or unblocking the bot: keep the inactive mark in step."""
-        member = update.get("my_chat_member")
-        if not isinstance(member, dict):
+        if not isinstance(event, MemberChanged):
             return
-        chat_id = (member.get("chat") or {}).get("id")
-        status = (member.get("new_chat_member") or {}).get("status")
-        if not isinstance(chat_id, int):
-            return
+        chat_id, status = event.chat_id, event.new_status
         if status in _GONE:
             await self.store.mark_inactive(chat_id, f"my_chat_member: {status}")
         elif status in _BACK:

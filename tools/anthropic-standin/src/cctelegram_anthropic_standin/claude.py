@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .install import DEFAULT_VERSION, ca_env, ensure_claude_code
+from cctelegram_testing.claude_code import DEFAULT_VERSION, ca_env, ensure_claude_code
 
 MCP_SERVER_NAME = "cctelegram"
 DUMMY_ANTHROPIC_KEY = "sk-ant-standin-0000000000000000"

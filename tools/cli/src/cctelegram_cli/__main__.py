@@ -1,4 +1,5 @@
-"""The ``cctelegram`` command: ``up`` (local runtime), ``stdio``, ``keys``, ``provision``.
+"""The ``cctelegram`` command: ``up`` (local runtime), ``stdio``, ``keys``, ``provision``,
+``notify`` and ``approve`` (for CI jobs).
 
 Each subcommand is a module here exposing ``register(subparsers)``; it sets ``func`` on its
 parser to a callable ``(argparse.Namespace) -> int``.
@@ -10,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMAND_MODULES = ("up", "stdio", "keys", "provision", "claude_code")
+SUBCOMMAND_MODULES = ("up", "stdio", "keys", "provision", "claude_code", "pipelines")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""``cctelegram keys create|list|revoke|rotate``: manage API keys by talking to auth over NATS."""
+"""``cctelegram keys create|list|revoke|rotate|webhook-secret``: API keys, over NATS to auth."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from cctelegram_common.contracts.auth import (
     RotateKeyRequest,
 )
 from cctelegram_common.contracts.rpc import RpcReply
+from cctelegram_common.contracts.webhooks import CreatedWebhookSecret, CreateWebhookSecretRequest
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 ACTOR = "cli"
@@ -123,6 +124,24 @@ def _run(args: argparse.Namespace) -> int:
                 )
             )
             print(revoked.model_dump_json(indent=2) if args.json else _describe(revoked))
+        elif args.keys_command == "webhook-secret":
+            made = asyncio.run(
+                _call(
+                    url,
+                    subjects.AUTH_RPC_CREATE_WEBHOOK_SECRET,
+                    CreateWebhookSecretRequest(key_id=args.key_id, actor=ACTOR),
+                    CreatedWebhookSecret,
+                )
+            )
+            if args.json:
+                print(made.model_dump_json(indent=2))
+            else:
+                print(
+                    f"webhook secret of client {made.client_id} (replaces any previous one); "
+                    "store it now, it is not shown again:",
+                    file=sys.stderr,
+                )
+                print(made.webhook_secret)
         else:
             rotated = asyncio.run(
                 _call(
@@ -181,7 +200,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     rotate = commands.add_parser("rotate", help="replace a key; the old one works for --grace s")
     rotate.add_argument("key_id")
     rotate.add_argument("--grace", type=int, default=3600, help="old key's grace period (3600)")
-    for sub in (create, listing, revoke, rotate):
+    webhook = commands.add_parser(
+        "webhook-secret",
+        help="create the webhook signing secret of a key's client (printed once)",
+    )
+    webhook.add_argument("key_id")
+    for sub in (create, listing, revoke, rotate, webhook):
         sub.add_argument("--json", action="store_true", help="machine-readable output")
         sub.add_argument("--nats-url", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     parser.set_defaults(func=_run)

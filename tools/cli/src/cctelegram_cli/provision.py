@@ -59,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="NATS_REPLICAS: copies of every new stream and bucket (3 on a 3-node cluster)",
     )
     parser.add_argument(
+        "--history-days",
+        type=float,
+        default=float(env.get("CCTG_HISTORY_DAYS", "30")),
+        help="CCTG_HISTORY_DAYS: how long decided approvals, event statuses and delivery "
+        "records are kept (applied to existing buckets too; give the events service the same)",
+    )
+    parser.add_argument(
         "--check",
         action="store_true",
         help="create nothing; exit 1 when something is missing",
@@ -95,19 +102,34 @@ def connect_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-async def provision_once(options: dict[str, Any], replicas: int, create: bool) -> list[str]:
+async def provision_once(
+    options: dict[str, Any],
+    replicas: int,
+    create: bool,
+    history_s: float = streams.DEFAULT_HISTORY_S,
+) -> list[str]:
     async def ignore_errors(_error: Exception) -> None:
         """Errors surface as exceptions of the calls below; no background noise."""
 
     connection = await nats.connect(**options, error_cb=ignore_errors)
     try:
-        return await streams.provision(connection.jetstream(), replicas=replicas, create=create)
+        return await streams.provision(
+            connection.jetstream(),
+            replicas=replicas,
+            create=create,
+            history_s=history_s,
+            apply_history=True,
+        )
     finally:
         await connection.close()
 
 
 async def provision_with_retries(
-    options: dict[str, Any], replicas: int, create: bool, wait_s: float
+    options: dict[str, Any],
+    replicas: int,
+    create: bool,
+    wait_s: float,
+    history_s: float = streams.DEFAULT_HISTORY_S,
 ) -> list[str]:
     """Retry what a fresh cluster answers while it settles (no server yet, no JetStream
     leader yet); refuse at once what retrying cannot fix (bad credentials, a refusal)."""
@@ -116,7 +138,7 @@ async def provision_with_retries(
     while True:
         attempt += 1
         try:
-            return await provision_once(options, replicas, create)
+            return await provision_once(options, replicas, create, history_s)
         except (streams.ProvisioningError, nats.errors.AuthorizationError):
             raise
         except (OSError, nats.errors.Error, TimeoutError) as error:
@@ -142,10 +164,19 @@ def run_provision(args: argparse.Namespace) -> int:
     if args.replicas < 1 or args.replicas > 5:
         print("cctelegram provision: --replicas must be between 1 and 5")
         return 2
+    if args.history_days <= 0:
+        print("cctelegram provision: --history-days must be more than 0")
+        return 2
     options = connect_options(args)
     try:
         created = asyncio.run(
-            provision_with_retries(options, args.replicas, not args.check, args.wait_s)
+            provision_with_retries(
+                options,
+                args.replicas,
+                not args.check,
+                args.wait_s,
+                args.history_days * streams.DAY_S,
+            )
         )
     except streams.ProvisioningError as error:
         print(f"cctelegram provision: {error}")

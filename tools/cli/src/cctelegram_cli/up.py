@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import os
 import secrets
 import signal
@@ -17,8 +16,9 @@ from pathlib import Path
 
 import httpx
 
+from cctelegram_cli.natsserver import NatsServer, NatsServerError, port_in_use
 from cctelegram_common.apikeys import generate_key, parse_key
-from cctelegram_common.natsserver import NatsServer, NatsServerError, port_in_use
+from cctelegram_common.processes import die_with_parent
 
 # Services in start order: auth first (the gateway verifies keys with it), gateway last.
 SERVICE_ORDER = ("auth", "events", "notifier", "bridge-manager", "gateway")
@@ -190,15 +190,6 @@ def sandbox_token() -> str:
 
 
 # --- child processes ----------------------------------------------------------------------
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the child gets SIGTERM if `cctelegram up` itself is killed, so nothing lingers."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 @dataclass
 class Child:
     name: str
@@ -241,7 +232,7 @@ class Stack:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # no threads exist yet in this process
+                preexec_fn=die_with_parent(),  # no threads exist yet in this process
             )
         child = Child(name, process, log_path, health)
         self.children.append(child)
@@ -365,6 +356,9 @@ def setup_sandbox(stack: Stack, env: dict[str, str], token: str) -> str:
             str(config.sandbox_port),
             "--token",
             token,
+            # Telegram ignores parameters it does not know; the local stack refuses them so
+            # a stray one shows up during development instead of never.
+            "--strict-params",
         ],
         env,
         f"{url}/sandbox/api/stats",

@@ -36,6 +36,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help='create unknown chats on first use instead of answering "chat not found"',
     )
     parser.add_argument(
+        "--strict-params",
+        action="store_true",
+        help="answer 400 to parameters a method does not define (Telegram ignores them)",
+    )
+    parser.add_argument(
         "--demo", action="store_true", help="start with a private chat, a group and a forum"
     )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level")
@@ -54,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         rate_scale=args.rate_scale,
         flood_control=not args.no_flood_control,
         auto_create_chats=args.auto_create_chats,
+        strict_params=args.strict_params,
         demo_chats=args.demo,
     )
     server = SandboxServer(create_app(config), log_level=args.log_level)

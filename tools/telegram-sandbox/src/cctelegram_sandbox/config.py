@@ -96,6 +96,9 @@ class SandboxConfig:
     """Well-formed tokens answered with 401 Unauthorized."""
     auto_create_chats: bool = False
     """Create an unknown chat on first use instead of answering "chat not found"."""
+    strict_params: bool = False
+    """Answer 400 to a call carrying a parameter its method does not define (Telegram ignores
+    those); our tests and `cctelegram up` turn it on so stray parameters fail loudly."""
     demo_chats: bool = False
     """Start with a private chat, a group and a forum so the web page is not empty."""
     webhook_initial_backoff_s: float = 1.0

@@ -19,6 +19,7 @@ from .errors import NOT_FOUND, UNAUTHORIZED, BotApiError, bad_request
 from .faults import FaultRule, default_description
 from .params import Params
 from .state import Sandbox
+from .strict import check_known_parameters
 
 MAX_BODY_BYTES = 60 * 1024 * 1024
 _JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -204,6 +205,8 @@ class BotApiEndpoint:
                     await self._answer_fault(send, canonical_name, params, started_at, fault)
                     return
             try:
+                if sandbox.config.strict_params:
+                    check_known_parameters(canonical_name, params)
                 result = await handler(sandbox, params)
             except BotApiError as error:
                 await self._finish(send, canonical_name, params, started_at, error=error)

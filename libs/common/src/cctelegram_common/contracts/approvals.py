@@ -66,6 +66,9 @@ class SubmitApproval(Contract):
     )
     request_id: str | None = None
     submitted_at: datetime = Field(default_factory=utc_now)
+    callback_url: str | None = Field(
+        default=None, max_length=2000, description="Decision webhook: POST the final record here"
+    )
 
 
 class ApprovalRecord(Contract):
@@ -103,10 +106,22 @@ class ApprovalRecord(Contract):
     traceparent: str | None = Field(
         default=None, description="W3C trace context of the request; the decision links to it"
     )
+    callback_url: str | None = Field(
+        default=None, description="Decision webhook: POST the final record here when it closes"
+    )
 
     @property
     def is_open(self) -> bool:
         return self.status is ApprovalStatus.PENDING
+
+
+class ApprovalDue(Contract):
+    """Scheduled event: an open approval reached its expiry. Subject
+    ``cctg.approvals.timeout.<approval_id>``, published by the NATS server itself from the
+    schedule the events service stored on ``cctg.approvals.due.<approval_id>``."""
+
+    approval_id: str = Field(description="The approval whose on_timeout rule now applies")
+    expires_at: datetime = Field(description="When it was due (to measure lateness)")
 
 
 class CancelApprovalRequest(Contract):

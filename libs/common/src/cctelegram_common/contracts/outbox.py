@@ -25,6 +25,62 @@ class InlineButton(Contract):
     url: str | None = None
 
 
+class LinkPreviewOptions(Contract):
+    """Telegram's ``LinkPreviewOptions`` object, sent as is."""
+
+    is_disabled: bool | None = Field(default=None, description="No link preview at all")
+    url: str | None = Field(default=None, description="The URL to preview instead of the first")
+    prefer_small_media: bool | None = None
+    prefer_large_media: bool | None = None
+    show_above_text: bool | None = None
+
+
+# Which Bot API method each operation becomes; BotApiOptions fields name the ones they fit.
+_SENDS = frozenset({Operation.SEND_MESSAGE, Operation.SEND_DOCUMENT, Operation.SEND_PHOTO})
+_TEXT_OPERATIONS = frozenset({Operation.SEND_MESSAGE, Operation.EDIT_MESSAGE_TEXT})
+
+
+class BotApiOptions(Contract):
+    """Optional Bot API parameters beyond those the outbox message names itself.
+
+    Each field is a documented parameter of the Bot API method the operation becomes, sent
+    under its own name when set (None leaves it out): nothing else ever reaches Telegram.
+    """
+
+    protect_content: bool | None = Field(
+        default=None,
+        description="sendMessage, sendDocument, sendPhoto: forbid forwarding and saving",
+    )
+    link_preview_options: LinkPreviewOptions | None = Field(
+        default=None, description="sendMessage, editMessageText: how links are previewed"
+    )
+
+    def parameters(self, operation: Operation) -> dict[str, Any]:
+        """The Bot API parameters these options add to ``operation``'s call."""
+        params: dict[str, Any] = {}
+        if self.protect_content is not None and operation in _SENDS:
+            params["protect_content"] = self.protect_content
+        if self.link_preview_options is not None and operation in _TEXT_OPERATIONS:
+            params["link_preview_options"] = self.link_preview_options.model_dump(exclude_none=True)
+        return params
+
+    def check_fits(self, operation: Operation) -> None:
+        if self.protect_content is not None and operation not in _SENDS:
+            raise ValueError(f"bot_api.protect_content does not apply to {operation.value}")
+        if self.link_preview_options is not None and operation not in _TEXT_OPERATIONS:
+            raise ValueError(f"bot_api.link_preview_options does not apply to {operation.value}")
+
+
+class OutboxBookkeeping(Contract):
+    """What the suite notes about an outbox message for itself; never sent to Telegram."""
+
+    digest_of: tuple[str, ...] = Field(
+        default=(),
+        max_length=100,
+        description="A quiet-hours digest: the event ids it summarises (at most 100)",
+    )
+
+
 class OutboxMessage(Contract):
     """One Telegram operation for one chat. Subject ``cctg.outbox.chat.<chat>``.
 
@@ -58,8 +114,30 @@ class OutboxMessage(Contract):
         default=None,
         description="A file in the cctg_files object store: the notifier uploads its bytes",
     )
-    extra: dict[str, Any] = Field(default_factory=dict)
+    bot_api: BotApiOptions = Field(
+        default_factory=BotApiOptions,
+        description="Further Bot API parameters of the operation's method (typed, sent as is)",
+    )
+    bookkeeping: OutboxBookkeeping = Field(
+        default_factory=OutboxBookkeeping,
+        description="The suite's own notes about this message; never sent to Telegram",
+    )
     created_at: datetime = Field(default_factory=utc_now)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_extra(cls, data: Any) -> Any:
+        # Outbox messages stored before ``bot_api``/``bookkeeping`` existed carried one
+        # untyped ``extra`` dict; the only key ever written was the digest's ``digest_of``.
+        # Anything else in it is refused by the typed fields below, never silently dropped.
+        if isinstance(data, dict) and "extra" in data:
+            data = dict(data)
+            legacy = dict(data.pop("extra") or {})
+            if "digest_of" in legacy:
+                data["bookkeeping"] = {"digest_of": legacy.pop("digest_of")}
+            if legacy:
+                data["bot_api"] = legacy
+        return data
 
     @model_validator(mode="after")
     def _operation_has_what_it_needs(self) -> "OutboxMessage":
@@ -75,7 +153,19 @@ class OutboxMessage(Contract):
             (self.file_ref is None) == (self.stored_file is None)
         ):
             raise ValueError("a document or photo needs file_ref or stored_file (one of them)")
+        self.bot_api.check_fits(self.operation)
         return self
+
+
+def outbox_id(origin: str, chat_id: int, part: int | str) -> str:
+    """The deterministic id of one outbox message: ``<origin>:<chat>:<part>``.
+
+    ``origin`` is what the message renders (an event or approval id, ``digest-<id>``,
+    ``cmd-<update id>``, ...), ``part`` which piece of it for that chat (a split text's index,
+    ``card``, an edit's name). Being deterministic, a re-run of the same work yields the same
+    id, which JetStream (``Nats-Msg-Id``) and the notifier (deliveries KV) deduplicate.
+    """
+    return f"{origin}:{chat_id}:{part}"
 
 
 class DeliveryOutcome(StrEnum):

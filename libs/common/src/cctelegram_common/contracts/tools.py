@@ -9,7 +9,12 @@ from typing import Any
 
 from pydantic import Field
 
-from cctelegram_common.contracts.approvals import DEFAULT_OPTIONS, ON_TIMEOUT_EXPIRE, ApprovalStatus
+from cctelegram_common.contracts.approvals import (
+    DEFAULT_OPTIONS,
+    ON_TIMEOUT_EXPIRE,
+    ApprovalRecord,
+    ApprovalStatus,
+)
 from cctelegram_common.contracts.base import Contract
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import EventState, Severity
@@ -20,6 +25,17 @@ IDEMPOTENCY_KEY_FIELD = Field(
     min_length=1,
     max_length=200,
     description="Same key (per client) = same event_id and one Telegram message, across retries",
+)
+
+CALLBACK_URL_FIELD = Field(
+    default=None,
+    min_length=8,
+    max_length=2000,
+    pattern=r"^https?://",
+    description="When the approval is decided, expires or is cancelled, its final record is "
+    "POSTed here, signed with your webhook secret (X-CCTelegram-Signature). https, or a host "
+    "listed in CCTELEGRAM_WEBHOOK_ALLOWED_HOSTS; private addresses are refused",
+    examples=["https://ci.example.com/hooks/cctelegram"],
 )
 
 # --- sending -------------------------------------------------------------------------------
@@ -117,6 +133,7 @@ class SendApprovalRequestInput(Contract):
     task_id: str | None = Field(default=None, max_length=200, description="Task this is about")
     source: str = Field(default="claude-code", max_length=100)
     idempotency_key: str | None = IDEMPOTENCY_KEY_FIELD
+    callback_url: str | None = CALLBACK_URL_FIELD
 
 
 class ApprovalView(Contract):
@@ -138,6 +155,30 @@ class ApprovalView(Contract):
     expires_at: datetime
     created_at: datetime
     task_id: str | None = None
+    callback_url: str | None = Field(
+        default=None, description="Where the final record is POSTed when it closes"
+    )
+
+
+def approval_view(record: ApprovalRecord) -> ApprovalView:
+    """The caller's view of a stored approval (tools, REST and the decision webhook)."""
+    return ApprovalView(
+        approval_id=record.approval_id,
+        status=record.status,
+        title=record.title,
+        options=list(record.options),
+        chosen_option=record.chosen_option,
+        chosen_index=record.chosen_index,
+        decided_by_user_id=record.decided_by_user_id,
+        decided_by_username=record.decided_by_username,
+        decided_at=record.decided_at,
+        comment=record.comment,
+        cancel_reason=record.cancel_reason,
+        expires_at=record.expires_at,
+        created_at=record.created_at,
+        task_id=record.task_id,
+        callback_url=record.callback_url,
+    )
 
 
 class SendApprovalResult(Contract):

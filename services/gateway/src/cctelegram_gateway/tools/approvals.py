@@ -7,10 +7,8 @@ gateway replica and after a restart: the state lives in NATS, not in this proces
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import timedelta
-
-import nats.errors
-import nats.js.errors
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.approvals import (
@@ -29,10 +27,11 @@ from cctelegram_common.contracts.tools import (
     SendApprovalResult,
     WaitForApprovalInput,
     WaitForApprovalResult,
+    approval_view,
 )
+from cctelegram_common.webhooks import AllowList, DestinationRefusedError, check_callback_url
 from cctelegram_gateway.registry import ToolContext, ToolError, current_progress, registry
 from cctelegram_gateway.tools.events import (
-    bucket,
     call_events,
     derive_id,
     may_read,
@@ -43,31 +42,28 @@ from cctelegram_gateway.tools.events import (
 APPEAR_GRACE_S = 5.0
 # How often a long wait tells a client that asked for progress that it is still waiting.
 KEEPALIVE_S = 15.0
-_KV_REMOVED = ("DEL", "PURGE")
+
+
+@functools.cache
+def webhook_allow_list() -> AllowList:
+    """CCTELEGRAM_WEBHOOK_ALLOWED_HOSTS, read once: the URL is refused here, as written,
+    before anything is stored (the sender checks the resolved addresses again)."""
+    return AllowList.from_env()
 
 
 def view(record: ApprovalRecord) -> ApprovalView:
-    return ApprovalView(
-        approval_id=record.approval_id,
-        status=record.status,
-        title=record.title,
-        options=list(record.options),
-        chosen_option=record.chosen_option,
-        chosen_index=record.chosen_index,
-        decided_by_user_id=record.decided_by_user_id,
-        decided_by_username=record.decided_by_username,
-        decided_at=record.decided_at,
-        comment=record.comment,
-        cancel_reason=record.cancel_reason,
-        expires_at=record.expires_at,
-        created_at=record.created_at,
-        task_id=record.task_id,
-    )
+    return approval_view(record)
 
 
 def _not_found(approval_id: str) -> ToolError:
+    # A decided approval is removed by NATS after the history time (CCTG_HISTORY_DAYS, 30 days
+    # by default); nothing remembers that it was there, so the answer names every reason.
     return ToolError(
-        f"no approval {approval_id}", status=404, code="not_found", field="approval_id"
+        f"no approval {approval_id}: it left the history (decided approvals are kept for "
+        "the configured history time, 30 days by default, then removed), or it never "
+        "existed or is not yours",
+        code="not_found",
+        field="approval_id",
     )
 
 
@@ -94,14 +90,12 @@ async def watch_approval(
 async def _watch(
     ctx: ToolContext, approval_id: str, timeout_s: float, until_closed: bool
 ) -> ApprovalRecord:
-    store = await bucket(ctx, subjects.KV_APPROVALS)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     appear_deadline = loop.time() + min(timeout_s, APPEAR_GRACE_S)
-    try:
-        watcher = await store.watch(approval_id)
-    except nats.js.errors.InvalidKeyError:
-        raise _not_found(approval_id) from None
+    watch = await ctx.reads.watch_approval(approval_id)
+    if watch is None:
+        raise _not_found(approval_id)
     latest: ApprovalRecord | None = None
     try:
         while True:
@@ -109,20 +103,16 @@ async def _watch(
             remaining = until - loop.time()
             if remaining <= 0:
                 break
-            try:
-                entry = await watcher.updates(timeout=remaining)  # type: ignore[no-untyped-call]
-            except nats.errors.TimeoutError:
-                continue
-            if entry is None or entry.value is None or entry.operation in _KV_REMOVED:
-                continue  # the "no more history" marker, or a purge
-            record = ApprovalRecord.model_validate_json(entry.value)
+            record = await watch.next(remaining)
+            if record is None:
+                continue  # nothing new yet, the "no more history" marker, or a purge
             if not may_read(ctx, record.client_id):
                 raise _not_found(approval_id)
             latest = record
             if not record.is_open or not until_closed:
                 return record
     finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
+        await watch.stop()
     if latest is None:
         raise _not_found(approval_id)
     return latest
@@ -148,6 +138,11 @@ async def send_approval_request(
         raise ToolError("options must be different from each other", field="options")
     if params.on_timeout != ON_TIMEOUT_EXPIRE and params.on_timeout not in options:
         raise ToolError("on_timeout must be 'expire' or one of the options", field="on_timeout")
+    if params.callback_url is not None:
+        try:
+            check_callback_url(params.callback_url, webhook_allow_list())
+        except DestinationRefusedError as refused:
+            raise ToolError(f"callback_url: {refused}", status=422, field="callback_url") from None
     approval_id = derive_id(ctx.principal.client_id, params.idempotency_key, "approval")
     now = utc_now()
     command = SubmitApproval(
@@ -165,6 +160,7 @@ async def send_approval_request(
         source=params.source,
         request_id=ctx.request_id,
         submitted_at=now,
+        callback_url=params.callback_url,
     )
     await publish_command(ctx, subjects.APPROVAL_SUBMIT, command, approval_id)
     result = SendApprovalResult(
@@ -209,19 +205,10 @@ async def wait_for_approval(
     read_only=True,
 )
 async def get_approval(ctx: ToolContext, params: ApprovalIdInput) -> ApprovalView:
-    store = await bucket(ctx, subjects.KV_APPROVALS)
-    try:
-        entry = await store.get(params.approval_id)
-    except (
-        nats.js.errors.KeyNotFoundError,
-        nats.js.errors.KeyDeletedError,
-        nats.js.errors.InvalidKeyError,
-    ):
+    record = await ctx.reads.approval(params.approval_id)
+    if record is None:
         # Just sent? The events service may still be creating it.
         return view(await watch_approval(ctx, params.approval_id, 2.0, until_closed=False))
-    if entry.value is None:
-        raise _not_found(params.approval_id)
-    record = ApprovalRecord.model_validate_json(entry.value)
     if not may_read(ctx, record.client_id):
         raise _not_found(params.approval_id)
     return view(record)

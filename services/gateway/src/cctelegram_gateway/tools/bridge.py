@@ -21,7 +21,6 @@ from cctelegram_gateway.registry import ToolContext, ToolError, registry
 STATUS_TIMEOUT_S = 5.0
 # A supervised restart stops each notifier gracefully and waits for its replacement.
 CONTROL_TIMEOUT_S = 60.0
-_STATUS_OF_CODE = {"invalid": 400, "not_found": 404, "conflict": 409, "unavailable": 503}
 
 
 async def _call(
@@ -31,16 +30,9 @@ async def _call(
         return await rpc_call(ctx.broker, subject, request, answer, timeout_s=timeout_s)
     except RpcFailedError as failure:
         error = failure.error
-        message = (
-            "bridge-manager is not answering; is it running?"
-            if error.code == "unavailable"
-            else error.message
-        )
-        raise ToolError(
-            message,
-            status=_STATUS_OF_CODE.get(error.code, 502),
-            code=error.code,
-            field=error.field,
+        not_answering = "bridge-manager is not answering; is it running?"
+        raise ToolError.from_rpc(
+            error, message=not_answering if error.code == "unavailable" else None
         ) from None
 
 

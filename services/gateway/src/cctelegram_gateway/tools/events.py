@@ -5,14 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import TypeVar
 
-import nats.js.errors
-from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.auth import Permission
 from cctelegram_common.contracts.event_types import CATEGORY_OF, EventType, describe
-from cctelegram_common.contracts.events import EventStatus, Severity, SubmitEvent
+from cctelegram_common.contracts.events import Severity, SubmitEvent
 from cctelegram_common.contracts.tools import (
     EventStatusView,
     EventTypeInfo,
@@ -60,32 +58,10 @@ async def publish_command(ctx: ToolContext, subject: str, payload: BaseModel, ms
         raise ToolError(
             f"could not store the request ({type(error).__name__}); retry with the same "
             "idempotency_key",
-            status=503,
             code="unavailable",
         ) from None
 
 
-# (id of the broker, bucket name) → handle; nats-py reconnects inside the same client, so
-# a handle stays valid for the life of the broker.
-_BUCKETS: dict[tuple[int, str], KeyValue] = {}
-
-
-async def bucket(ctx: ToolContext, name: str) -> KeyValue:
-    """A KV bucket handle, opened once per broker."""
-    cache_key = (id(ctx.broker), name)
-    handle = _BUCKETS.get(cache_key)
-    if handle is None:
-        try:
-            handle = await jetstream(ctx.broker).key_value(name)
-        except Exception as error:
-            raise ToolError(
-                f"state store unavailable ({type(error).__name__})", status=503, code="unavailable"
-            ) from None
-        _BUCKETS[cache_key] = handle
-    return handle
-
-
-_RPC_STATUS = {"not_found": 404, "forbidden": 403, "conflict": 409, "unavailable": 503}
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -102,11 +78,8 @@ async def call_events(
     try:
         return await rpc_call(ctx.broker, subject, request, response_model, timeout_s=timeout_s)
     except RpcFailedError as error:
-        raise ToolError(
-            error.error.message,
-            status=_RPC_STATUS.get(error.error.code, 400),
-            code=error.error.code,
-            field=error.error.field or (field if error.error.code == "not_found" else None),
+        raise ToolError.from_rpc(
+            error.error, field=field if error.error.code == "not_found" else None
         ) from None
 
 
@@ -240,21 +213,10 @@ async def list_event_types(_ctx: ToolContext, params: ListEventTypesInput) -> Ev
     read_only=True,
 )
 async def get_event_status(ctx: ToolContext, params: GetEventStatusInput) -> EventStatusView:
-    store = await bucket(ctx, subjects.KV_EVENT_STATUS)
-    not_found = ToolError(
-        f"no event {params.event_id}", status=404, code="not_found", field="event_id"
-    )
-    if params.event_id.startswith(subjects.EVENT_STATUS_UPDATE_PREFIX):
+    not_found = ToolError(f"no event {params.event_id}", code="not_found", field="event_id")
+    status = await ctx.reads.event_status(params.event_id)
+    if status is None:
         raise not_found
-    try:
-        entry = await store.get(params.event_id)
-    except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-        raise not_found from None
-    except nats.js.errors.InvalidKeyError:
-        raise not_found from None
-    if entry.value is None:
-        raise not_found
-    status = EventStatus.model_validate_json(entry.value)
     if not may_read(ctx, status.client_id):
         raise not_found
     return EventStatusView(

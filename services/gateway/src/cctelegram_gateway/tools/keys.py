@@ -24,12 +24,12 @@ from cctelegram_common.contracts.auth import (
     RotateKeyRequest,
 )
 from cctelegram_common.contracts.base import Contract
+from cctelegram_common.contracts.webhooks import CreatedWebhookSecret, CreateWebhookSecretRequest
 from cctelegram_common.nats import RpcFailedError, rpc_call
 from cctelegram_gateway.registry import ToolContext, ToolError, registry
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 _KEY_ID = Field(pattern=r"^[A-Za-z0-9]{12}$", description="The key's id (cctg_<key id>_...)")
-_STATUS = {"not_found": 404, "invalid": 422, "conflict": 409, "forbidden": 403}
 
 
 class CreateKeyInput(Contract):
@@ -69,10 +69,7 @@ async def _ask(
     try:
         return await rpc_call(ctx.broker, subject, request, result, timeout_s=5.0)
     except RpcFailedError as failed:
-        error = failed.error
-        raise ToolError(
-            error.message, status=_STATUS.get(error.code, 503), code=error.code, field=error.field
-        ) from None
+        raise ToolError.from_rpc(failed.error) from None
 
 
 @registry.tool(
@@ -129,3 +126,22 @@ async def rotate_api_key(ctx: ToolContext, arguments: RotateKeyInput) -> Rotated
         request_id=ctx.request_id,
     )
     return await _ask(ctx, subjects.AUTH_RPC_ROTATE_KEY, request, RotatedKey)
+
+
+class WebhookSecretInput(Contract):
+    key_id: str = _KEY_ID
+
+
+@registry.tool(
+    "create_webhook_secret",
+    description="Create the webhook signing secret of a key's client (decision webhooks are "
+    "signed with it). Shown in this answer only; a new one replaces the old at once.",
+    permission=Permission.KEYS_MANAGE,
+)
+async def create_webhook_secret(
+    ctx: ToolContext, arguments: WebhookSecretInput
+) -> CreatedWebhookSecret:
+    request = CreateWebhookSecretRequest(
+        key_id=arguments.key_id, actor=ctx.principal.client_id, request_id=ctx.request_id
+    )
+    return await _ask(ctx, subjects.AUTH_RPC_CREATE_WEBHOOK_SECRET, request, CreatedWebhookSecret)
