@@ -364,6 +364,18 @@ async def test_a_person_sends_a_photo_and_a_document_the_bot_fetches_them(
     path = (await bot.ok("getFile", file_id=document["file_id"]))["file_path"]
     assert (await client.get(f"/file/bot{token}/{path}")).content == b"line\n"
 
+    clock.advance(1)
+    big = await bot.control(
+        "POST",
+        "/chats/42/messages",
+        document={
+            "file_name": "big.bin",
+            "content_base64": base64.b64encode(b"x" * (20 * 2**20 + 1)).decode(),
+        },
+    )
+    big_id = big.json()["document"]["file_id"]
+    assert await bot.error("getFile", file_id=big_id) == (400, "Bad Request: file is too big")
+
     not_an_image = await bot.control(
         "POST", "/chats/42/messages", photo={"content_base64": base64.b64encode(b"hi").decode()}
     )
