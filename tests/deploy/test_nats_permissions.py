@@ -5,6 +5,7 @@ service's consumer or inbox, or create, delete or purge a stream."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import re
 import time
@@ -230,6 +231,82 @@ async def test_every_service_becomes_ready_and_delivers_with_its_own_user(
     assert statuses == [200, 200, 429]
     assert "rate_limit_budget_unreachable" not in gateway.output()
     # Doing its job never needed anything its user may not do.
+    assert [v for v in violations(server.log_file) if v[0] in SERVICE_USERS] == []
+
+
+async def test_files_both_ways_need_nothing_beyond_the_service_users(
+    running_suite: tuple[SecuredSuite, NatsServer],
+) -> None:
+    """An upload stored by the gateway and sent by the notifier; a person's photo in reply to
+    a card fetched by the notifier, given its owner by events, downloaded through the gateway."""
+    suite, server = running_suite
+    (gateway,) = suite.processes["gateway"]
+    headers = {"Authorization": f"Bearer {suite.api_key}"}
+    content = b"%PDF-1.4 least privilege " + bytes(range(256)) * 1000
+    uploaded = httpx.post(
+        f"{gateway.url}/v1/files",
+        files={"file": ("report.pdf", content, "application/pdf")},
+        headers=headers,
+        timeout=30,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    asked = httpx.post(
+        f"{gateway.url}/v1/tools/send_approval_request",
+        json={"title": f"Photo please {time.time_ns()}", "description": "of the rack"},
+        headers=headers,
+        timeout=30,
+    )
+    assert asked.status_code == 200, asked.text
+    chat_url = f"{suite.sandbox_url}/sandbox/api/chats/{PERSON_ID}/messages"
+    card = None
+    document = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (card is None or document is None):
+        messages = httpx.get(chat_url, timeout=5).json()
+        title = asked.json()["approval_id"]
+        card = card or next(
+            (m for m in messages if m.get("reply_markup") and "Photo please" in m.get("text", "")
+             and title), None,
+        )  # fmt: skip
+        document = document or next(
+            (m for m in messages if (m.get("document") or {}).get("file_name") == "report.pdf"),
+            None,
+        )
+        await asyncio.sleep(0.2)
+    assert card is not None
+    assert document is not None
+    photo = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + (4).to_bytes(4, "big") * 2 + b"\x08\x02"
+    photo += bytes(range(256)) * 10
+    sent = httpx.post(
+        chat_url,
+        json={
+            "user_id": PERSON_ID,
+            "reply_to_message_id": card["message_id"],
+            "photo": {"content_base64": base64.b64encode(photo).decode()},
+        },
+        timeout=10,
+    )
+    assert sent.status_code == 201, sent.text
+    deadline = time.monotonic() + 30
+    files: list[Any] = []
+    while time.monotonic() < deadline and not files:
+        page = httpx.post(
+            f"{gateway.url}/v1/tools/get_telegram_responses",
+            json={"limit": 50},
+            headers=headers,
+            timeout=30,
+        ).json()
+        files = [
+            file
+            for response in page["responses"]
+            if response.get("approval_id") == asked.json()["approval_id"]
+            for file in response.get("files", [])
+        ]
+        await asyncio.sleep(0.2)
+    assert files, "the photo is listed with the response"
+    assert files[0]["id"], files
+    downloaded = httpx.get(f"{gateway.url}/v1/files/{files[0]['id']}", headers=headers)
+    assert downloaded.content == photo
     assert [v for v in violations(server.log_file) if v[0] in SERVICE_USERS] == []
 
 

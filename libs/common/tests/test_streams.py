@@ -22,13 +22,16 @@ async def test_provision_is_idempotent_and_complete(fresh_nats: NatsServer) -> N
         created = await streams.provision(js)
         assert set(created) == {spec.name for spec in streams.stream_specs()} | {
             bucket.bucket for bucket in streams.BUCKETS
-        }
+        } | {bucket.bucket for bucket in streams.OBJECT_BUCKETS}
         assert await streams.provision(js) == []
         assert await streams.missing(js) == []
         outbox = await js.stream_info("CCTG_OUTBOX")
         assert str(outbox.config.retention) in {"workqueue", "RetentionPolicy.WORK_QUEUE"}
         for bucket in streams.BUCKETS:
             assert await direct_gets(js, bucket.bucket)
+        files = await js.stream_info("OBJ_cctg_files")
+        assert files.config.max_age == streams.FILES_MAX_AGE_S
+        assert files.config.allow_direct
     finally:
         await client.close()
 

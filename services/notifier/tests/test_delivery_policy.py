@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from cctelegram_common.contracts.files import FileInfo, FileKind
 from cctelegram_common.contracts.outbox import (
     DeliveryOutcome,
     DeliveryRecord,
@@ -18,6 +19,7 @@ from cctelegram_common.resilience import CircuitBreaker
 from cctelegram_notifier.delivery import (
     DeliveryService,
     FailureReason,
+    FileGoneError,
     TokenRejectedError,
     build_call,
     to_plain_text,
@@ -25,7 +27,7 @@ from cctelegram_notifier.delivery import (
 from cctelegram_notifier.scheduler import Scheduler
 from cctelegram_notifier.settings import RateSettings, RetrySettings
 from cctelegram_notifier.store import MemoryDeliveryStore, delivery_key
-from cctelegram_notifier.telegram import TelegramError, TelegramUnavailableError
+from cctelegram_notifier.telegram import TelegramError, TelegramUnavailableError, Upload
 
 Answer = Callable[[str, dict[str, Any]], Any]
 
@@ -37,12 +39,20 @@ class ScriptedBot:
         self.clock = clock
         self.script = list(script)
         self.calls: list[tuple[float, str, dict[str, Any]]] = []
+        self.uploads: list[bytes] = []
         self.next_message_id = 100
 
     async def call(
-        self, method: str, params: dict[str, Any], *, timeout_s: float | None = None
+        self,
+        method: str,
+        params: dict[str, Any],
+        *,
+        timeout_s: float | None = None,
+        upload: Upload | None = None,
     ) -> Any:
         self.calls.append((self.clock.now, method, params))
+        if upload is not None:
+            self.uploads.append(b"".join([chunk async for chunk in upload.chunks()]))
         outcome = self.script.pop(0) if self.script else "ok"
         if isinstance(outcome, Exception):
             raise outcome
@@ -50,7 +60,13 @@ class ScriptedBot:
         return {"message_id": self.next_message_id, "chat": {"id": params.get("chat_id")}}
 
 
-def _service(clock: Any, bot: ScriptedBot, store: MemoryDeliveryStore | None = None, **retry: Any):
+def _service(
+    clock: Any,
+    bot: ScriptedBot,
+    store: MemoryDeliveryStore | None = None,
+    uploads: Any = None,
+    **retry: Any,
+):
     scheduler = Scheduler(RateSettings(retry_after_pad_s=0.0), clock=clock, sleep=clock.sleep)
     breaker = CircuitBreaker(failure_threshold=3, reset_s=5.0, clock=clock)
     return DeliveryService(
@@ -61,6 +77,7 @@ def _service(clock: Any, bot: ScriptedBot, store: MemoryDeliveryStore | None = N
         RetrySettings(**retry),
         sleep=clock.sleep,
         clock=clock,
+        uploads=uploads,
     )
 
 
@@ -267,3 +284,47 @@ def test_plain_text_and_kv_keys() -> None:
     assert delivery_key("evt-1_a.b") == "evt-1_a.b"
     assert delivery_key("evt:1") != delivery_key("evt_1")
     assert delivery_key("evt:1").startswith("evt_1.")
+
+
+class StoredFiles:
+    """``UploadSource`` over a dict: file id → bytes (missing ids have aged out)."""
+
+    def __init__(self, contents: dict[str, bytes]) -> None:
+        self.contents = contents
+
+    async def open(self, stored: FileInfo) -> Upload:
+        content = self.contents.get(stored.id or "")
+        if content is None:
+            raise FileGoneError(f"file {stored.id} is no longer stored")
+
+        async def chunks() -> Any:
+            for start in range(0, len(content), 4):
+                yield content[start : start + 4]
+
+        return Upload("document", stored.name, stored.type, len(content), chunks)
+
+
+def _file_message(file_id: str) -> OutboxMessage:
+    info = FileInfo(id=file_id, name="a.txt", type="text/plain", size=10, kind=FileKind.DOCUMENT)
+    return _message(operation=Operation.SEND_DOCUMENT, stored_file=info, text="<b>caption</b>")
+
+
+async def test_a_stored_file_is_uploaded_afresh_on_every_attempt(clock: Any) -> None:
+    bot = ScriptedBot(clock, TelegramUnavailableError("sendDocument", "timeout"))
+    service = _service(clock, bot, uploads=StoredFiles({"f1": b"0123456789"}))
+    (result,) = await clock.run(service.deliver(_file_message("f1")))
+    assert result.outcome is DeliveryOutcome.SENT
+    assert [method for _, method, _ in bot.calls] == ["sendDocument", "sendDocument"]
+    assert bot.uploads == [b"0123456789", b"0123456789"]
+    # The file travels as the upload, never as a parameter.
+    assert bot.calls[0][2].get("document") is None
+    assert bot.calls[0][2]["caption"] == "<b>caption</b>"
+
+
+async def test_a_file_no_longer_stored_is_dead_lettered_without_a_call(clock: Any) -> None:
+    bot = ScriptedBot(clock)
+    service = _service(clock, bot, uploads=StoredFiles({}))
+    (result,) = await clock.run(service.deliver(_file_message("gone")))
+    assert result.reason is FailureReason.INVALID_PAYLOAD
+    assert "no longer stored" in (result.error or "")
+    assert bot.calls == []

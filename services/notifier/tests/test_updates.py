@@ -15,7 +15,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from cctelegram_common import streams, subjects
+from cctelegram_common import files, streams, subjects
 from cctelegram_common.contracts.updates import InboundUpdate, update_msg_id
 from cctelegram_notifier.store import chat_key
 from cctelegram_testing.nats import NatsServer
@@ -193,3 +193,33 @@ async def test_two_replicas_one_poller_takeover_after_kill_nothing_lost_or_doubl
         for process in replicas.values():
             process.stop()
         await nc.close()
+
+
+async def test_files_people_send_are_fetched_and_stored_with_their_update(
+    nc: Client, sandbox: RunningSandbox, start_notifier: Any, make_settings: Any
+) -> None:
+    chat = sandbox.create_chat(type="private", user={"id": 778, "first_name": "Bo"})["id"]
+    await start_notifier(
+        make_settings(sandbox, instance_id="files", polling={"enabled": True, **FAST_LEASE})
+    )
+    photo = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + (5).to_bytes(4, "big") * 2 + b"\x08\x02"
+    photo += bytes(range(256)) * 600
+    sandbox.send_file(chat, photo, photo=True, caption="the rack")
+    too_big = b"z" * (20 * 1024 * 1024 + 1)
+    sandbox.send_file(chat, too_big, file_name="dump.bin")
+
+    async def both() -> bool:
+        return len(await _updates(nc)) == 2
+
+    await wait_until(both)
+    first, second = await _updates(nc)
+    (stored,) = first.files
+    assert (stored.kind.value, stored.type, stored.size) == ("photo", "image/jpeg", len(photo))
+    assert stored.id == f"tg{first.update_id}-0"
+    found = await files.lookup(nc.jetstream(), stored.id)
+    assert b"".join([c async for c in found.chunks(nc.jetstream())]) == photo
+    assert found.owner is None  # events gives it the owner of the card it answers, if any
+    (skipped,) = second.files
+    assert skipped.id is None
+    assert skipped.name == "dump.bin"
+    assert "20 MB" in (skipped.error or "")

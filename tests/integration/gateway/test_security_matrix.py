@@ -183,3 +183,32 @@ def test_resources_follow_their_tools_permissions(client: TestClient, keys, role
         else:
             assert response.status_code == 403, (role, method, path, response.text)
             assert spec.permission.value in response.json()["error"]["message"]
+
+
+# --- files (/v1/files): an upload needs events:send, a download events:read -------------------
+FILE_ROUTES = [
+    ("POST", "/v1/files", "events:send"),
+    ("GET", "/v1/files/0123abcd", "events:read"),
+]
+
+
+def test_files_refuse_every_bad_key(client: TestClient, keys) -> None:
+    credentials = [{}, *({"Authorization": f"Bearer {key}"} for key in keys.bad().values())]
+    for headers in credentials:
+        for method, path, _permission in FILE_ROUTES:
+            response = client.request(method, path, json=PROBE, headers=headers)
+            assert response.status_code == 401, (method, path, headers)
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_files_follow_their_permissions(client: TestClient, keys, role: Role) -> None:
+    headers = {"Authorization": f"Bearer {keys.role(role)}"}
+    permitted = {permission.value for permission in ROLE_PERMISSIONS[role]}
+    for method, path, permission in FILE_ROUTES:
+        response = client.request(method, path, json=PROBE, headers=headers)
+        if permission in permitted:
+            # Allowed: the JSON probe is not a multipart upload (422); the id names no file (404).
+            assert response.status_code == (422 if method == "POST" else 404), response.text
+        else:
+            assert response.status_code == 403, (role, method, path, response.text)
+            assert permission in response.json()["error"]["message"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import Any
 
@@ -323,6 +324,63 @@ async def test_documents_and_photos(
         400,
         "Bad Request: message caption is too long",
     )
+
+
+async def test_a_person_sends_a_photo_and_a_document_the_bot_fetches_them(
+    bot: BotCaller, client: httpx.AsyncClient, token: str, clock: ManualClock
+) -> None:
+    await private_chat(bot)
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + (8).to_bytes(4, "big") * 2 + b"\x08\x02"
+    png += bytes(range(256)) * 4
+    sent = await bot.control(
+        "POST",
+        "/chats/42/messages",
+        photo={"content_base64": base64.b64encode(png).decode()},
+        caption="whiteboard",
+    )
+    assert sent.status_code == 201
+    updates = await bot.ok("getUpdates")
+    message = updates[-1]["message"]
+    assert message["caption"] == "whiteboard"
+    (size,) = message["photo"]
+    assert (size["width"], size["height"], size["file_size"]) == (8, 8, len(png))
+    found = await bot.ok("getFile", file_id=size["file_id"])
+    download = await client.get(f"/file/bot{token}/{found['file_path']}")
+    assert download.content == png
+    # A wrong token gets nothing (Telegram answers 404).
+    wrong = await client.get(f"/file/bot1:{'x' * 35}/{found['file_path']}")
+    assert wrong.status_code == 404
+
+    clock.advance(1)
+    await bot.control(
+        "POST",
+        "/chats/42/messages",
+        document={"file_name": "log.txt", "content_base64": base64.b64encode(b"line\n").decode()},
+    )
+    document = (await bot.ok("getUpdates", offset=updates[-1]["update_id"] + 1))[-1]["message"][
+        "document"
+    ]
+    assert (document["file_name"], document["mime_type"]) == ("log.txt", "text/plain")
+    path = (await bot.ok("getFile", file_id=document["file_id"]))["file_path"]
+    assert (await client.get(f"/file/bot{token}/{path}")).content == b"line\n"
+
+    clock.advance(1)
+    big = await bot.control(
+        "POST",
+        "/chats/42/messages",
+        document={
+            "file_name": "big.bin",
+            "content_base64": base64.b64encode(b"x" * (20 * 2**20 + 1)).decode(),
+        },
+    )
+    big_id = big.json()["document"]["file_id"]
+    assert await bot.error("getFile", file_id=big_id) == (400, "Bad Request: file is too big")
+
+    not_an_image = await bot.control(
+        "POST", "/chats/42/messages", photo={"content_base64": base64.b64encode(b"hi").decode()}
+    )
+    assert not_an_image.status_code == 400
+    assert "not a PNG, GIF or JPEG" in not_an_image.json()["error"]
 
 
 # -- chat states --------------------------------------------------------------------------

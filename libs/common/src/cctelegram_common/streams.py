@@ -9,6 +9,7 @@ from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
     KeyValueConfig,
+    ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -232,6 +233,40 @@ def bucket_specs(history_s: float = DEFAULT_HISTORY_S) -> tuple[BucketSpec, ...]
 BUCKETS: tuple[BucketSpec, ...] = bucket_specs()
 
 
+@dataclass(frozen=True)
+class ObjectBucketSpec:
+    """One object store bucket of the suite (its stream is ``OBJ_<bucket>``)."""
+
+    bucket: str
+    description: str
+    ttl_s: float | None = None
+
+    @property
+    def stream(self) -> str:
+        return f"OBJ_{self.bucket}"
+
+    def config(self, replicas: int, ttl_s: float | None = None) -> ObjectStoreConfig:
+        return ObjectStoreConfig(
+            bucket=self.bucket,
+            description=self.description,
+            ttl=ttl_s if ttl_s is not None else self.ttl_s,
+            storage=StorageType.FILE,
+            replicas=replicas,
+        )
+
+
+# Files age out after a week: long enough for an agent to fetch what a person sent and for
+# a delivery to be retried, short enough that 50 MB uploads do not pile up for ever.
+FILES_MAX_AGE_S = 7 * DAY_S
+OBJECT_BUCKETS: tuple[ObjectBucketSpec, ...] = (
+    ObjectBucketSpec(
+        subjects.OBJ_FILES,
+        "Files both ways: uploads to send, documents and photos people sent",
+        ttl_s=FILES_MAX_AGE_S,
+    ),
+)
+
+
 class ProvisioningError(RuntimeError):
     """A stream or bucket is missing and this process may not create it."""
 
@@ -244,6 +279,7 @@ async def provision(
     responses_max_age_s: float = DEFAULT_HISTORY_S,
     history_s: float = DEFAULT_HISTORY_S,
     apply_history: bool = False,
+    files_max_age_s: float = FILES_MAX_AGE_S,
 ) -> list[str]:
     """Create (or, with ``create=False``, only check) every stream and bucket. Idempotent.
 
@@ -285,6 +321,16 @@ async def provision(
             await _upgrade_bucket(js, bucket, history_s if apply_history else None)
     if create:
         await upgrade_approvals(js, history_s)
+    for object_bucket in OBJECT_BUCKETS:
+        try:
+            await js.stream_info(object_bucket.stream)
+        except nats.js.errors.NotFoundError:
+            if not create:
+                raise ProvisioningError(f"object store {object_bucket.bucket} is missing") from None
+            await js.create_object_store(
+                object_bucket.bucket, object_bucket.config(replicas, files_max_age_s)
+            )
+            created.append(object_bucket.bucket)
     return created
 
 
@@ -335,4 +381,9 @@ async def missing(js: JetStreamContext) -> list[str]:
             await js.stream_info(f"KV_{bucket.bucket}")
         except nats.js.errors.NotFoundError:
             absent.append(bucket.bucket)
+    for object_bucket in OBJECT_BUCKETS:
+        try:
+            await js.stream_info(object_bucket.stream)
+        except nats.js.errors.NotFoundError:
+            absent.append(object_bucket.bucket)
     return absent

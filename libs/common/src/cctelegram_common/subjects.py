@@ -129,6 +129,12 @@ KV_RATE_LIMITS: Final = "cctg_ratelimits"  # gateway: one token bucket per API k
 # Private to the events service: one key per processed Telegram update_id (no reader).
 KV_UPDATES_SEEN: Final = "cctg_updates_seen"
 
+# --- object store --------------------------------------------------------------------------
+# Files both ways: uploads the gateway stores for the notifier to send, and documents and
+# photos people send, fetched by the notifier. Its stream is ``OBJ_cctg_files``.
+OBJ_FILES: Final = "cctg_files"
+OBJ_FILES_STREAM: Final = f"OBJ_{OBJ_FILES}"
+
 # --- durable consumers (<service>-<handler>) ----------------------------------------------
 CONSUMER_EVENTS_SUBMIT: Final = "events-submit"
 CONSUMER_EVENTS_APPROVALS: Final = "events-approvals"

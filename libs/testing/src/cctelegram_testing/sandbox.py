@@ -10,6 +10,7 @@ with run_sandbox(flood_control=False) as sandbox:        # or: async with run_sa
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import sys
@@ -92,6 +93,33 @@ class RunningSandbox:
             "POST", f"/chats/{chat_id}/messages", json={"text": text, **fields}
         )
         return result
+
+    def send_file(
+        self,
+        chat_id: int,
+        content: bytes,
+        *,
+        photo: bool = False,
+        file_name: str = "file.bin",
+        mime_type: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """A person sends a document (or, with ``photo=True``, a photo) with an optional
+        ``caption`` and ``reply_to_message_id``."""
+        kind = "photo" if photo else "document"
+        upload: dict[str, Any] = {"content_base64": base64.b64encode(content).decode()}
+        if not photo:
+            upload.update(file_name=file_name, mime_type=mime_type)
+        result: dict[str, Any] = self.api(
+            "POST", f"/chats/{chat_id}/messages", json={kind: upload, **fields}
+        )
+        return result
+
+    def file_bytes(self, file_id: str) -> bytes:
+        """The bytes of a file the bot sent or a person uploaded."""
+        response = self._client.get(f"/files/{file_id}")
+        response.raise_for_status()
+        return response.content
 
     def press(self, chat_id: int, message_id: int, **fields: Any) -> dict[str, Any]:
         """A person presses a button: press(chat, msg, callback_data="ok") or text="Approve"."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 
 import httpx
 
-from cctelegram_common import subjects
+from cctelegram_common import files, subjects
 from cctelegram_common.health import CheckResult
 from cctelegram_common.logging import get_logger
 from cctelegram_common.nats import JetStreamPublisher, jetstream
@@ -102,6 +103,7 @@ async def build_runtime(service: Service, settings: EventsSettings) -> Runtime:
         clock=clock,
         allowed_users=settings.allowed_users,
         sessions=sessions,
+        assign_file_owner=functools.partial(files.assign_owner, js),
     )
     return Runtime(
         notifications=notifications,

@@ -31,6 +31,7 @@ from cctelegram_common.contracts.approvals import (
 )
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import EventState, EventStatus
+from cctelegram_common.contracts.files import FileInfo
 from cctelegram_common.contracts.outbox import (
     DeliveryOutcome,
     DeliveryReported,
@@ -685,6 +686,11 @@ class ApprovalService:
         await self._on_closed(after)
         return answer
 
+    async def owner_of(self, approval_id: str) -> str | None:
+        """The client that asked (None when the approval is gone)."""
+        loaded = await load(self.approvals_kv, approval_id, ApprovalRecord)
+        return loaded[0].client_id if loaded is not None else None
+
     async def text_reply(
         self,
         *,
@@ -698,6 +704,7 @@ class ApprovalService:
         message_thread_id: int | None = None,
         response_key: str | None = None,
         topic_key: str | None = None,
+        files: tuple[FileInfo, ...] = (),
     ) -> bool:
         """A text reply to a card: decides when it names an option, else a comment.
         Returns False when the card does not take text replies from this person."""
@@ -758,6 +765,7 @@ class ApprovalService:
                 accepted=after is not None,
                 bot=bot,
                 topic_key=topic_key,
+                files=files,
                 recorded_at=now,
             )
         )

@@ -17,6 +17,7 @@ from pydantic import Field
 from cctelegram_common.contracts.base import Contract
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import EventState, EventStatus, SubmitEvent
+from cctelegram_common.contracts.files import FileKind
 from cctelegram_common.contracts.modes import Mode
 from cctelegram_common.contracts.outbox import (
     DeliveryOutcome,
@@ -46,7 +47,7 @@ from cctelegram_events.ports import (
     load,
     publish_outbox,
 )
-from cctelegram_events.rendering import Style, render_message_parts, severity_of
+from cctelegram_events.rendering import Style, render_event, render_message_parts, severity_of
 from cctelegram_events.routing import (
     Destination,
     RouteBook,
@@ -59,6 +60,8 @@ from cctelegram_events.templates import TASK_LIVE, TASK_TERMINAL, template_for
 
 log = get_logger(__name__)
 
+# Telegram's caption limit (media messages), in UTF-16 units.
+MAX_CAPTION_UTF16 = 1024
 HELD_PREFIX = "held."
 TASK_CARD_PREFIX = "taskcard."
 CAS_ATTEMPTS = 20
@@ -270,6 +273,10 @@ class NotificationService:
             metrics.EVENTS_PROCESSED.labels("held").inc()
             return Route(EventState.HELD, (), chats, None)
 
+        if event.attachment is not None:
+            return Route(
+                EventState.QUEUED, tuple(file_messages(event, places, self.style)), chats, None
+            )
         parts = render_message_parts(event, self.style)
         messages = await self._live_card_messages(event, parts, places)
         if messages is None:
@@ -471,6 +478,39 @@ def _sends(event: SubmitEvent, parts: list[str], places: list[Destination]) -> l
         for place in places
         for index, part in enumerate(parts)
     ]
+
+
+def file_messages(
+    event: SubmitEvent, places: list[Destination], style: Style
+) -> list[OutboxMessage]:
+    """A file with its rendered text: as the caption when it fits Telegram's 1024, else the
+    text as messages first and the file after them without a caption."""
+    attachment = event.attachment
+    assert attachment is not None
+    operation = (
+        Operation.SEND_PHOTO if attachment.kind is FileKind.PHOTO else Operation.SEND_DOCUMENT
+    )
+    text = render_event(event, style)
+    fits = len(split_html(text, MAX_CAPTION_UTF16)) == 1
+    messages: list[OutboxMessage] = []
+    for place in places:
+        if not fits:
+            messages += _sends(event, split_html(text), [place])
+        messages.append(
+            OutboxMessage(
+                outbox_id=outbox_id(event.event_id, place.token, "file"),
+                operation=operation,
+                chat_id=place.chat_id,
+                bot=place.bot,
+                message_thread_id=place.message_thread_id,
+                topic=place.topic,
+                event_id=event.event_id,
+                text=text if fits else None,
+                stored_file=attachment,
+                file_name=attachment.name,
+            )
+        )
+    return messages
 
 
 def _apply_report(status: EventStatus, report: DeliveryReported, clock: Clock) -> EventStatus:

@@ -207,5 +207,6 @@ def view(record: ResponseRecord) -> ResponseView:
         option_index=record.option_index,
         text=record.text,
         accepted=record.accepted,
+        files=record.files,
         timestamp=record.recorded_at,
     )

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import html
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import time
 
 from pydantic import ValidationError
 
+from cctelegram_common.contracts.files import FileInfo
 from cctelegram_common.contracts.modes import Mode, QuietHoursSpec
 from cctelegram_common.contracts.outbox import InlineButton, Operation, OutboxMessage, outbox_id
 from cctelegram_common.contracts.responses import ResponseKind, ResponseRecord
@@ -115,6 +117,9 @@ class UpdateInterpreter:
     publisher: Publisher
     clock: Clock
     allowed_users: tuple[int, ...]
+    # Gives a stored file (one a person sent) to the client whose card it answered, so
+    # that client may download it; None where there is no object store (unit tests).
+    assign_file_owner: Callable[[str, str], Awaitable[bool]] | None = None
     # Claude Code sessions, for /rules (optional so narrower set-ups need not build them).
     sessions: SessionService | None = None
 
@@ -172,6 +177,7 @@ class UpdateInterpreter:
     async def _message(self, inbound: InboundUpdate, message: TextReceived | CommandIssued) -> str:
         update_id = inbound.update_id
         place = Place.of(inbound, message.message_thread_id)
+        files = inbound.files
         person = _person(message.person)
         allowed = person.user_id in self.allowed_users
         chat_id = message.chat_id
@@ -190,31 +196,53 @@ class UpdateInterpreter:
             )
             return "command"
         text = message.text
-        if message.reply_to_message_id is not None and text:
+        if message.reply_to_message_id is not None and (text or files):
             approval_id = await self.approvals.approval_for_message(
                 chat_id, message.reply_to_message_id, inbound.bot
             )
-            if approval_id is not None and await self.approvals.text_reply(
-                update_id=update_id,
-                chat_id=chat_id,
-                message_id=message.message_id,
-                approval_id=approval_id,
-                person=person,
-                text=text,
-                bot=inbound.bot,
-                message_thread_id=place.thread,
-                response_key=inbound.key,
-                topic_key=inbound.topic_key,
+            if (
+                approval_id is not None
+                and text
+                and await self.approvals.text_reply(
+                    update_id=update_id,
+                    chat_id=chat_id,
+                    message_id=message.message_id,
+                    approval_id=approval_id,
+                    person=person,
+                    text=text,
+                    bot=inbound.bot,
+                    message_thread_id=place.thread,
+                    response_key=inbound.key,
+                    topic_key=inbound.topic_key,
+                    files=files,
+                )
             ):
+                await self._give_files(files, await self.approvals.owner_of(approval_id))
                 return "reply"
+            if approval_id is not None and not text and allowed:
+                owner = await self.approvals.owner_of(approval_id)
+                await self._give_files(files, owner)
+                await self._record(
+                    update_id, chat_id, person, ResponseKind.TEXT, "file", None, place,
+                    files=files, client_id=owner, approval_id=approval_id,
+                )  # fmt: skip
+                return "file"
         if not allowed:
             metrics.STRANGER_MESSAGES.inc()
             return "ignored"
-        if text:
+        if text or files:
             await self._record(
-                update_id, chat_id, person, ResponseKind.TEXT, "message", text, place
-            )
-        return "text"
+                update_id, chat_id, person, ResponseKind.TEXT, "message" if text else "file",
+                text or None, place, files=files,
+            )  # fmt: skip
+        return "text" if text else ("file" if files else "text")
+
+    async def _give_files(self, files: tuple[FileInfo, ...], owner: str | None) -> None:
+        if owner is None or self.assign_file_owner is None:
+            return
+        for file in files:
+            if file.id is not None:
+                await self.assign_file_owner(file.id, owner)
 
     async def _record(
         self,
@@ -225,6 +253,10 @@ class UpdateInterpreter:
         action: str,
         text: str | None,
         place: Place,
+        *,
+        files: tuple[FileInfo, ...] = (),
+        client_id: str | None = None,
+        approval_id: str | None = None,
     ) -> None:
         await self.responses.record(
             ResponseRecord(
@@ -234,10 +266,13 @@ class UpdateInterpreter:
                 user_id=person.user_id,
                 username=person.display,
                 chat_id=chat_id,
+                client_id=client_id,
+                approval_id=approval_id,
                 action=action,
                 text=text[:1000] if text else None,
                 bot=place.bot,
                 topic_key=place.topic_key,
+                files=files,
                 recorded_at=self.clock(),
             )
         )

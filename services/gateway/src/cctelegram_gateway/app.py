@@ -34,6 +34,7 @@ from cctelegram_gateway.registry import ToolRegistry, registry
 from cctelegram_gateway.resources import add_resource_routes
 from cctelegram_gateway.rest import add_tool_routes, install_error_handlers
 from cctelegram_gateway.settings import GatewaySettings
+from cctelegram_gateway.uploads import FILES_PATH, UPLOAD_BODY, add_file_routes
 from cctelegram_gateway.verifier import Verifier
 
 SERVICE_NAME = "gateway"
@@ -205,6 +206,7 @@ def create_app(
     add_resource_routes(api, tool_registry, runner)
     add_integration_routes(api, runner, settings.telegram_webhook_secret)
     add_hook_routes(api, runner)
+    add_file_routes(api, runner)
     # /mcp first: routes are matched in order (here and in the metrics middleware), and it
     # is the hot path.
     api.router.routes.insert(0, Route("/mcp", endpoint=mcp_endpoint, methods=["POST"]))
@@ -217,6 +219,7 @@ def create_app(
         allowed_hosts=settings.allowed_hosts,
         allowed_origins=settings.allowed_origins,
         max_body_bytes=settings.max_body_bytes,
+        streamed_bodies={FILES_PATH: UPLOAD_BODY},
     )
     # Outermost: every request is a server span (health and metrics excluded) and is counted.
     service.asgi = HttpMetricsMiddleware(ServerSpans(front_door))

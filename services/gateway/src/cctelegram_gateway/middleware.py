@@ -7,6 +7,7 @@ import contextvars
 import re
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,6 +44,17 @@ current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
 
 class BodyTooLargeError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class StreamedBody:
+    """A POST path whose body is streamed to the app (an upload), with its own limit."""
+
+    max_bytes: int
+    too_large: str = ""  # the 413's message; the default names the limit
+
+    def message(self) -> str:
+        return self.too_large or f"request body over {self.max_bytes} bytes"
 
 
 def host_allowed(host: str | None, allowed: Iterable[str]) -> bool:
@@ -105,6 +117,7 @@ class GatewayMiddleware:
         allowed_origins: list[str],
         max_body_bytes: int,
         public_paths: frozenset[str] = PUBLIC_PATHS,
+        streamed_bodies: dict[str, StreamedBody] | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
@@ -113,6 +126,8 @@ class GatewayMiddleware:
         self.allowed_origins = allowed_origins
         self.max_body_bytes = max_body_bytes
         self.public_paths = public_paths
+        # POST paths whose bodies are streamed to the app (uploads), each with its own limit.
+        self.streamed_bodies = streamed_bodies or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -167,23 +182,56 @@ class GatewayMiddleware:
                 return
             scope["state"]["principal"] = principal
             current_principal.set(principal)
+        streamed = self.streamed_bodies.get(scope["path"]) if scope["method"] == "POST" else None
+        limit = streamed or StreamedBody(self.max_body_bytes)
         declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(send, request_id)
+        if declared is not None and declared.isdigit() and int(declared) > limit.max_bytes:
+            await self._too_large(send, request_id, limit)
+            return
+        if streamed is not None:
+            await self._streamed(scope, receive, send, request_id, streamed)
             return
         try:
             body_receive = await self._buffer_body(receive, scope)
         except BodyTooLargeError:
-            await self._too_large(send, request_id)
+            await self._too_large(send, request_id, limit)
             return
         await self.app(scope, body_receive, send)
 
-    async def _too_large(self, send: Send, request_id: str) -> None:
+    async def _streamed(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, limit: StreamedBody
+    ) -> None:
+        """The body reaches the app as it arrives (never buffered here), counted: past the
+        limit the app's next read fails and the caller gets the same 413."""
+        size = 0
+        responded = False
+
+        async def counted() -> Message:
+            nonlocal size
+            message = await receive()
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > limit.max_bytes:
+                    raise BodyTooLargeError
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal responded
+            responded = responded or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except BodyTooLargeError:
+            if not responded:
+                await self._too_large(send, request_id, limit)
+
+    async def _too_large(self, send: Send, request_id: str, limit: StreamedBody) -> None:
         await send_error(
             send,
             413,
             "too_large",
-            f"request body over {self.max_body_bytes} bytes",
+            limit.message(),
             request_id,
             headers=[(b"connection", b"close")],
         )

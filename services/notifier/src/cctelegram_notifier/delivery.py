@@ -15,8 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
+from cctelegram_common.contracts.files import FileInfo
 from cctelegram_common.contracts.outbox import (
     DeliveryOutcome,
     DeliveryRecord,
@@ -37,7 +38,7 @@ from cctelegram_notifier.publishing import patiently
 from cctelegram_notifier.scheduler import Grant, Scheduler, Sleep
 from cctelegram_notifier.settings import RetrySettings
 from cctelegram_notifier.store import DeliveryStore, MergedMessage
-from cctelegram_notifier.telegram import BotApi, TelegramError, TelegramUnavailableError
+from cctelegram_notifier.telegram import BotApi, TelegramError, TelegramUnavailableError, Upload
 from cctelegram_notifier.topics import TopicStore
 
 log = get_logger(__name__)
@@ -106,6 +107,16 @@ def to_plain_text(text: str, parse_mode: str | None) -> str:
     if mode == "markdownv2":
         return _MARKDOWN_ESCAPE.sub(r"\1", text)
     return text
+
+
+class FileGoneError(Exception):
+    """The stored file to send is no longer there (aged out of the object store)."""
+
+
+class UploadSource(Protocol):
+    """Opens a stored file for a multipart upload."""
+
+    async def open(self, stored: FileInfo) -> Upload: ...
 
 
 class TokenRejectedError(Exception):
@@ -285,9 +296,11 @@ class DeliveryService:
         rng: random.Random | None = None,
         api_health: ApiHealth | None = None,
         topics: TopicStore | None = None,
+        uploads: UploadSource | None = None,
     ) -> None:
         self.topics = topics
         self.bot = bot
+        self.uploads = uploads
         self.scheduler = scheduler
         self.breaker = breaker
         self.store = store
@@ -376,6 +389,14 @@ class DeliveryService:
         rewritten: MergedMessage | None = None
         if message.operation is Operation.EDIT_MESSAGE_TEXT and target is not None:
             message, rewritten = await self._edit_of_merged(message, chat_id, target)
+        upload: Upload | None = None
+        if message.stored_file is not None:
+            if self.uploads is None:
+                return failed(FailureReason.INVALID_PAYLOAD, "no file store here", None, 0)
+            try:
+                upload = await self.uploads.open(message.stored_file)
+            except FileGoneError as gone:
+                return failed(FailureReason.INVALID_PAYLOAD, str(gone), None, 0)
 
         if topic is not None:
             message = await self._in_topic(message, chat_id, topic)
@@ -392,7 +413,7 @@ class DeliveryService:
             )
             try:
                 outcome = await self._attempt(
-                    message, members, chat_id, target, plain, grant, rewritten
+                    message, members, chat_id, target, plain, grant, rewritten, upload
                 )
             finally:
                 self.scheduler.release(grant)
@@ -547,6 +568,7 @@ class DeliveryService:
         plain: bool,
         grant: Grant,
         rewritten: MergedMessage | None = None,
+        upload: Upload | None = None,
     ) -> _Attempt:
         """One call while holding the scheduler's grant; on success the records are written
         before the grant is given back, so a crash can only duplicate calls in flight."""
@@ -559,7 +581,10 @@ class DeliveryService:
         method, params = build_call(message, chat_id, target, plain=plain)
         try:
             try:
-                answer = await self.bot.call(method, params)
+                if upload is not None:
+                    answer = await self.bot.call(method, params, upload=upload)
+                else:
+                    answer = await self.bot.call(method, params)
             finally:
                 self.scheduler.answered(grant)
         except TelegramUnavailableError as error:

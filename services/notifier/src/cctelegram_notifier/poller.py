@@ -23,6 +23,7 @@ from cctelegram_common.contracts.updates import (
 from cctelegram_common.logging import get_logger
 from cctelegram_common.resilience import backoff_delay
 from cctelegram_notifier import metrics
+from cctelegram_notifier.files import InboundFiles
 from cctelegram_notifier.lease import PollerLease
 from cctelegram_notifier.publishing import Publisher, publish_update
 from cctelegram_notifier.settings import PollingSettings, WebhookSettings
@@ -55,6 +56,7 @@ class UpdatesReceiver:
         on_answer: Callable[[], None] = lambda: None,
         bot_name: str | None = None,
         topics: TopicStore | None = None,
+        inbound_files: InboundFiles | None = None,
     ) -> None:
         self.bot_name = bot_name
         self.topics = topics
@@ -64,6 +66,7 @@ class UpdatesReceiver:
             else subjects.bridge_poller_key(bot_name, "offset")
         )
         self.bot = bot
+        self.inbound_files = inbound_files
         self.lease = lease
         self.kv = bridge_kv
         self.publisher = publisher
@@ -164,8 +167,14 @@ class UpdatesReceiver:
 
     async def handle_update(self, update: dict[str, Any], *, source: str) -> None:
         # The Telegram edge: the raw Update becomes typed contracts here, once, tagged with
-        # the bot that received it and the route topic it came from.
-        inbound = InboundUpdate.from_telegram(update, source=source, bot=self.bot_name)
+        # the bot that received it and the route topic it came from; a document or photo in
+        # it is fetched and stored first.
+        inbound = InboundUpdate.from_telegram(
+            update,
+            source=source,
+            bot=self.bot_name,
+            files=await self.inbound_files.fetch(update) if self.inbound_files else (),
+        )
         topic_key = await self._topic_of(inbound.event)
         if topic_key is not None:
             inbound = inbound.model_copy(update={"topic_key": topic_key})

@@ -30,6 +30,7 @@ from cctelegram_common.nats import JetStreamPublisher
 from cctelegram_common.resilience import CircuitBreaker
 from cctelegram_notifier import metrics
 from cctelegram_notifier.delivery import ApiHealth, DeliveryService, Interrupter
+from cctelegram_notifier.files import InboundFiles, ObjectStoreUploads
 from cctelegram_notifier.lease import PollerLease
 from cctelegram_notifier.outbox import OutboxConsumer
 from cctelegram_notifier.poller import UpdatesReceiver
@@ -187,6 +188,7 @@ class NotifierRuntime:
                 interrupter=link.interrupter,
                 api_health=link.api_health,
                 topics=topics,
+                uploads=ObjectStoreUploads(js),
             )
             link.consumer = OutboxConsumer(
                 js,
@@ -232,6 +234,7 @@ class NotifierRuntime:
                 on_answer=lambda: self._telegram_answered(link),
                 bot_name=link.name,
                 topics=topics,
+                inbound_files=InboundFiles(js, link.bot, link.bot, bot_name=link.name),
             )
             self._tasks.append(
                 asyncio.create_task(link.lease.run(self.stopping), name=f"lease-{link.label}")

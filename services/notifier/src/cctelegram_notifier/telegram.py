@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
@@ -51,12 +54,84 @@ class TelegramUnavailableError(Exception):
         self.status = status
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file sent by multipart upload (sendDocument / sendPhoto): its bytes are read from
+    ``chunks()`` while the request goes out, afresh for every attempt."""
+
+    field: str  # "document" or "photo"
+    file_name: str
+    content_type: str
+    size: int
+    chunks: Callable[[], AsyncIterator[bytes]]
+
+
 class BotApi(Protocol):
-    """What the notifier needs from Telegram; the sandbox and fakes satisfy it too."""
+    """What the notifier needs from Telegram; the sandbox and fakes satisfy it too.
+
+    ``upload`` is passed only for a file upload.
+    """
 
     async def call(
-        self, method: str, params: dict[str, Any], *, timeout_s: float | None = None
+        self,
+        method: str,
+        params: dict[str, Any],
+        *,
+        timeout_s: float | None = None,
+        upload: Upload | None = None,
     ) -> Any: ...
+
+
+class FileDownloader(Protocol):
+    """Reads a file people sent (``getFile``'s ``file_path``) from Telegram's file endpoint."""
+
+    def download(self, file_path: str) -> AsyncIterator[bytes]: ...
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', "%22").replace("\r", "").replace("\n", "")
+
+
+class MultipartBody:
+    """A multipart/form-data body streamed from an ``Upload``: its length is known up front
+    (Telegram and the sandbox get a Content-Length), the file is never held whole."""
+
+    def __init__(self, params: dict[str, Any], upload: Upload) -> None:
+        self.boundary = uuid.uuid4().hex
+        head = bytearray()
+        for name, value in params.items():
+            head += (
+                f"--{self.boundary}\r\nContent-Disposition: form-data; "
+                f'name="{_quoted(name)}"\r\n\r\n'
+            ).encode()
+            head += _form_value(value).encode() + b"\r\n"
+        head += (
+            f"--{self.boundary}\r\nContent-Disposition: form-data; "
+            f'name="{upload.field}"; filename="{_quoted(upload.file_name)}"\r\n'
+            f"Content-Type: {upload.content_type}\r\n\r\n"
+        ).encode()
+        self.head = bytes(head)
+        self.tail = f"\r\n--{self.boundary}--\r\n".encode()
+        self.upload = upload
+        self.length = len(self.head) + upload.size + len(self.tail)
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.head
+        async for chunk in self.upload.chunks():
+            yield chunk
+        yield self.tail
 
 
 class HttpBotApi:
@@ -64,6 +139,7 @@ class HttpBotApi:
 
     def __init__(self, base_url: str, token: str, settings: TelegramHttpSettings) -> None:
         self._root = f"{base_url.rstrip('/')}/bot{token}/"
+        self._file_root = f"{base_url.rstrip('/')}/file/bot{token}/"
         self._settings = settings
         self._client = self._new_client()
 
@@ -90,7 +166,12 @@ class HttpBotApi:
         await self._client.aclose()
 
     async def call(
-        self, method: str, params: dict[str, Any], *, timeout_s: float | None = None
+        self,
+        method: str,
+        params: dict[str, Any],
+        *,
+        timeout_s: float | None = None,
+        upload: Upload | None = None,
     ) -> Any:
         """The ``result`` of one call, or ``TelegramError`` / ``TelegramUnavailableError``."""
         body = {key: value for key, value in params.items() if value is not None}
@@ -100,13 +181,40 @@ class HttpBotApi:
             else httpx.USE_CLIENT_DEFAULT
         )
         try:
-            response = await self._client.post(self._root + method, json=body, timeout=timeout)
+            if upload is not None:
+                multipart = MultipartBody(body, upload)
+                response = await self._client.post(
+                    self._root + method,
+                    content=multipart,
+                    headers={
+                        "Content-Type": multipart.content_type,
+                        "Content-Length": str(multipart.length),
+                    },
+                    timeout=timeout,
+                )
+            else:
+                response = await self._client.post(self._root + method, json=body, timeout=timeout)
         except httpx.TimeoutException:
             raise TelegramUnavailableError(method, "timeout") from None
         except httpx.HTTPError as error:
             # str(error) may hold the URL; only the class name leaves this function.
             raise TelegramUnavailableError(method, type(error).__name__) from None
         return _result(method, response)
+
+    async def download(self, file_path: str) -> AsyncIterator[bytes]:
+        """``<base>/file/bot<token>/<file_path>``, streamed; errors never carry the URL."""
+        try:
+            async with self._client.stream("GET", self._file_root + file_path) as response:
+                if response.status_code != 200:
+                    raise TelegramUnavailableError(
+                        "download", "file not served", response.status_code
+                    )
+                async for chunk in response.aiter_bytes():
+                    yield chunk
+        except httpx.TimeoutException:
+            raise TelegramUnavailableError("download", "timeout") from None
+        except httpx.HTTPError as error:
+            raise TelegramUnavailableError("download", type(error).__name__) from None
 
 
 def _result(method: str, response: httpx.Response) -> Any:

@@ -15,8 +15,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .config import SandboxConfig
+from .config import TOKEN_PATTERN, SandboxConfig
 from .control_api import ControlApi
+from .errors import NOT_FOUND
 from .state import Sandbox
 from .transport import BotApiEndpoint, install_log_filter
 
@@ -73,9 +74,29 @@ class SandboxApp:
             return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
         async def download(request: Request) -> Response:
+            token = request.path_params["token"]
+            configured = sandbox.config.token
+            if (
+                not TOKEN_PATTERN.fullmatch(token)
+                or (
+                    configured is not None
+                    and token not in (configured, *sandbox.config.extra_tokens)
+                )
+                or token in sandbox.revoked_tokens
+            ):
+                # Telegram's file endpoint answers a wrong token with a bare 404.
+                return JSONResponse(NOT_FOUND.envelope(), status_code=404)
+            # Each bot downloads from its own world (the file was sent to that bot); a bot
+            # with no world yet has no files (and downloading makes none).
+            bot_id = int(token.split(":", 1)[0])
+            world: Sandbox | None = sandbox
+            if primary and sandbox.bot_id is not None and sandbox.bot_id != bot_id:
+                world = self.worlds.get(bot_id)
+            if world is None or token in world.revoked_tokens:
+                return JSONResponse(NOT_FOUND.envelope(), status_code=404)
             # getFile's file_path is "<kind>s/<file_id>".
             request.path_params["file_id"] = request.path_params["file_path"].rsplit("/", 1)[-1]
-            return await control.file(request)
+            return await (control if world is sandbox else ControlApi(world)).file(request)
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:

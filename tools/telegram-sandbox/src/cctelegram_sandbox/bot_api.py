@@ -37,6 +37,8 @@ from .webhook import SECRET_TOKEN_PATTERN, WebhookDelivery, WebhookSettings, val
 
 MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
+# What getFile hands a bot (larger files are refused: "file is too big").
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 MAX_CALLBACK_ANSWER_CHARS = 200
 _COMMAND_PATTERN = re.compile(r"[a-z0-9_]{1,32}")
 _CHAT_ACTIONS = frozenset(
@@ -458,6 +460,8 @@ async def get_file(sandbox: Sandbox, params: Params) -> Any:
     stored = sandbox.files.get(params.text("file_id") or "")
     if stored is None:
         raise bad_request("invalid file_id")
+    if stored.file_size is not None and stored.file_size > MAX_DOWNLOAD_BYTES:
+        raise bad_request("file is too big")
     result: JsonDict = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id}
     if stored.file_size is not None:
         result["file_size"] = stored.file_size

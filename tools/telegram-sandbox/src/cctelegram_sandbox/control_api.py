@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .bot_api import MAX_DOCUMENT_BYTES, MAX_PHOTO_BYTES
 from .config import TOKEN_PATTERN
 from .models import Chat, JsonDict, StoredFile
 from .state import ControlError, Sandbox
@@ -163,15 +164,29 @@ class ControlApi:
         return JSONResponse(message.to_view())
 
     def _document(self, body: JsonDict) -> StoredFile | None:
-        document = body.get("document")
+        """A person's document or photo (``{"document": …}`` or ``{"photo": …}``)."""
+        if body.get("document") is not None and body.get("photo") is not None:
+            raise ControlError(400, "a message carries a document or a photo, not both")
+        kind = "photo" if body.get("photo") is not None else "document"
+        document = body.get(kind)
         if document is None:
             return None
         if not isinstance(document, dict):
-            raise ControlError(400, "document must be {file_name, mime_type?, content_base64}")
+            raise ControlError(400, f"{kind} must be {{file_name?, mime_type?, content_base64}}")
         try:
             content = base64.b64decode(str(document.get("content_base64", "")), validate=True)
         except (binascii.Error, ValueError):
-            raise ControlError(400, "document.content_base64 is not base64") from None
+            raise ControlError(400, f"{kind}.content_base64 is not base64") from None
+        if kind == "photo":
+            # What Telegram takes from a person's photo: an image it can read, ≤ 10 MB.
+            if len(content) > MAX_PHOTO_BYTES:
+                raise ControlError(400, f"a photo is at most {MAX_PHOTO_BYTES} bytes")
+            stored = self.sandbox.files.add_upload("photo", content, None, None)
+            if stored.width is None:
+                raise ControlError(400, "photo.content_base64 is not a PNG, GIF or JPEG image")
+            return stored
+        if len(content) > MAX_DOCUMENT_BYTES:
+            raise ControlError(400, f"a document is at most {MAX_DOCUMENT_BYTES} bytes")
         return self.sandbox.files.add_upload(
             "document",
             content or b"\n",

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from cctelegram_common.contracts.base import Contract, utc_now
 from cctelegram_common.contracts.event_types import EventType
+from cctelegram_common.contracts.files import FileInfo
 
 
 class Severity(StrEnum):
@@ -48,6 +49,10 @@ class SubmitEvent(Contract):
     )
     session_tag: str | None = Field(
         default=None, max_length=16, description="The session's short tag (its topic's name)"
+    )
+    attachment: FileInfo | None = Field(
+        default=None,
+        description="A stored file sent with the rendered text as its caption (send_file)",
     )
     submitted_at: datetime = Field(default_factory=utc_now)
 

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from cctelegram_common.contracts.base import Contract, utc_now
+from cctelegram_common.contracts.files import FileInfo
 from cctelegram_common.contracts.routing import BOT_NAME_PATTERN, ForumTopicRef
 
 
@@ -118,6 +119,10 @@ class OutboxMessage(Contract):
     # documents and photos: a URL or file_id, or bytes kept in the object store
     file_ref: str | None = None
     file_name: str | None = None
+    stored_file: FileInfo | None = Field(
+        default=None,
+        description="A file in the cctg_files object store: the notifier uploads its bytes",
+    )
     bot_api: BotApiOptions = Field(
         default_factory=BotApiOptions,
         description="Further Bot API parameters of the operation's method (typed, sent as is)",
@@ -153,6 +158,10 @@ class OutboxMessage(Contract):
             raise ValueError("an edit needs target_message_id or target_outbox_id")
         if self.operation is Operation.ANSWER_CALLBACK_QUERY and not self.callback_query_id:
             raise ValueError("answer_callback_query needs callback_query_id")
+        if self.operation in (Operation.SEND_DOCUMENT, Operation.SEND_PHOTO) and (
+            (self.file_ref is None) == (self.stored_file is None)
+        ):
+            raise ValueError("a document or photo needs file_ref or stored_file (one of them)")
         self.bot_api.check_fits(self.operation)
         return self
 

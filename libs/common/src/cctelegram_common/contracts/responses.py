@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from cctelegram_common.contracts.base import Contract, utc_now
+from cctelegram_common.contracts.files import FileInfo
 
 
 class ResponseKind(StrEnum):
@@ -45,6 +46,9 @@ class ResponseRecord(Contract):
         default=None,
         description="The forum topic it came from: project:<name> or session:<key> (routes)",
     )
+    files: tuple[FileInfo, ...] = Field(
+        default=(), description="Documents and photos sent with the message"
+    )
     recorded_at: datetime = Field(default_factory=utc_now)
 
 
@@ -72,6 +76,9 @@ class ResponseView(Contract):
     option_index: int | None = None
     text: str | None = None
     accepted: bool = True
+    files: tuple[FileInfo, ...] = Field(
+        default=(), description="Documents and photos sent: id, name, type, size"
+    )
     timestamp: datetime
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from cctelegram_common.contracts.base import Contract, utc_now
+from cctelegram_common.contracts.files import FileInfo
 
 
 class TelegramPerson(Contract):
@@ -112,6 +113,10 @@ class InboundUpdate(Contract):
         description="The forum topic it came from, when the notifier made that topic for a "
         "route (project:<name> or session:<key>)",
     )
+    files: tuple[FileInfo, ...] = Field(
+        default=(),
+        description="The message's document or photo, fetched by the notifier and stored",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -129,6 +134,7 @@ class InboundUpdate(Contract):
         source: str,
         bot: str | None = None,
         topic_key: str | None = None,
+        files: tuple[FileInfo, ...] = (),
     ) -> "InboundUpdate":
         """The edge's translation of a Telegram ``Update`` (raises ``KeyError`` or pydantic's
         ``ValidationError`` when it has no usable ``update_id``). ``bot`` names the bot that
@@ -140,6 +146,7 @@ class InboundUpdate(Contract):
             source=source,
             bot=bot,
             topic_key=topic_key,
+            files=files,
         )
 
     @property
