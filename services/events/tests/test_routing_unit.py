@@ -14,6 +14,7 @@ from cctelegram_common.contracts.approvals import ApprovalRecord, SubmitApproval
 from cctelegram_common.contracts.claude_code import CardKind, ClaudeCodeCard
 from cctelegram_common.contracts.event_types import EventType
 from cctelegram_common.contracts.events import Severity, SubmitEvent
+from cctelegram_common.contracts.files import FileInfo, FileKind
 from cctelegram_common.contracts.outbox import (
     DeliveryOutcome,
     DeliveryReported,
@@ -119,6 +120,32 @@ async def test_rules_select_by_client_project_type_severity_and_fan_out() -> Non
     critical = event(EventType.BUILD_FAILED, client_id="other", severity=Severity.CRITICAL)
     await service.submit(critical)
     assert places(publisher.outbox()) == {(None, 77, None)}
+
+
+async def test_a_file_goes_through_its_routes_bot_and_topic() -> None:
+    routes = await book(
+        RouteRule(name="api", projects=("api",), chat_id=FORUM, topic="per-project", bot="ops"),
+        RouteRule(name="group", projects=("api",), chat_id=OPS_GROUP),
+    )
+    service, publisher = notifications(routes)
+    attachment = FileInfo(
+        id="f1", name="r.pdf", type="application/pdf", size=10, kind=FileKind.DOCUMENT
+    )
+    status = await service.submit(event(project="api", attachment=attachment))
+    messages = publisher.outbox()
+    assert [m.operation for m in messages] == [Operation.SEND_DOCUMENT] * 2
+    assert places(messages) == {("ops", FORUM, "project:api"), (None, OPS_GROUP, None)}
+    assert all(m.stored_file == attachment and m.text for m in messages)
+    assert len({m.outbox_id for m in messages}) == 2
+    assert status.outbox_ids == tuple(m.outbox_id for m in messages)
+
+    # A rendering longer than a caption: the text first, through the same bot and topic.
+    publisher.published.clear()
+    await service.submit(event(project="api", attachment=attachment, description="word " * 300))
+    routed = [m for m in publisher.outbox() if m.bot == "ops"]
+    assert [m.operation for m in routed][-1] is Operation.SEND_DOCUMENT
+    assert Operation.SEND_MESSAGE in [m.operation for m in routed]
+    assert all(m.topic is not None and m.topic.key == "project:api" for m in routed)
 
 
 async def test_explicit_chats_win_over_rules() -> None:
