@@ -4,6 +4,7 @@ the notifier in this process, each test with its own nats-server, the sandbox ov
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -16,10 +17,11 @@ from events_harness import running_events
 from nats.aio.client import Client
 
 from cctelegram_cli.natsserver import NatsServer
-from cctelegram_common import streams, subjects
+from cctelegram_common import files, streams, subjects
 from cctelegram_common.contracts.approvals import ApprovalRecord, ApprovalStatus, SubmitApproval
 from cctelegram_common.contracts.base import utc_now
 from cctelegram_common.contracts.claude_code import CardKind, ClaudeCodeCard
+from cctelegram_common.contracts.files import FileKind
 from cctelegram_common.contracts.outbox import Operation, OutboxMessage
 from cctelegram_common.contracts.routing import ForumTopicRef, RouteRule
 from cctelegram_common.contracts.updates import InboundUpdate
@@ -428,3 +430,73 @@ async def test_rules_select_routes_by_client_project_type_and_severity_with_fan_
         }
         assert len(set(threads.values())) == 2  # api and web, each in its own topic
         assert len(sandbox.calls("createForumTopic")) == 2
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def test_files_both_ways_through_the_second_bot_and_its_topic(
+    nc: Client, sandbox: RunningSandbox, notifiers: list[NotifierRuntime]
+) -> None:
+    for bot in (111111, 222222):
+        sandbox.api("POST", "/chats", json={"type": "private", "user": {"id": 7}}, bot=bot)
+    forum = sandbox.api(
+        "POST", "/chats", json={"type": "forum", "title": "Ops", "user": {"id": 7}}, bot=222222
+    )["id"]
+    polling = {"enabled": True, "lease_ttl_s": 3.0, "lease_check_s": 0.2, "timeout_s": 1.0}
+    await start(nc, notifiers, settings(sandbox, bot_tokens={"two": SECOND}, polling=polling))
+
+    # A person sends a document to each bot (each bot's update ids are its own): both are
+    # fetched by the bot that received them and stored apart.
+    for bot, content in ((None, b"to the first bot\n"), (222222, b"to the second bot\n")):
+        upload = {"file_name": "note.txt", "content_base64": base64.b64encode(content).decode()}
+        sandbox.api("POST", "/chats/7/messages", json={"document": upload}, bot=bot)
+
+    async def both() -> bool:
+        info = await nc.jetstream().stream_info(subjects.STREAM_UPDATES)
+        return info.state.messages == 2
+
+    await wait_until(both)
+    updates = await stream_contracts(nc, subjects.STREAM_UPDATES, InboundUpdate)
+    by_bot = {u.bot: u for u in updates}
+    second = by_bot["two"].files[0]
+    assert second.id == f"tg-two-{by_bot['two'].update_id}-0"
+    assert by_bot[None].files[0].id == f"tg{by_bot[None].update_id}-0"
+    for bot, content in ((None, b"to the first bot\n"), ("two", b"to the second bot\n")):
+        stored_id = by_bot[bot].files[0].id
+        assert stored_id is not None
+        found = await files.lookup(nc.jetstream(), stored_id)
+        assert b"".join([c async for c in found.chunks(nc.jetstream())]) == content
+
+    # A stored file goes out through the second bot, into its project's topic.
+    report = await files.store(
+        nc.jetstream(), "report1", _chunks(b"%PDF-1.4 report"), name="report.pdf",
+        content_type="application/pdf", kind=FileKind.DOCUMENT, owner="ci", max_bytes=2**20,
+    )  # fmt: skip
+    await publish_outbox(
+        nc,
+        OutboxMessage(
+            outbox_id="file-two",
+            operation=Operation.SEND_DOCUMENT,
+            chat_id=forum,
+            bot="two",
+            topic=ForumTopicRef(key="project:api", name="api"),
+            text="<b>report</b>",
+            stored_file=report,
+            file_name=report.name,
+        ),
+    )
+
+    def documents() -> list[dict[str, Any]]:
+        messages = sandbox.api("GET", f"/chats/{forum}/messages", bot=222222)
+        return [m for m in messages if m.get("document")]
+
+    await wait_until(lambda: len(documents()) == 1)
+    (sent,) = documents()
+    assert sent["document"]["file_name"] == "report.pdf"
+    assert sent["caption"] == "report"
+    assert sent["message_thread_id"] not in (None, 1)
+    topics = [m for m in sandbox.api("GET", f"/chats/{forum}/messages", bot=222222)
+              if m.get("forum_topic_created")]  # fmt: skip
+    assert [t["message_thread_id"] for t in topics] == [sent["message_thread_id"]]
