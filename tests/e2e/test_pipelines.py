@@ -181,6 +181,19 @@ def create_approval(api: httpx.Client, **fields: Any) -> dict[str, Any]:
     return dict(created.json())
 
 
+def cancel_once_created(api: httpx.Client, approval_id: str, **body: Any) -> None:
+    """Cancel an approval as soon as the events service has created it: ``POST /v1/approvals``
+    answers once the command is stored, and on a busy machine the record may come a moment
+    later (a cancel before it is a 404)."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = api.post(f"/v1/approvals/{approval_id}/cancel", json=body)
+        if response.status_code != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert response.status_code == 200, response.text
+
+
 # --- REST resources ----------------------------------------------------------------------------
 def test_events_resource_created_idempotent_and_readable(api: httpx.Client) -> None:
     body = {"type": "build_completed", "title": "Build 7 passed", "description": "all green"}
@@ -306,7 +319,7 @@ def test_webhook_signed_retried_after_5xx_once_per_outcome(
         api, title="Webhook expiry", callback_url=receiver.url("/expire"), expires_in_minutes=0.03
     )
     press(suite, "Webhook gate", "Approve")
-    api.post(f"/v1/approvals/{cancelled['approval_id']}/cancel", json={"reason": "not needed"})
+    cancel_once_created(api, cancelled["approval_id"], reason="not needed")
 
     def delivered(path: str) -> list[dict[str, Any]] | None:
         hits = receiver.for_path(path)
@@ -401,7 +414,7 @@ async def test_a_refused_delivery_is_dead_lettered_with_its_reason(
 ) -> None:
     assert webhook_secret
     gone = create_approval(api, title="Webhook gone", callback_url=receiver.url("/gone"))
-    api.post(f"/v1/approvals/{gone['approval_id']}/cancel")
+    cancel_once_created(api, gone["approval_id"])
     connection = await nats.connect(suite.nats_url)
     try:
         js = connection.jetstream()
