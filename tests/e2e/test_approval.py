@@ -10,12 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import httpx2
 import pytest
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 
 from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_testing.mcp import mcp_client
 from cctelegram_testing.suite import RunningSuite, start_suite
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -44,13 +42,7 @@ def card_message(sandbox_url: str, needle: str, timeout_s: float = 20) -> dict[s
 
 async def test_press_in_the_sandbox_returns_from_wait_for_approval(suite: RunningSuite) -> None:
     title = f"Ship build {time.monotonic_ns()}?"
-    async with (
-        httpx2.AsyncClient(
-            headers={"Authorization": f"Bearer {suite.api_key}"},
-            timeout=httpx2.Timeout(30, read=150),
-        ) as http,
-        Client(streamable_http_client(suite.mcp_url, http_client=http)) as client,
-    ):
+    async with mcp_client(suite.mcp_url, suite.api_key) as client:
         sent = await client.call_tool(
             "send_approval_request",
             {

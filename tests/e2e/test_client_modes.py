@@ -11,12 +11,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import httpx2
 import pytest
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 
 from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_testing.mcp import mcp_client
 from cctelegram_testing.suite import RunningSuite
 
 from .test_tools import call, chat_messages, eventually, keyboard_of, message_with
@@ -26,12 +25,7 @@ pytestmark = pytest.mark.e2e
 
 @contextlib.asynccontextmanager
 async def connect(suite: RunningSuite, key: str | None = None) -> AsyncIterator[Client]:
-    async with (
-        httpx2.AsyncClient(
-            headers={"Authorization": f"Bearer {key or suite.api_key}"}, timeout=30
-        ) as http,
-        Client(streamable_http_client(suite.mcp_url, http_client=http)) as client,
-    ):
+    async with mcp_client(suite.mcp_url, key or suite.api_key) as client:
         yield client
 
 

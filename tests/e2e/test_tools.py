@@ -13,12 +13,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import httpx2
 import pytest
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 
 from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_testing.mcp import call_ok, mcp_client
 from cctelegram_testing.suite import RunningSuite
 
 pytestmark = pytest.mark.e2e
@@ -51,22 +50,11 @@ NEW_TOOLS = {"wait_for_approval", "get_approval", "cancel_approval", "get_event_
 
 @contextlib.asynccontextmanager
 async def connect(suite: RunningSuite) -> AsyncIterator[Client]:
-    """The official client over Streamable HTTP, opened inside the test's own task (the SDK's
-    cancel scopes must be left in the task that entered them, so not in a fixture)."""
-    async with (
-        httpx2.AsyncClient(
-            headers={"Authorization": f"Bearer {suite.api_key}"},
-            timeout=httpx2.Timeout(30, read=150),
-        ) as http,
-        Client(streamable_http_client(suite.mcp_url, http_client=http)) as client,
-    ):
+    async with mcp_client(suite.mcp_url, suite.api_key) as client:
         yield client
 
 
-async def call(client: Client, name: str, arguments: dict[str, Any] | None = None) -> Any:
-    result = await client.call_tool(name, arguments or {})
-    assert not result.is_error, (name, result.content)
-    return result.structured_content
+call = call_ok
 
 
 def chat_messages(suite: RunningSuite) -> list[dict[str, Any]]:

@@ -9,24 +9,17 @@ import time
 from pathlib import Path
 
 import httpx
-import httpx2
 import pytest
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 
 from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_testing.mcp import mcp_client
 from cctelegram_testing.suite import processes_mentioning, start_suite
 
 pytestmark = pytest.mark.e2e
 
 
 async def call_tool(url: str, key: str, name: str, arguments: dict[str, object]) -> object:
-    async with (
-        httpx2.AsyncClient(
-            headers={"Authorization": f"Bearer {key}"}, timeout=httpx2.Timeout(30, read=120)
-        ) as http,
-        Client(streamable_http_client(url, http_client=http)) as client,
-    ):
+    async with mcp_client(url, key, read_timeout_s=120) as client:
         return await client.call_tool(name, arguments)
 
 

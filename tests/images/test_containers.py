@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import httpx2
 import pytest
 from containersuite import (
     DEMO_USER_ID,
@@ -27,27 +26,19 @@ from containersuite import (
     wait_until,
 )
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
+
+from cctelegram_testing.mcp import call_ok, mcp_client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @contextlib.asynccontextmanager
 async def connect(suite: Suite) -> AsyncIterator[Client]:
-    async with (
-        httpx2.AsyncClient(
-            headers={"Authorization": f"Bearer {suite.api_key}"},
-            timeout=httpx2.Timeout(30, read=150),
-        ) as http,
-        Client(streamable_http_client(suite.mcp_url, http_client=http)) as client,
-    ):
+    async with mcp_client(suite.mcp_url, suite.api_key) as client:
         yield client
 
 
-async def call(client: Client, name: str, arguments: dict[str, Any] | None = None) -> Any:
-    result = await client.call_tool(name, arguments or {})
-    assert not result.is_error, (name, result.content)
-    return result.structured_content
+call = call_ok
 
 
 def chat_messages(suite: Suite) -> list[dict[str, Any]]:
