@@ -38,6 +38,7 @@ from nats.js import JetStreamContext
 from cctelegram_common import streams, subjects
 from cctelegram_common.contracts.outbox import Operation, OutboxMessage
 from cctelegram_notifier.coalesce import SEPARATOR
+from cctelegram_testing.bench import percentile
 from cctelegram_testing.nats import NatsServer
 from cctelegram_testing.notifier import NotifierProcess, sandbox_calls
 from cctelegram_testing.sandbox import RunningSandbox, run_sandbox
@@ -288,11 +289,6 @@ async def many_bots(
             for notifier in notifiers:
                 notifier.stop()
             await nc.close()
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def main(backlog: int, latency_seconds: float, rate_per_s: float, *, baseline: bool) -> None:

@@ -26,23 +26,8 @@ import httpx
 
 from cctelegram_cli.up import DEMO_USER_ID
 from cctelegram_common.webhooks import verify_signature
+from cctelegram_testing.bench import find_card, percentile
 from cctelegram_testing.suite import start_suite
-
-
-async def find_card(sandbox: httpx.AsyncClient, title: str) -> dict[str, Any]:
-    for _ in range(400):
-        response = await sandbox.get(f"/sandbox/api/chats/{DEMO_USER_ID}/messages")
-        for message in response.json():
-            if title in (message.get("text") or "") and message.get("reply_markup"):
-                return dict(message)
-        await asyncio.sleep(0.025)
-    raise RuntimeError(f"card {title!r} never arrived")
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
 
 
 class Receiver:
