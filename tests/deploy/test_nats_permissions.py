@@ -34,7 +34,7 @@ from securesuite import (
 )
 
 from cctelegram_common import streams, subjects
-from cctelegram_common.catalog import CHANNELS
+from cctelegram_common.catalog import channels
 from cctelegram_testing.nats import NatsServer
 from cctelegram_testing.sandbox import run_sandbox
 
@@ -60,7 +60,7 @@ def expected_rights() -> dict[str, dict[str, set[str]]]:
     which only the admin (``cctelegram keys``) calls.
     """
     rights: dict[str, dict[str, set[str]]] = {}
-    for channel in CHANNELS:
+    for channel in channels():
         publishers = {user for name in channel.publishers if (user := catalogue_user(name))}
         consumers = {user for name in channel.consumers if (user := catalogue_user(name))}
         subscribers = set() if channel.stream else consumers

@@ -193,6 +193,5 @@ async def test_the_nats_store_lists_a_key_written_during_the_listing_once() -> N
         async def keys(self) -> list[str]:
             return ["k1", "k2", "k1"]
 
-    store = NatsKeyStore()
-    store.attach(WatchingKv())  # type: ignore[arg-type]
+    store = NatsKeyStore(WatchingKv())  # type: ignore[arg-type]
     assert await store.key_ids() == ["k1", "k2"]

@@ -1,4 +1,6 @@
-"""Writes the AsyncAPI 3.0 document of the NATS contract (``make asyncapi``)."""
+"""Writes the AsyncAPI 3.0 document of the NATS contract (``make asyncapi``), made from the
+contracts of the installed services (``catalog.channels``): what a service subscribes is
+what the document says, by construction."""
 
 from __future__ import annotations
 
@@ -12,18 +14,23 @@ from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 
 from cctelegram_common import __version__
-from cctelegram_common.catalog import CHANNELS, Channel
+from cctelegram_common.catalog import Channel, channels, watches
 
 
-def _consumer_for(model: type[BaseModel]) -> Callable[[Any], Awaitable[None]]:
+def _consumer_for(model: type[BaseModel] | None) -> Callable[[Any], Awaitable[None]]:
     async def consume(body: Any) -> None:  # documentation only; never runs
         return None
 
-    consume.__annotations__ = {"body": model, "return": None}
+    consume.__annotations__ = {"body": model or bytes, "return": None}
     return consume
 
 
 def _describe(channel: Channel) -> str:
+    if channel.kind == "watch":
+        return (
+            f"{channel.description} Kind: watch (an ephemeral ordered consumer of stored "
+            f"data, one per replica while it reads). Watched by {', '.join(channel.consumers)}."
+        )
     text = (
         f"{channel.description} Kind: {channel.kind}. "
         f"Published by {', '.join(channel.publishers)}; "
@@ -38,7 +45,7 @@ def _describe(channel: Channel) -> str:
 
 def build_document() -> str:
     broker = NatsBroker("nats://127.0.0.1:4222", description="CCTelegram NATS contract")
-    for channel in CHANNELS:
+    for channel in channels():
         broker.subscriber(channel.subject, title=channel.subject, description=_describe(channel))(
             _consumer_for(channel.payload)
         )
@@ -47,6 +54,11 @@ def build_document() -> str:
             title=f"{channel.subject}:publish",
             description=_describe(channel),
             schema=channel.payload,
+        )
+    for watch in watches():
+        title = f"{watch.subject}:watch:{watch.consumers[0]}"
+        broker.subscriber(watch.subject, title=title, description=_describe(watch))(
+            _consumer_for(watch.payload)
         )
     specification = AsyncAPI(
         broker,

@@ -23,6 +23,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
 from cctelegram_common.logging import get_logger
+from cctelegram_common.messaging import Consume
 from cctelegram_common.metrics import registry
 from cctelegram_common.resilience import backoff_delay
 from cctelegram_common.subjects import HEADER_MSG_ID, HEADER_REQUEST_ID
@@ -277,6 +278,19 @@ class Durable(Generic[ModelT]):
     linger_s: float = 0.0
     ack_wait_s: float = 30.0
     max_deliver: int = 50
+
+    @classmethod
+    def of(cls, declared: Consume, **handling: Any) -> Durable[Any]:
+        """The consumer a contract declares (name, stream, subject, payload), with how it
+        handles each message (``work`` or ``batch_work``) and its tuning."""
+        return Durable[Any](
+            stream=declared.stream,
+            subject=declared.subject,
+            name=declared.durable,
+            model=declared.payload,
+            description=handling.pop("description", declared.description),
+            **handling,
+        )
 
     def __post_init__(self) -> None:
         if (self.work is None) == (self.batch_work is None):

@@ -156,6 +156,19 @@ async def publish_to_stream(
     )
 
 
+async def broadcast(broker: NatsBroker, subject: str, payload: BaseModel) -> None:
+    """Publish on core NATS, stored nowhere, heard by every replica listening (a ``Listen``
+    of some contract): the suite's broadcasts. The trace context and request id travel as
+    in ``publish_to_stream``."""
+    headers = {"content-type": "application/json"}
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        headers[HEADER_REQUEST_ID] = request_id
+    propagate.inject(headers)
+    connection = broker.config.connection_state.connection
+    await connection.publish(subject, payload.model_dump_json().encode(), headers=headers)
+
+
 class JetStreamPublisher:
     """``publish(subject, payload, msg_id=, stream=)`` over a JetStream context: the port
     the events service and the notifier hand to their domain code."""

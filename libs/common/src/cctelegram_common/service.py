@@ -1,5 +1,11 @@
 """Running one service: HTTP (health, metrics) first, then NATS with endless retries, then a
-clean stop on SIGTERM that finishes in-flight work before closing the connection."""
+clean stop on SIGTERM that finishes in-flight work before closing the connection.
+
+The one lifecycle of every service: ``Service(name, settings, contract)`` subscribes what
+the contract declares; ``connect_with(build)`` names the connect step that builds the service's
+resources once NATS is up and returns the ``Bindings`` that serve the contract. Handlers
+are only ever called with those built resources; until they exist an RPC is answered
+``unavailable`` here, and nowhere else."""
 
 from __future__ import annotations
 
@@ -13,23 +19,28 @@ from typing import Any
 
 import uvicorn
 from faststream.nats import NatsBroker
+from nats.js import JetStreamContext
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from cctelegram_common import __version__, streams
-from cctelegram_common.consumers import Durable, DurableConsumer, ModelT
+from cctelegram_common.consumers import DurableConsumer
+from cctelegram_common.contracts.rpc import RpcReply
 from cctelegram_common.health import CheckResult, HealthRegistry
 from cctelegram_common.http import HttpMetricsMiddleware
 from cctelegram_common.logging import configure_logging, get_logger
+from cctelegram_common.messaging import Bindings, Listen, Rpc, ServiceContract
 from cctelegram_common.metrics import metrics_endpoint
-from cctelegram_common.nats import build_broker, jetstream
+from cctelegram_common.nats import build_broker, current_message, fail, jetstream
 from cctelegram_common.redaction import register_secret
 from cctelegram_common.resilience import backoff_delay
 from cctelegram_common.settings import ServiceSettings
 from cctelegram_common.telemetry import setup_tracing, shutdown_tracing
 
 Hook = Callable[[], Awaitable[None]]
+Build = Callable[[JetStreamContext], Awaitable[Bindings]]
 
 
 class _NoSignalServer(uvicorn.Server):
@@ -52,8 +63,15 @@ async def _serve_http(server: uvicorn.Server) -> None:
 class Service:
     """The lifecycle every service shares. Build it in ``create_app``, then ``run()``."""
 
-    def __init__(self, name: str, settings: ServiceSettings, version: str = __version__) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: ServiceSettings,
+        contract: ServiceContract | None = None,
+        version: str = __version__,
+    ) -> None:
         self.name = name
+        self.contract = contract or ServiceContract(name)
         self.settings = settings
         self.version = version
         self.log = get_logger(f"cctelegram.{name}")
@@ -75,12 +93,17 @@ class Service:
         self._on_connected: list[Hook] = []
         self._on_stop: list[Hook] = []
         self._on_stopping: list[Hook] = []
-        self._durables: list[Durable[Any]] = []
+        self._build: Build | None = None
+        self._bindings: Bindings | None = None
         self._consumers: list[DurableConsumer[Any]] = []
         self._last_error: str | None = "not connected yet"
         self._streams_missing: list[str] = []
         self._streams_checked_at = 0.0
         self._last_error_logged_at = 0.0
+        for rpc in self.contract.rpcs:
+            self._subscribe_rpc(rpc)
+        for listen in self.contract.listens:
+            self._subscribe_listen(listen)
 
     # --- composition -----------------------------------------------------------------------
     def on_connected(self, hook: Hook) -> Hook:
@@ -98,13 +121,63 @@ class Service:
         self._on_stop.append(hook)
         return hook
 
-    def consume(self, durable: Durable[ModelT]) -> None:
-        """Handle the messages of a durable JetStream consumer, from connection to stop."""
-        self._durables.append(durable)
+    def connect_with(self, build: Build) -> None:
+        """The connect step: ``build`` opens what the handlers need (KV buckets, clients,
+        domain services) and returns the ``Bindings`` serving the contract. It runs once,
+        after NATS is connected and the ``on_connected`` hooks ran; subscriptions start
+        only after it (a reconnect after a failed start reuses what it built)."""
+        self._build = build
+
+    @property
+    def ready(self) -> bool:
+        """True once the connect step built the bindings (handlers can be called)."""
+        return self._bindings is not None
+
+    def _subscribe_rpc(self, rpc: Rpc) -> None:
+        broker = self.broker
+
+        async def answer(_body: Any) -> RpcReply:
+            raw = current_message(broker).body
+            bindings = self._bindings
+            if bindings is None:
+                return fail("unavailable", f"the {self.name} service is starting")
+            return await bindings.responder.request(raw, rpc.request, bindings.rpcs[rpc.subject])
+
+        broker.subscriber(rpc.subject, queue=self.contract.rpc_queue, title=rpc.subject)(answer)
+
+    def _subscribe_listen(self, listen: Listen) -> None:
+        broker = self.broker
+
+        async def hear(_body: Any) -> None:
+            raw = current_message(broker).body
+            bindings = self._bindings
+            if bindings is None:
+                return  # a broadcast is a hint; what it says is re-read once built
+            try:
+                payload = listen.payload.model_validate_json(raw)
+            except ValidationError as error:
+                self.log.warning(
+                    "broadcast_invalid", subject=listen.subject, errors=error.error_count()
+                )
+                return
+            await bindings.listeners[listen.subject](payload)
+
+        broker.subscriber(listen.subject, title=listen.subject)(hear)
+
+    async def _bind(self) -> None:
+        if self._bindings is not None:
+            return
+        if self._build is None:
+            bindings = Bindings()
+        else:
+            bindings = await self._build(jetstream(self.broker))
+        bindings.check(self.contract)
+        self._bindings = bindings
 
     async def _start_consumers(self) -> None:
         js = jetstream(self.broker)
-        self._consumers = [DurableConsumer(js, durable) for durable in self._durables]
+        durables = self._bindings.durables if self._bindings is not None else ()
+        self._consumers = [DurableConsumer(js, durable) for durable in durables]
         for consumer in self._consumers:
             await consumer.start()
 
@@ -165,6 +238,7 @@ class Service:
                 )
                 for hook in self._on_connected:
                     await hook()
+                await self._bind()
                 await self._start_consumers()
                 await self.broker.start()
             except Exception as error:

@@ -18,7 +18,7 @@ from cctelegram_testing.processes import ServiceProcess
 
 
 class RunnableApp(Protocol):
-    """What ``lifespan_app`` needs of a service (the gateway's ``GatewayService``)."""
+    """What ``lifespan_app`` needs of a service (the gateway's ``Gateway``)."""
 
     fastapi: FastAPI
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from nats.js import JetStreamContext
+
 from cctelegram_auth import handlers
+from cctelegram_auth.contract import CONTRACT
 from cctelegram_auth.keys import KeyService
 from cctelegram_auth.secret import load_secret
 from cctelegram_auth.settings import AuthSettings
@@ -13,11 +16,12 @@ from cctelegram_common.audit import publish_audit
 from cctelegram_common.contracts.audit import AuditRecord
 from cctelegram_common.contracts.auth import KeyChanged
 from cctelegram_common.health import CheckResult
-from cctelegram_common.nats import jetstream
+from cctelegram_common.messaging import Bindings
+from cctelegram_common.nats import broadcast
 from cctelegram_common.redaction import register_secret
 from cctelegram_common.service import Service
 
-SERVICE_NAME = "auth"
+SERVICE_NAME = CONTRACT.service
 
 
 def create_app(settings: AuthSettings | None = None) -> Service:
@@ -25,39 +29,40 @@ def create_app(settings: AuthSettings | None = None) -> Service:
     settings = settings or AuthSettings()
     secret = load_secret(settings)
     register_secret(secret.value.decode(errors="replace"))
-    service = Service(SERVICE_NAME, settings)
-    store = NatsKeyStore()
+    service = Service(SERVICE_NAME, settings, CONTRACT)
+    bootstrap_state = {"status": "not configured"}
+    built: list[KeyService] = []
 
     async def notify(change: KeyChanged) -> None:
-        # Core NATS broadcast: every gateway replica hears it (no queue group).
-        await service.broker.publish(change, subjects.AUTH_KEY_CHANGED)
+        await broadcast(service.broker, subjects.AUTH_KEY_CHANGED, change)
 
     async def audit(record: AuditRecord) -> bool:
         return await publish_audit(service.broker, record)
 
-    keys = KeyService(
-        store,
-        secret.value,
-        notify=notify,
-        audit=audit,
-        last_used_write_interval_s=settings.last_used_write_interval_s,
-    )
-    webhook_secrets = WebhookSecrets(keys, secret.value, audit)
-    bootstrap_state = {"status": "not configured"}
-
-    @service.on_connected
-    async def open_bucket() -> None:
+    async def connect(js: JetStreamContext) -> Bindings:
         if secret.ephemeral_reason is not None:
             service.log.warning(
                 "ephemeral_auth_secret",
                 reason=secret.ephemeral_reason,
                 consequence="keys issued now stop working when this process stops",
             )
-        store.attach(await jetstream(service.broker).key_value(subjects.KV_KEYS))
-        webhook_secrets.kv = await jetstream(service.broker).key_value(subjects.KV_WEBHOOK_SECRETS)
-        await bootstrap()
+        keys = KeyService(
+            NatsKeyStore(await js.key_value(subjects.KV_KEYS)),
+            secret.value,
+            notify=notify,
+            audit=audit,
+            last_used_write_interval_s=settings.last_used_write_interval_s,
+        )
+        built.append(keys)
+        webhook_secrets = WebhookSecrets(
+            keys, secret.value, audit, await js.key_value(subjects.KV_WEBHOOK_SECRETS)
+        )
+        await bootstrap(keys)
+        return handlers.bindings(keys, webhook_secrets)
 
-    async def bootstrap() -> None:
+    service.connect_with(connect)
+
+    async def bootstrap(keys: KeyService) -> None:
         path = settings.bootstrap_key_file
         if path is None or not path.exists():
             return
@@ -73,14 +78,14 @@ def create_app(settings: AuthSettings | None = None) -> Service:
 
     async def bucket_ready() -> CheckResult:
         return CheckResult(
-            "pass" if store.attached else "fail", f"bootstrap key: {bootstrap_state['status']}"
+            "pass" if service.ready else "fail", f"bootstrap key: {bootstrap_state['status']}"
         )
 
     service.health.add("kv:keys", bucket_ready)
 
     @service.on_stop
     async def finish_writes() -> None:
-        await keys.drain()
+        for keys in built:
+            await keys.drain()
 
-    handlers.register(service.broker, keys, webhook_secrets)
     return service

@@ -23,23 +23,10 @@ class KeyStore(Protocol):
 
 
 class NatsKeyStore:
-    """The KV bucket; ``attach`` it once NATS is connected."""
+    """The KV bucket (opened in the service's connect step)."""
 
-    def __init__(self) -> None:
-        self._kv: KeyValue | None = None
-
-    def attach(self, kv: KeyValue) -> None:
-        self._kv = kv
-
-    @property
-    def attached(self) -> bool:
-        return self._kv is not None
-
-    @property
-    def kv(self) -> KeyValue:
-        if self._kv is None:
-            raise RuntimeError("key store used before NATS connected")
-        return self._kv
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
 
     async def get(self, key_id: str) -> tuple[KeyRecord, int] | None:
         try:

@@ -79,15 +79,15 @@ class WebhookSecrets:
         keys: KeyService,
         server_secret: bytes,
         audit: Callable[[AuditRecord], Awaitable[object]],
+        kv: KeyValue,
     ) -> None:
         self.keys = keys
         self.box = SecretBox(server_secret)
         self.audit = audit
-        self.kv: KeyValue | None = None
+        self.kv = kv
 
     async def create(self, request: CreateWebhookSecretRequest) -> CreatedWebhookSecret:
         record, _revision = await self.keys._get(request.key_id)
-        assert self.kv is not None, "bucket not open"
         plain = secrets.token_bytes(_SECRET_BYTES)
         now = datetime.now(UTC)
         value = {"sealed": self.box.seal(record.client_id, plain), "created_at": now.isoformat()}
@@ -111,7 +111,6 @@ class WebhookSecrets:
         )
 
     async def sign(self, request: SignWebhookRequest) -> WebhookSignature:
-        assert self.kv is not None, "bucket not open"
         try:
             entry = await self.kv.get(bucket_key(request.client_id))
         except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):

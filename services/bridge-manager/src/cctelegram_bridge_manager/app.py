@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 
 import nats.js.errors
+from nats.js import JetStreamContext
 
 from cctelegram_bridge_manager import handlers
+from cctelegram_bridge_manager.contract import CONTRACT
 from cctelegram_bridge_manager.control import BridgeController
 from cctelegram_bridge_manager.fleet import DeliveryWindow, DesiredStateStore
 from cctelegram_bridge_manager.monitor import FleetMonitor
@@ -19,11 +21,13 @@ from cctelegram_common.audit import publish_audit
 from cctelegram_common.contracts.audit import AuditRecord
 from cctelegram_common.contracts.bridge import BridgeControl, HealthStatus
 from cctelegram_common.health import CheckResult
+from cctelegram_common.messaging import Bindings
+from cctelegram_common.nats import broadcast as broadcast_on_nats
 from cctelegram_common.nats import jetstream
 from cctelegram_common.redaction import register_secret
 from cctelegram_common.service import Service
 
-SERVICE_NAME = "bridge-manager"
+SERVICE_NAME = CONTRACT.service
 
 
 def create_app(settings: BridgeManagerSettings | None = None) -> Service:
@@ -31,9 +35,8 @@ def create_app(settings: BridgeManagerSettings | None = None) -> Service:
     token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else None
     if token:
         register_secret(token)
-    service = Service(SERVICE_NAME, settings)
-    runtime = handlers.Runtime()
-    handlers.register(service.broker, runtime)
+    service = Service(SERVICE_NAME, settings, CONTRACT)
+    monitors: list[FleetMonitor] = []
     probe = TelegramProbe(token, settings.telegram_api_base_url, settings.telegram_timeout_s)
     window = DeliveryWindow()
     tasks: list[asyncio.Task[None]] = []
@@ -53,7 +56,7 @@ def create_app(settings: BridgeManagerSettings | None = None) -> Service:
     async def broadcast(control: BridgeControl) -> None:
         # Core NATS, no queue group: every notifier hears it; the KV ``desired`` covers
         # an instance that is starting right now.
-        await service.broker.publish(control, subjects.BRIDGE_CONTROL)
+        await broadcast_on_nats(service.broker, subjects.BRIDGE_CONTROL, control)
 
     async def audit(record: AuditRecord) -> bool:
         return await publish_audit(service.broker, record)
@@ -67,16 +70,12 @@ def create_app(settings: BridgeManagerSettings | None = None) -> Service:
         tasks.clear()
         await window.stop()
 
-    @service.on_connected
-    async def open_state() -> None:
-        # A retried connect (a later start-up step failed) gets a new connection: rebuild.
-        await release()
-        js = jetstream(service.broker)
+    async def connect(js: JetStreamContext) -> Bindings:
         kv = await js.key_value(subjects.KV_BRIDGE)
         await window.start(js)
         monitor = FleetMonitor(kv, js, window, settings.health, supervisor=supervisor, probe=probe)
-        runtime.monitor = monitor
-        runtime.controller = BridgeController(
+        monitors.append(monitor)
+        controller = BridgeController(
             desired=DesiredStateStore(kv),
             broadcast=broadcast,
             read_status=monitor.status,
@@ -87,6 +86,9 @@ def create_app(settings: BridgeManagerSettings | None = None) -> Service:
         tasks.append(asyncio.create_task(monitor.probe_forever(settings.telegram_check_interval_s)))
         if supervisor is not None:
             tasks.append(asyncio.create_task(start_supervised(monitor, supervisor)))
+        return handlers.bindings(monitor, controller)
+
+    service.connect_with(connect)
 
     async def start_supervised(monitor: FleetMonitor, supervisor: NotifierSupervisor) -> None:
         """At start, run the notifiers unless an operator left the bridge stopped."""
@@ -103,9 +105,9 @@ def create_app(settings: BridgeManagerSettings | None = None) -> Service:
     async def fleet_check() -> CheckResult:
         """Readiness is about bridge-manager itself; the fleet's health is reported (warn)
         but never makes bridge-manager unready, or nobody could ask it what is wrong."""
-        monitor = runtime.monitor
-        if monitor is None:
+        if not monitors:
             return CheckResult("fail", "not connected yet")
+        monitor = monitors[0]
         status = monitor.last or await monitor.status()
         reasons = "; ".join(reason.message for reason in status.health_reasons)
         return CheckResult(

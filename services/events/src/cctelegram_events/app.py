@@ -7,10 +7,12 @@ import contextlib
 import functools
 
 import httpx
+from nats.js import JetStreamContext
 
 from cctelegram_common import files, subjects
 from cctelegram_common.health import CheckResult
 from cctelegram_common.logging import get_logger
+from cctelegram_common.messaging import Bindings
 from cctelegram_common.nats import JetStreamPublisher, jetstream
 from cctelegram_common.routes_file import load_routes_file
 from cctelegram_common.service import Service
@@ -20,19 +22,20 @@ from cctelegram_events import handlers
 from cctelegram_events.approvals import ApprovalService
 from cctelegram_events.bridge_client import RpcBridgeClient
 from cctelegram_events.callbacks import CallbackSigner, shared_secret
+from cctelegram_events.contract import CONTRACT
 from cctelegram_events.modes import ModeService, ModeStore, QuietHours
 from cctelegram_events.notifications import NotificationService
 from cctelegram_events.ports import NatsDueIndex, NatsKv, system_clock
 from cctelegram_events.responses import ResponseLog, StreamResponseReader
 from cctelegram_events.routing import RouteBook
-from cctelegram_events.runtime import Runtime, RuntimeHolder
+from cctelegram_events.runtime import Runtime
 from cctelegram_events.sessions import SessionService
 from cctelegram_events.settings import EventsSettings
 from cctelegram_events.tasks import TaskService
 from cctelegram_events.updates import UpdateInterpreter
-from cctelegram_events.webhooks import WebhookSender, auth_signer, webhook_durable
+from cctelegram_events.webhooks import WebhookSender, auth_signer
 
-SERVICE_NAME = "events"
+SERVICE_NAME = CONTRACT.service
 log = get_logger(__name__)
 
 
@@ -142,38 +145,31 @@ async def housekeeping(runtime: Runtime, interval_s: float, stopping: asyncio.Ev
 
 def create_app(settings: EventsSettings | None = None) -> Service:
     settings = settings or EventsSettings()
-    service = Service(SERVICE_NAME, settings)
-    holder = RuntimeHolder()
-    handlers.register(service.broker, holder)
-    for durable in handlers.durables(holder, settings.submit_linger_ms / 1000):
-        service.consume(durable)
+    service = Service(SERVICE_NAME, settings, CONTRACT)
     background: list[asyncio.Task[None]] = []
     senders: list[WebhookSender] = []
-    service.consume(webhook_durable(lambda: senders[0] if senders else None))
 
-    @service.on_connected
-    async def start_domain() -> None:
-        if holder.ready:
-            return  # a reconnect after a failed start: the runtime is already built
+    async def connect(js: JetStreamContext) -> Bindings:
         runtime = await build_runtime(service, settings)
-        holder.set(runtime)
-        senders.append(
-            WebhookSender(
-                publisher=JetStreamPublisher(jetstream(service.broker)),
-                sign=auth_signer(service.broker),
-                http=httpx.AsyncClient(),
-                allowed=AllowList.from_env(),
-                clock=system_clock,
-                retry_window_s=settings.webhook_retry_window_s,
-                timeout_s=settings.webhook_timeout_s,
-            )
+        sender = WebhookSender(
+            publisher=JetStreamPublisher(js),
+            sign=auth_signer(service.broker),
+            http=httpx.AsyncClient(),
+            allowed=AllowList.from_env(),
+            clock=system_clock,
+            retry_window_s=settings.webhook_retry_window_s,
+            timeout_s=settings.webhook_timeout_s,
         )
+        senders.append(sender)
         background.append(
             asyncio.create_task(
                 housekeeping(runtime, settings.expiry_interval_s, service.stopping),
                 name="events-housekeeping",
             )
         )
+        return handlers.bindings(runtime, sender, settings.submit_linger_ms / 1000)
+
+    service.connect_with(connect)
 
     @service.on_stop
     async def stop_domain() -> None:
@@ -186,7 +182,7 @@ def create_app(settings: EventsSettings | None = None) -> Service:
                 await sender.http.aclose()
 
     async def runtime_ready() -> CheckResult:
-        if holder.ready:
+        if service.ready:
             return CheckResult("pass")
         return CheckResult("fail", "domain services not built yet")
 

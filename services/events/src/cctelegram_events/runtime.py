@@ -16,7 +16,7 @@ from cctelegram_events.updates import UpdateInterpreter
 
 @dataclass
 class Runtime:
-    """Everything handlers call into; ``app.py`` fills it in ``on_connected``."""
+    """Everything handlers call into, built in the service's connect step (``app.py``)."""
 
     notifications: NotificationService
     modes: ModeService
@@ -26,22 +26,3 @@ class Runtime:
     updates: UpdateInterpreter
     sessions: SessionService
     routes: RouteBook
-
-
-class RuntimeHolder:
-    """Handlers are registered before NATS is up; they find the runtime here at call time."""
-
-    def __init__(self) -> None:
-        self._runtime: Runtime | None = None
-
-    def set(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-
-    @property
-    def ready(self) -> bool:
-        return self._runtime is not None
-
-    def get(self) -> Runtime:
-        if self._runtime is None:
-            raise RuntimeError("events runtime not ready (NATS not connected yet)")
-        return self._runtime

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 from faststream.nats import NatsBroker
@@ -37,6 +38,7 @@ from cctelegram_common.contracts.webhooks import (
     WebhookSignature,
 )
 from cctelegram_common.logging import get_logger
+from cctelegram_common.messaging import Consume
 from cctelegram_common.nats import RpcFailedError, rpc_call
 from cctelegram_common.webhooks import AllowList, DestinationRefusedError, check_resolved
 from cctelegram_events import metrics
@@ -247,15 +249,11 @@ class WebhookSender:
         )
 
 
-def webhook_durable(holder: Callable[[], WebhookSender | None]) -> Durable[WebhookDelivery]:
+def webhook_durable(declared: Consume, sender: WebhookSender) -> Durable[Any]:
     """Deliveries are attempted side by side (one slow receiver does not hold up the others);
     each failed attempt is handed back with the delay ``WebhookSender`` chose."""
 
     async def batch(items: Sequence[BatchItem[WebhookDelivery]]) -> Sequence[Outcome]:
-        sender = holder()
-        if sender is None:
-            return [RetryLaterError("not started", 1.0)] * len(items)
-
         async def one(item: BatchItem[WebhookDelivery]) -> Outcome:
             metadata = getattr(item.message, "metadata", None)
             attempt = int(getattr(metadata, "num_delivered", 1) or 1)
@@ -267,11 +265,8 @@ def webhook_durable(holder: Callable[[], WebhookSender | None]) -> Durable[Webho
 
         return await asyncio.gather(*(one(item) for item in items))
 
-    return Durable(
-        stream=subjects.STREAM_WEBHOOKS,
-        subject=subjects.WEBHOOK_DELIVER,
-        name=subjects.CONSUMER_EVENTS_WEBHOOKS,
-        model=WebhookDelivery,
+    return Durable.of(
+        declared,
         batch_work=batch,
         description="POST decision webhooks, retried with backoff, dead-lettered after the window",
         batch_size=32,

@@ -5,7 +5,8 @@ from cctelegram_gateway.app import create_app
 
 
 def main() -> None:
-    run(create_app())
+    gateway = create_app()
+    run(gateway.service, gateway.asgi)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
 
 from fastapi import FastAPI
+from nats.js import JetStreamContext
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -17,13 +18,15 @@ from cctelegram_common.audit import publish_audit
 from cctelegram_common.contracts.audit import AuditRecord
 from cctelegram_common.contracts.auth import KeyChanged, VerifyRequest, VerifyResponse
 from cctelegram_common.http import HttpMetricsMiddleware
-from cctelegram_common.nats import current_message, jetstream, rpc_call
+from cctelegram_common.messaging import Bindings
+from cctelegram_common.nats import rpc_call
 from cctelegram_common.service import Service
 from cctelegram_common.telemetry import asgi_tracing, continued_trace
 from cctelegram_gateway import metrics as gateway_metrics
 from cctelegram_gateway import tools
 from cctelegram_gateway.auditing import Auditor
 from cctelegram_gateway.calls import ToolRunner
+from cctelegram_gateway.contract import CONTRACT
 from cctelegram_gateway.hooks import add_hook_routes
 from cctelegram_gateway.integrations import add_integration_routes
 from cctelegram_gateway.mcp_server import build_mcp_app, build_server, wants_stream
@@ -37,22 +40,28 @@ from cctelegram_gateway.settings import GatewaySettings
 from cctelegram_gateway.uploads import FILES_PATH, UPLOAD_BODY, add_file_routes
 from cctelegram_gateway.verifier import Verifier
 
-SERVICE_NAME = "gateway"
+SERVICE_NAME = CONTRACT.service
 # The SDK logs every stateless request at INFO ("Terminating session: None"): noise and CPU.
 logging.getLogger("mcp").setLevel(logging.WARNING)
 
 
-class GatewayService(Service):
-    """A ``Service`` that also carries its ASGI app (``serve()`` uses it by default)."""
+@dataclass(frozen=True)
+class Gateway:
+    """The gateway, fully assembled: its service lifecycle and the ASGI app it serves, with
+    the parts tests and the bench reach into."""
 
+    service: Service
     asgi: ASGIApp
     fastapi: FastAPI
     verifier: Verifier
     limiter: SharedRateLimiter
     auditor: Auditor
 
-    async def serve(self, app: ASGIApp | None = None) -> None:
-        await super().serve(app or self.asgi)
+    async def connect_forever(self) -> None:
+        await self.service.connect_forever()
+
+    async def stop(self) -> None:
+        await self.service.stop()
 
 
 class McpFastPath:
@@ -118,12 +127,12 @@ class ServerSpans:
 
 def create_app(
     settings: GatewaySettings | None = None, tool_registry: ToolRegistry | None = None
-) -> GatewayService:
+) -> Gateway:
     settings = settings or GatewaySettings()
     if tool_registry is None:
         tools.load_all()
         tool_registry = registry
-    service = GatewayService(SERVICE_NAME, settings)
+    service = Service(SERVICE_NAME, settings, CONTRACT)
     broker = service.broker
 
     async def ask_auth(presented: str, request_id: str | None) -> VerifyResponse:
@@ -157,11 +166,7 @@ def create_app(
         extras={"claude_code": settings.claude_code, "auditor": auditor},
     )
 
-    # No queue group: every replica hears every change and drops the key from its cache.
-    @broker.subscriber(subjects.AUTH_KEY_CHANGED)
-    async def on_key_changed(_body: Any) -> None:
-        message = current_message(broker)
-        change = KeyChanged.model_validate_json(message.body)
+    async def forget_key(change: KeyChanged) -> None:
         verifier.forget(change.key_id)
 
     @service.on_connected
@@ -169,11 +174,14 @@ def create_app(
         # Changes broadcast while this replica was disconnected were missed.
         verifier.clear()
 
-    @service.on_connected
-    async def share_rate_limits() -> None:
-        if limiter.store is None:
-            bucket = await jetstream(broker).key_value(subjects.KV_RATE_LIMITS)
-            limiter.store = KvBudgetStore(bucket)
+    async def connect(js: JetStreamContext) -> Bindings:
+        # Until the shared budgets are open the limiter counts locally (its fallback).
+        limiter.store = KvBudgetStore(await js.key_value(subjects.KV_RATE_LIMITS))
+        return Bindings(
+            listeners={subjects.AUTH_KEY_CHANGED: forget_key},
+        )
+
+    service.connect_with(connect)
 
     @service.on_stop
     async def finish_audit() -> None:
@@ -221,11 +229,13 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         streamed_bodies={FILES_PATH: UPLOAD_BODY},
     )
-    # Outermost: every request is a server span (health and metrics excluded) and is counted.
-    service.asgi = HttpMetricsMiddleware(ServerSpans(front_door))
     gateway_metrics.initialise([spec.name for spec in tool_registry])
-    service.fastapi = api
-    service.verifier = verifier
-    service.limiter = limiter
-    service.auditor = auditor
-    return service
+    return Gateway(
+        service=service,
+        # Outermost: every request is a server span (health and metrics excluded), counted.
+        asgi=HttpMetricsMiddleware(ServerSpans(front_door)),
+        fastapi=api,
+        verifier=verifier,
+        limiter=limiter,
+        auditor=auditor,
+    )

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from nats.js import JetStreamContext
+
 from cctelegram_common import subjects
-from cctelegram_common.contracts.bridge import BridgeControl
-from cctelegram_common.nats import jetstream
+from cctelegram_common.messaging import Bindings
 from cctelegram_common.redaction import register_secret
 from cctelegram_common.service import Service
+from cctelegram_notifier.contract import CONTRACT
 from cctelegram_notifier.runtime import NotifierRuntime
 from cctelegram_notifier.settings import NotifierSettings
 
-SERVICE_NAME = "notifier"
+SERVICE_NAME = CONTRACT.service
 
 
 def create_app(settings: NotifierSettings | None = None) -> Service:
@@ -28,20 +30,20 @@ def build_notifier(settings: NotifierSettings) -> tuple[Service, NotifierRuntime
     ):
         if secret is not None:
             register_secret(secret.get_secret_value())
-    service = Service(SERVICE_NAME, settings)
+    service = Service(SERVICE_NAME, settings, CONTRACT)
     runtime = NotifierRuntime(settings)
     service.health.add("telegram:token", runtime.check_token)
     service.health.add("telegram:api", runtime.check_api)
     service.health.add("telegram:updates", runtime.check_conflict)
 
-    # Core NATS, no queue group: every replica obeys every broadcast.
-    @service.broker.subscriber(subjects.BRIDGE_CONTROL)
-    async def on_bridge_control(control: BridgeControl) -> None:
-        await runtime.apply(control)
+    async def connect(js: JetStreamContext) -> Bindings:
+        await runtime.start(js)
+        return Bindings(
+            # Every replica obeys every broadcast.
+            listeners={subjects.BRIDGE_CONTROL: runtime.apply},
+        )
 
-    @service.on_connected
-    async def start_runtime() -> None:
-        await runtime.start(jetstream(service.broker))
+    service.connect_with(connect)
 
     # While NATS is still up: finish in-flight sends, nak the rest, release the lease.
     service.on_stopping(runtime.stop)
