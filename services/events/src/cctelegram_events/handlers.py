@@ -41,7 +41,7 @@ from cctelegram_common.contracts.tools import TemplatesRequest
 from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_common.logging import get_logger
 from cctelegram_common.nats import RpcResponder, fail
-from cctelegram_events.approvals import ApprovalError
+from cctelegram_events.approval_rules import ApprovalError
 from cctelegram_events.modes import MODE_MESSAGES
 from cctelegram_events.runtime import Runtime, RuntimeHolder
 from cctelegram_events.templates import catalogue
