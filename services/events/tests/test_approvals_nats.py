@@ -19,7 +19,7 @@ from cctelegram_common.contracts.base import utc_now
 from cctelegram_common.contracts.outbox import Operation, OutboxMessage
 from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_events.app import create_app
-from cctelegram_events.approvals import INVALID_BUTTON, NO_LONGER_OPEN, NOT_AN_APPROVER
+from cctelegram_events.approval_rules import INVALID_BUTTON, NO_LONGER_OPEN, NOT_AN_APPROVER
 
 _update_ids = itertools.count(int(uuid.uuid4().int % 10**9) * 1000)
 

@@ -17,16 +17,16 @@ from cctelegram_common.contracts.approvals import (
 )
 from cctelegram_common.contracts.outbox import Operation
 from cctelegram_common.contracts.responses import ResponseRecord
-from cctelegram_events.approvals import (
+from cctelegram_events.approval_rules import (
     INVALID_BUTTON,
     NO_LONGER_OPEN,
     NOT_AN_APPROVER,
     ApprovalError,
-    ApprovalService,
     Person,
     classify_option,
     match_option,
 )
+from cctelegram_events.approvals import ApprovalService
 from cctelegram_events.callbacks import CallbackSigner
 from cctelegram_events.ports import MemoryDueIndex, load
 from cctelegram_events.responses import ResponseLog

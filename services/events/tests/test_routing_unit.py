@@ -24,7 +24,8 @@ from cctelegram_common.contracts.outbox import (
 from cctelegram_common.contracts.routing import RouteRule
 from cctelegram_common.contracts.updates import InboundUpdate
 from cctelegram_common.routes_file import RoutesFileError, load_routes_file
-from cctelegram_events.approvals import ApprovalService, Person
+from cctelegram_events.approval_rules import Person
+from cctelegram_events.approvals import ApprovalService
 from cctelegram_events.bridge_client import UNAVAILABLE
 from cctelegram_events.callbacks import CallbackSigner
 from cctelegram_events.modes import ModeService, ModeStore

@@ -19,7 +19,8 @@ from cctelegram_common.contracts.approvals import (
 )
 from cctelegram_common.contracts.webhooks import WebhookDeadLettered, WebhookDelivery
 from cctelegram_common.webhooks import AllowList, verify_signature
-from cctelegram_events.approvals import ApprovalError, ApprovalService
+from cctelegram_events.approval_rules import ApprovalError
+from cctelegram_events.approvals import ApprovalService
 from cctelegram_events.callbacks import CallbackSigner
 from cctelegram_events.responses import ResponseLog
 from cctelegram_events.webhooks import RetryLaterError, WebhookSender, delivery_for

@@ -1,4 +1,9 @@
-"""Approvals: create the card, decide by button or reply, expire, cancel — compare-and-set only.
+"""Approvals service: store, index and publish — compare-and-set only.
+
+``ApprovalService`` orchestrates: it creates the card, and applies a press, a reply, the expiry
+or a cancel. The rules it applies are pure functions in ``approval_rules`` (what an option
+means, each transition of the record); where the cards go and what their messages look like
+is ``approval_cards``. This module holds the I/O: storage, the due index, metrics, publishing.
 
 State lives in ``cctg_approvals`` (key = approval id). Every change reads the record with its
 revision and writes with ``update(last=revision)``; a conflict means someone else changed it,
@@ -14,7 +19,6 @@ or remembers approvals in memory.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,7 +26,6 @@ from datetime import datetime, timedelta
 from opentelemetry import trace
 
 from cctelegram_common.contracts.approvals import (
-    ON_TIMEOUT_EXPIRE,
     ApprovalRecord,
     ApprovalStatus,
     CancelApprovalRequest,
@@ -35,18 +38,42 @@ from cctelegram_common.contracts.files import FileInfo
 from cctelegram_common.contracts.outbox import (
     DeliveryOutcome,
     DeliveryReported,
-    InlineButton,
     Operation,
     OutboxMessage,
     outbox_id,
 )
 from cctelegram_common.contracts.responses import ResponseKind, ResponseRecord
-from cctelegram_common.contracts.rpc import RefusalCode
 from cctelegram_common.logging import get_logger
 from cctelegram_common.telemetry import current_traceparent, links_to
 from cctelegram_events import metrics
+from cctelegram_events.approval_cards import (
+    card_edits,
+    card_messages,
+    escalation_targets,
+    msgref_key,
+    open_card_text,
+    private_chat_targets,
+    route_targets,
+    targets_of,
+)
+from cctelegram_events.approval_rules import (
+    INVALID_BUTTON,
+    NO_LONGER_OPEN,
+    NOT_AN_APPROVER,
+    ApprovalError,
+    Person,
+    action_for,
+    after_cancel,
+    after_escalation,
+    after_press,
+    after_text_reply,
+    after_timeout,
+    escalation_due,
+    next_due,
+    reply_option,
+    valid_on_timeout,
+)
 from cctelegram_events.callbacks import CallbackSigner
-from cctelegram_events.claude_cards import render_claude_code_card
 from cctelegram_events.ports import (
     CasConflictError,
     Clock,
@@ -57,9 +84,8 @@ from cctelegram_events.ports import (
     load,
     publish_outbox,
 )
-from cctelegram_events.rendering import render_approval_card, render_closed_card
-from cctelegram_events.responses import APPROVE_ACTION, DENY_ACTION, ResponseLog
-from cctelegram_events.routing import Destination, RouteBook, destinations_of
+from cctelegram_events.responses import ResponseLog
+from cctelegram_events.routing import RouteBook
 from cctelegram_events.templates import template_for
 from cctelegram_events.webhooks import publish_webhook
 
@@ -68,103 +94,11 @@ log = get_logger(__name__)
 WEBHOOK_REQUEUE_WINDOW_S = 300.0
 _tracer = trace.get_tracer("cctelegram.events.approvals")
 
-MSGREF_PREFIX = "msgref."
 CAS_ATTEMPTS = 50
 DEFAULT_HISTORY_S = 30 * 24 * 3600.0
 
-NO_LONGER_OPEN = "This request is no longer open"
-NOT_AN_APPROVER = "Sorry, only the listed approvers can answer this request."
-INVALID_BUTTON = "This button is not valid."
-
-_APPROVE_WORDS = frozenset(
-    {"approve", "approved", "yes", "ok", "okay", "allow", "accept", "confirm", "proceed", "go"}
-)
-_DENY_WORDS = frozenset(
-    {"deny", "denied", "reject", "no", "decline", "block", "stop", "abort", "refuse"}
-)
-_FIRST_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
-
-# A transition rule: the new record, or None to leave the record as it is.
+# A transition rule (``approval_rules.after_*``): the new record, or None to leave it as it is.
 _Change = Callable[[ApprovalRecord], ApprovalRecord | None]
-
-
-class ApprovalError(Exception):
-    """A caller-facing refusal (``code`` as in RpcError: not_found, conflict, invalid)."""
-
-    def __init__(self, code: RefusalCode, message: str) -> None:
-        super().__init__(message)
-        self.code: RefusalCode = code
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Person:
-    """Who pressed or replied (Telegram's ``from``)."""
-
-    user_id: int
-    username: str | None = None
-    first_name: str | None = None
-
-    @property
-    def display(self) -> str | None:
-        return self.username or self.first_name
-
-
-def classify_option(label: str) -> ApprovalStatus:
-    """approved / rejected for approve- and deny-like labels, else ``decided``."""
-    match = _FIRST_WORD.search(label.lower())
-    word = match.group(0) if match else ""
-    if word in _APPROVE_WORDS:
-        return ApprovalStatus.APPROVED
-    if word in _DENY_WORDS:
-        return ApprovalStatus.REJECTED
-    return ApprovalStatus.DECIDED
-
-
-def action_for(label: str) -> str:
-    """The response ``action``: approve / deny, or the custom label itself."""
-    status = classify_option(label)
-    if status is ApprovalStatus.APPROVED:
-        return APPROVE_ACTION
-    if status is ApprovalStatus.REJECTED:
-        return DENY_ACTION
-    return label
-
-
-def match_option(text: str, options: tuple[str, ...]) -> int | None:
-    """The option a text reply names ("approve", "Approve — looks fine"), or None."""
-    lowered = text.strip().lower()
-    for index, option in sorted(enumerate(options), key=lambda pair: -len(pair[1])):
-        name = option.strip().lower()
-        if lowered == name or (
-            lowered.startswith(name) and not lowered[len(name) : len(name) + 1].isalnum()
-        ):
-            return index
-    return None
-
-
-def decide(
-    record: ApprovalRecord,
-    option_index: int,
-    now: datetime,
-    person: Person | None,
-    comment: str | None = None,
-    auto: bool = False,
-) -> ApprovalRecord:
-    """The record after ``option_index`` was chosen (by a person, or by on_timeout)."""
-    label = record.options[option_index]
-    return record.model_copy(
-        update={
-            "status": classify_option(label),
-            "chosen_option": label,
-            "chosen_index": option_index,
-            "decided_by_user_id": person.user_id if person else None,
-            "decided_by_username": person.display if person else None,
-            "decided_at": now,
-            "comment": comment if comment is not None else record.comment,
-            "auto_applied": auto,
-        }
-    )
 
 
 @dataclass(frozen=True)
@@ -176,83 +110,6 @@ class Routed:
     quorum: int = 1
     escalate_at: datetime | None = None
     escalate_to: str | None = None
-
-
-def _card_targets(approval_id: str, places: list[Destination]) -> tuple[CardTarget, ...]:
-    return tuple(
-        CardTarget(
-            outbox_id=outbox_id(approval_id, place.token, 0),
-            chat_id=place.chat_id,
-            bot=place.bot,
-            message_thread_id=place.message_thread_id,
-            topic=place.topic,
-            route=place.rule.name if place.rule else None,
-        )
-        for place in places
-    )
-
-
-def vote(
-    record: ApprovalRecord,
-    option_index: int,
-    now: datetime,
-    person: Person,
-    comment: str | None = None,
-) -> ApprovalRecord:
-    """A person's answer. Under a quorum an approve-like option is one vote until enough
-    different approvers agreed; any other option (a deny) decides at once."""
-    label = record.options[option_index]
-    if record.quorum > 1 and classify_option(label) is ApprovalStatus.APPROVED:
-        votes = tuple(dict.fromkeys((*record.approved_by, person.user_id)))
-        counted = record.model_copy(
-            update={
-                "approved_by": votes,
-                "comment": comment if comment is not None else record.comment,
-            }
-        )
-        if len(votes) < record.quorum:
-            return counted
-        return decide(counted, option_index, now, person, comment)
-    return decide(record, option_index, now, person, comment)
-
-
-def next_due(record: ApprovalRecord) -> datetime:
-    """When the due index should call back: the escalation first, then the expiry."""
-    if record.escalate_at is not None and not record.escalated:
-        return min(record.escalate_at, record.expires_at)
-    return record.expires_at
-
-
-def msgref_key(chat_id: int, message_id: int, bot: str | None = None) -> str:
-    """Which card a Telegram message is (message ids are per chat, and per bot)."""
-    if bot is None:
-        return f"{MSGREF_PREFIX}{chat_id}.{message_id}"
-    return f"{MSGREF_PREFIX}{bot}.{chat_id}.{message_id}"
-
-
-def targets_of(record: ApprovalRecord) -> tuple[CardTarget, ...]:
-    """Every copy of the card: routed targets, or one per chat (records before routes)."""
-    if record.card_targets:
-        return record.card_targets
-    return tuple(
-        CardTarget(outbox_id=outbox_id, chat_id=chat)
-        for chat, outbox_id in zip(record.chat_ids, record.card_outbox_ids, strict=True)
-    )
-
-
-def keyboard_for(
-    record: ApprovalRecord, signer: CallbackSigner
-) -> tuple[tuple[InlineButton, ...], ...]:
-    """One button per option; short labels two to a row."""
-    buttons = [
-        InlineButton(
-            text=option if len(option) <= 64 else option[:63] + "…",
-            callback_data=signer.sign(record.approval_id, index),
-        )
-        for index, option in enumerate(record.options)
-    ]
-    per_row = 2 if all(len(option) <= 20 for option in record.options) else 1
-    return tuple(tuple(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row))
 
 
 @dataclass
@@ -298,12 +155,6 @@ class ApprovalService:
         )
         if not rules:
             return None
-        places = destinations_of(
-            rules,
-            project=project,
-            session_key=card.session_key if card is not None else None,
-            session_tag=card.session_tag if card is not None else None,
-        )
         default = command.approvers if command.approvers is not None else self.allowed_users
         approvers: list[int] = []
         for rule in rules:
@@ -316,7 +167,7 @@ class ApprovalService:
         )
         return Routed(
             approvers=tuple(dict.fromkeys(approvers)),
-            targets=_card_targets(command.approval_id, places),
+            targets=route_targets(command.approval_id, rules, project, card),
             quorum=max(rule.quorum for rule in rules),
             escalate_at=escalate_at,
             escalate_to=escalating.escalate_to if escalating is not None else None,
@@ -333,20 +184,7 @@ class ApprovalService:
             # A route names its chats and approvers (an admin set them up).
             approvers, targets = routed.approvers, routed.targets
         else:
-            targets = tuple(
-                CardTarget(outbox_id=outbox_id(command.approval_id, chat, 0), chat_id=chat)
-                for chat in approvers
-            )
-        on_timeout = command.on_timeout
-        if on_timeout != ON_TIMEOUT_EXPIRE and on_timeout not in command.options:
-            on_timeout = ON_TIMEOUT_EXPIRE
-        card_text = (
-            render_claude_code_card(command, command.claude_code)
-            if command.claude_code is not None
-            else render_approval_card(
-                command.title, command.description, command.options, command.details, command.source
-            )
-        )
+            targets = private_chat_targets(command.approval_id, approvers)
         record = ApprovalRecord(
             approval_id=command.approval_id,
             client_id=command.client_id,
@@ -354,7 +192,7 @@ class ApprovalService:
             description=command.description,
             options=command.options,
             approvers=approvers,
-            on_timeout=on_timeout,
+            on_timeout=valid_on_timeout(command),
             details=command.details,
             allow_text_reply=command.allow_text_reply,
             task_id=command.task_id,
@@ -368,7 +206,7 @@ class ApprovalService:
             escalate_at=routed.escalate_at if routed else None,
             escalate_to=routed.escalate_to if routed else None,
             project=command.project,
-            card_text=card_text,
+            card_text=open_card_text(command),
             created_at=command.submitted_at,
             expires_at=command.expires_at,
             traceparent=current_traceparent(),
@@ -422,23 +260,8 @@ class ApprovalService:
         return record
 
     async def _publish_cards(self, record: ApprovalRecord, targets: tuple[CardTarget, ...]) -> None:
-        keyboard = keyboard_for(record, self.signer)
-        for target in targets:
-            await publish_outbox(
-                self.publisher,
-                OutboxMessage(
-                    outbox_id=target.outbox_id,
-                    operation=Operation.SEND_MESSAGE,
-                    chat_id=target.chat_id,
-                    bot=target.bot,
-                    message_thread_id=target.message_thread_id,
-                    topic=target.topic,
-                    event_id=record.approval_id,
-                    approval_id=record.approval_id,
-                    text=record.card_text,
-                    keyboard=keyboard,
-                ),
-            )
+        for message in card_messages(record, targets, self.signer):
+            await publish_outbox(self.publisher, message)
             metrics.OUTBOX_PUBLISHED.labels(Operation.SEND_MESSAGE.value).inc()
 
     async def on_card_delivered(self, report: DeliveryReported) -> None:
@@ -503,30 +326,8 @@ class ApprovalService:
     ) -> None:
         """Every copy of the card: closed (buttons gone), or — ``progress`` — still open with
         the quorum's count so far."""
-        keyboard = keyboard_for(record, self.signer) if progress else None
-        text = (
-            f"{record.card_text}\n\n☑️ {len(record.approved_by)} of {record.quorum} approvals"
-            if progress
-            else render_closed_card(record, self.timezone)
-        )
-        for target in targets_of(record):
-            # The default route keeps its historic ids: "<approval>:<chat>:closed".
-            chat_part = target.outbox_id.removeprefix(f"{record.approval_id}:").rsplit(":", 1)[0]
-            card_outbox_id = target.outbox_id
-            await publish_outbox(
-                self.publisher,
-                OutboxMessage(
-                    outbox_id=outbox_id(record.approval_id, chat_part, suffix),
-                    operation=Operation.EDIT_MESSAGE_TEXT,
-                    chat_id=target.chat_id,
-                    bot=target.bot,
-                    event_id=record.approval_id,
-                    approval_id=record.approval_id,
-                    text=text,
-                    keyboard=keyboard,
-                    target_outbox_id=card_outbox_id,
-                ),
-            )
+        for edit in card_edits(record, suffix, self.timezone, self.signer, progress=progress):
+            await publish_outbox(self.publisher, edit)
             metrics.OUTBOX_PUBLISHED.labels(Operation.EDIT_MESSAGE_TEXT.value).inc()
 
     async def _requeue_webhook(self, record: ApprovalRecord) -> None:
@@ -641,13 +442,9 @@ class ApprovalService:
             await self._answer(callback_query_id, chat_id, NOT_AN_APPROVER, bot)
             return NOT_AN_APPROVER
         now = self.clock()
-
-        def choose(record: ApprovalRecord) -> ApprovalRecord | None:
-            if not record.is_open:
-                return None
-            return vote(record, option_index, now, person)
-
-        before, after = await self._transition(approval_id, choose)
+        before, after = await self._transition(
+            approval_id, lambda record: after_press(record, option_index, now, person)
+        )
         label = current.options[option_index]
         accepted = after is not None
         await self.responses.record(
@@ -716,21 +513,11 @@ class ApprovalService:
             return False
         now = self.clock()
         comment = text.strip()[:1000]
-        option_index = match_option(text, current.options)
-        if option_index is None and current.text_reply_decides in current.options:
-            # A card whose free-text reply is an answer (a deny reason, Claude's next step).
-            option_index = current.options.index(current.text_reply_decides)
-
-        def apply(record: ApprovalRecord) -> ApprovalRecord | None:
-            if record.is_open and option_index is not None:
-                return vote(record, option_index, now, person, comment=comment)
-            if record.is_open:
-                return record.model_copy(update={"comment": comment})
-            if record.comment is None and record.decided_by_user_id == person.user_id:
-                return record.model_copy(update={"comment": comment})
-            return None
-
-        before, after = await self._transition(approval_id, apply)
+        option_index = reply_option(current, text)
+        before, after = await self._transition(
+            approval_id,
+            lambda record: after_text_reply(record, option_index, now, person, comment),
+        )
         decided_now = (
             after is not None and before is not None and before.is_open and not after.is_open
         )
@@ -795,19 +582,9 @@ class ApprovalService:
             raise ApprovalError("not_found", f"no approval {request.approval_id}")
         now = self.clock()
         reason = request.reason or "Cancelled by the requester"
-
-        def withdraw(record: ApprovalRecord) -> ApprovalRecord | None:
-            if not record.is_open:
-                return None
-            return record.model_copy(
-                update={
-                    "status": ApprovalStatus.CANCELLED,
-                    "cancel_reason": reason,
-                    "decided_at": now,
-                }
-            )
-
-        before, after = await self._transition(request.approval_id, withdraw)
+        before, after = await self._transition(
+            request.approval_id, lambda record: after_cancel(record, reason, now)
+        )
         if after is None:
             status = before.status.value if before else "gone"
             raise ApprovalError("conflict", f"approval is already {status}")
@@ -822,16 +599,9 @@ class ApprovalService:
         now = self.clock()
         if await self._escalate_if_due(approval_id, now):
             return False
-
-        def timeout(record: ApprovalRecord) -> ApprovalRecord | None:
-            if not record.is_open or record.expires_at > now:
-                return None
-            if record.on_timeout in record.options:
-                index = record.options.index(record.on_timeout)
-                return decide(record, index, now, None, auto=True)
-            return record.model_copy(update={"status": ApprovalStatus.EXPIRED, "decided_at": now})
-
-        before, after = await self._transition(approval_id, timeout, scheduled=False)
+        before, after = await self._transition(
+            approval_id, lambda record: after_timeout(record, now), scheduled=False
+        )
         if after is None:
             if before is not None and before.is_open:
                 # Fired early (a clock ahead of ours): put it back in the index.
@@ -851,12 +621,7 @@ class ApprovalService:
         if loaded is None:
             return False
         current = loaded[0]
-        if (
-            not current.is_open
-            or current.escalated
-            or current.escalate_at is None
-            or current.escalate_at > now
-        ):
+        if not escalation_due(current, now):
             return False
         rule = (
             await self.routes.by_name(current.escalate_to)
@@ -866,40 +631,12 @@ class ApprovalService:
         added: tuple[CardTarget, ...] = ()
         approvers: tuple[int, ...] = current.approvers
         if rule is not None:
-            card = current.claude_code
-            project = current.project or (card.project if card else None)
-            known = {target.outbox_id for target in targets_of(current)}
-            added = tuple(
-                target
-                for target in _card_targets(
-                    approval_id,
-                    destinations_of(
-                        [rule],
-                        project=project,
-                        session_key=card.session_key if card else None,
-                        session_tag=card.session_tag if card else None,
-                    ),
-                )
-                if target.outbox_id not in known
-            )
+            added = escalation_targets(current, rule)
             if rule.approvers is not None:
                 approvers = tuple(dict.fromkeys((*approvers, *rule.approvers)))
-
-        def escalate(record: ApprovalRecord) -> ApprovalRecord | None:
-            if not record.is_open or record.escalated:
-                return None
-            targets = (*targets_of(record), *added)
-            return record.model_copy(
-                update={
-                    "escalated": True,
-                    "approvers": approvers,
-                    "card_targets": targets,
-                    "chat_ids": tuple(target.chat_id for target in targets),
-                    "card_outbox_ids": tuple(target.outbox_id for target in targets),
-                }
-            )
-
-        _before, after = await self._transition(approval_id, escalate)
+        _before, after = await self._transition(
+            approval_id, lambda record: after_escalation(record, approvers, added)
+        )
         if after is None:
             return False
         log.info("approval_escalated", approval_id=approval_id, to=current.escalate_to)

@@ -28,7 +28,7 @@ from cctelegram_common.contracts.tools import TemplatesRequest
 from cctelegram_common.logging import get_logger
 from cctelegram_common.messaging import Bindings, RpcMethod
 from cctelegram_common.nats import RpcResponder
-from cctelegram_events.approvals import ApprovalError
+from cctelegram_events.approval_rules import ApprovalError
 from cctelegram_events.contract import CONTRACT
 from cctelegram_events.modes import MODE_MESSAGES
 from cctelegram_events.runtime import Runtime

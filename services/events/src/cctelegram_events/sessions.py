@@ -25,7 +25,7 @@ from cctelegram_common.contracts.claude_code import (
     SessionRuleRequest,
 )
 from cctelegram_common.session_rules import matches, rule_for
-from cctelegram_events.approvals import ApprovalError
+from cctelegram_events.approval_rules import ApprovalError
 from cctelegram_events.ports import CasConflictError, Clock, KvStore, load
 
 CAS_ATTEMPTS = 20

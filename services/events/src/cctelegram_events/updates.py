@@ -32,7 +32,9 @@ from cctelegram_common.contracts.updates import (
     TextReceived,
 )
 from cctelegram_events import metrics
-from cctelegram_events.approvals import ApprovalService, Person, keyboard_for
+from cctelegram_events.approval_cards import keyboard_for
+from cctelegram_events.approval_rules import Person
+from cctelegram_events.approvals import ApprovalService
 from cctelegram_events.bridge_client import BridgeClient
 from cctelegram_events.callbacks import MODE_PREFIX, RULE_PREFIX
 from cctelegram_events.modes import (
