@@ -319,8 +319,8 @@ def test_prometheus_scrapes_every_promised_metric(suite: RunningSuite, tmp_path:
                     name.removesuffix("_bucket").removesuffix("_count").removesuffix("_sum")
                     for name in answer.get("data", [])
                 }
-            except httpx.HTTPError:
-                pass
+            except (httpx.HTTPError, ValueError):
+                pass  # not listening yet, or still starting ("Service Unavailable", not JSON)
             if wanted <= names:
                 break
             time.sleep(1)

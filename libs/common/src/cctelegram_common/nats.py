@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import nats.errors
 import structlog
 from faststream import BaseMiddleware
 from faststream.message import StreamMessage
@@ -20,6 +21,7 @@ from faststream.nats.security import (
     NatsToken,
     NatsUserPassword,
 )
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from opentelemetry import propagate
@@ -270,8 +272,15 @@ class RpcResponder:
         return await self.run(model.__name__, lambda: method(parse_request(raw, model)))
 
 
+def _client(via: NatsBroker | Client) -> Client:
+    if isinstance(via, Client):
+        return via
+    connection: Client = via.config.connection_state.connection
+    return connection
+
+
 async def rpc_call(
-    broker: NatsBroker,
+    via: NatsBroker | Client,
     subject: str,
     request: BaseModel,
     response_model: type[ModelT],
@@ -279,10 +288,22 @@ async def rpc_call(
     timeout_s: float = 5.0,
     headers: dict[str, str] | None = None,
 ) -> ModelT:
-    """Request-reply with the ``RpcReply`` envelope; raises ``RpcFailedError`` on error."""
+    """Request-reply with the ``RpcReply`` envelope; raises ``RpcFailedError`` on error.
+
+    The one RPC client of the suite (services through their broker's connection, the CLI
+    through its own): straight on nats-py like ``publish_to_stream``, with the trace context
+    and request id in the headers so the answering service continues both.
+    """
+    outgoing = {"content-type": "application/json", **(headers or {})}
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        outgoing.setdefault(HEADER_REQUEST_ID, request_id)
+    propagate.inject(outgoing)
     try:
-        message = await broker.request(request, subject, headers=headers, timeout=timeout_s)
-    except TimeoutError:
+        message = await _client(via).request(
+            subject, request.model_dump_json().encode(), timeout=timeout_s, headers=outgoing
+        )
+    except (TimeoutError, nats.errors.TimeoutError):
         raise RpcFailedError(
             RpcError(code="unavailable", message=f"no answer on {subject} in {timeout_s}s")
         ) from None
@@ -291,7 +312,7 @@ async def rpc_call(
             RpcError(code="unavailable", message=f"{subject}: {type(error).__name__}")
         ) from None
     try:
-        reply = RpcReply.model_validate_json(message.body)
+        reply = RpcReply.model_validate_json(message.data)
     except ValidationError:
         # A refusal code outside the closed set, or no envelope at all: a bug on that side.
         raise RpcFailedError(

@@ -24,8 +24,8 @@ from cctelegram_common.contracts.auth import (
     RotatedKey,
     RotateKeyRequest,
 )
-from cctelegram_common.contracts.rpc import RpcReply
 from cctelegram_common.contracts.webhooks import CreatedWebhookSecret, CreateWebhookSecretRequest
+from cctelegram_common.nats import RpcFailedError, rpc_call
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 ACTOR = "cli"
@@ -55,18 +55,15 @@ async def _call(url: str, subject: str, request: BaseModel, result: type[ResultT
     except (NatsError, OSError, TimeoutError) as error:
         raise KeysCommandError(f"cannot reach NATS at {url} ({type(error).__name__})") from None
     try:
-        message = await connection.request(subject, request.model_dump_json().encode(), timeout=5)
-    except NatsError as error:
-        raise KeysCommandError(
-            f"the auth service did not answer ({type(error).__name__}); is it running?"
-        ) from None
+        return await rpc_call(connection, subject, request, result, timeout_s=5)
+    except RpcFailedError as failed:
+        if failed.error.code == "unavailable":
+            raise KeysCommandError(
+                f"the auth service did not answer ({failed.error.message}); is it running?"
+            ) from None
+        raise KeysCommandError(failed.error.message) from None
     finally:
         await connection.close()
-    reply = RpcReply.model_validate_json(message.data)
-    if not reply.ok or reply.result is None:
-        detail = reply.error.message if reply.error else "empty reply"
-        raise KeysCommandError(detail)
-    return result.model_validate(reply.result)
 
 
 def _describe(info: KeyInfo) -> str:
