@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, NamedTuple, Protocol
+from typing import IO, Protocol, TypedDict
 
 _PR_SET_PDEATHSIG = 1
 # How long to wait for a child to be reaped after SIGKILL: it is gone within milliseconds
@@ -51,10 +51,15 @@ _STREAM: dict[Output, int | None] = {
 }
 
 
-class _Streams(NamedTuple):
+class _SpawnOptions(TypedDict):
+    """What ``subprocess.Popen`` and ``asyncio.create_subprocess_exec`` both take."""
+
+    env: Mapping[str, str] | None
     stdin: int | None
     stdout: int | IO[bytes] | None
     stderr: int | None
+    start_new_session: bool
+    preexec_fn: Callable[[], None] | None
 
 
 @dataclass(frozen=True)
@@ -86,49 +91,40 @@ class ProcessSpec:
             raise ValueError("kill_group needs new_session: the child must lead its own group")
 
     def start(self) -> ChildProcess:
-        with self._streams() as streams:
-            process = subprocess.Popen(  # noqa: S603 - callers pass fixed argv, never a shell
-                list(self.command),
-                env=self.env,
-                stdin=streams.stdin,
-                stdout=streams.stdout,
-                stderr=streams.stderr,
-                start_new_session=self.new_session,
-                preexec_fn=self._preexec(),
-            )
+        with self._spawn_options() as options:
+            # Callers pass a fixed argv, never a shell command.
+            process = subprocess.Popen(list(self.command), **options)  # noqa: S603
         return ChildProcess(process, kill_group=self.kill_group)
 
     async def start_async(self) -> AsyncChildProcess:
-        with self._streams() as streams:
-            process = await asyncio.create_subprocess_exec(
-                *self.command,
-                env=self.env,
-                stdin=streams.stdin,
-                stdout=streams.stdout,
-                stderr=streams.stderr,
-                start_new_session=self.new_session,
-                preexec_fn=self._preexec(),
-            )
+        with self._spawn_options() as options:
+            process = await asyncio.create_subprocess_exec(*self.command, **options)
         return AsyncChildProcess(process, kill_group=self.kill_group)
 
-    def _preexec(self) -> Callable[[], None] | None:
-        return _die_with_parent if self.die_with_parent and sys.platform == "linux" else None
-
     @contextlib.contextmanager
-    def _streams(self) -> Iterator[_Streams]:
-        """The child's standard streams; a log file is open only while the child is spawned
-        (the child keeps a descriptor of its own)."""
-        stdin = subprocess.DEVNULL if self.stdin_devnull else None
+    def _spawn_options(self) -> Iterator[_SpawnOptions]:
+        """The spawn's arguments; a log file is open only while the child is spawned (the
+        child keeps a descriptor of its own)."""
         if self.stderr is not None:
             stderr = _STREAM[self.stderr]
         else:
             stderr = None if self.stdout is Output.INHERIT else subprocess.STDOUT
-        if not isinstance(self.stdout, Path):
-            yield _Streams(stdin, _STREAM[self.stdout], stderr)
-            return
-        self.stdout.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.stdout, "ab") as log_file:
-            yield _Streams(stdin, log_file, stderr)
+        with contextlib.ExitStack() as opened:
+            if isinstance(self.stdout, Path):
+                self.stdout.parent.mkdir(parents=True, exist_ok=True)
+                stdout: int | IO[bytes] | None = opened.enter_context(open(self.stdout, "ab"))
+            else:
+                stdout = _STREAM[self.stdout]
+            yield _SpawnOptions(
+                env=self.env,
+                stdin=subprocess.DEVNULL if self.stdin_devnull else None,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=self.new_session,
+                preexec_fn=(
+                    _die_with_parent if self.die_with_parent and sys.platform == "linux" else None
+                ),
+            )
 
 
 class _Signalable(Protocol):
