@@ -35,7 +35,7 @@ from typing import Any
 import nats
 from nats.js import JetStreamContext
 
-from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_cli.up.config import DEMO_USER_ID
 from cctelegram_common import subjects
 from cctelegram_common.contracts.approvals import ApprovalRecord, ApprovalStatus
 from cctelegram_common.contracts.base import utc_now

@@ -29,7 +29,7 @@ import httpx
 
 from cctelegram_anthropic_standin import Standin, ToolUse, marker
 from cctelegram_anthropic_standin.claude import ClaudeRunner
-from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_cli.up.config import DEMO_USER_ID
 from cctelegram_testing.bench import percentile
 from cctelegram_testing.claude_code import ensure_claude_code
 from cctelegram_testing.suite import RunningSuite, processes_mentioning, start_suite

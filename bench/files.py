@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_cli.up.config import DEMO_USER_ID
 from cctelegram_testing.suite import processes_mentioning, start_suite
 
 MB = 1024 * 1024

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_cli.up.config import DEMO_USER_ID
 from cctelegram_common.webhooks import verify_signature
 from cctelegram_testing.bench import find_card, percentile
 from cctelegram_testing.suite import start_suite

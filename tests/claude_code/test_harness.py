@@ -25,7 +25,7 @@ from cctelegram_anthropic_standin.hooks import (
     write_hook_settings,
 )
 from cctelegram_anthropic_standin.server import ThreadedServer
-from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_cli.up.config import DEMO_USER_ID
 from cctelegram_testing.suite import RunningSuite
 
 pytestmark = pytest.mark.claude_code

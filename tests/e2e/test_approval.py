@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_cli.up.config import DEMO_USER_ID
 from cctelegram_testing.mcp import mcp_client
 from cctelegram_testing.suite import RunningSuite, start_suite
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from mcp import Client
 
-from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_cli.up.config import DEMO_USER_ID
 from cctelegram_testing.mcp import mcp_client
 from cctelegram_testing.suite import RunningSuite
 

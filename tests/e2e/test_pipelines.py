@@ -23,7 +23,7 @@ import nats
 import nats.errors
 import pytest
 
-from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_cli.up.config import DEMO_USER_ID
 from cctelegram_common import subjects
 from cctelegram_common.contracts.webhooks import WebhookDeadLettered
 from cctelegram_common.webhooks import verify_signature

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_cli.up.config import DEMO_USER_ID
 from cctelegram_testing.mcp import mcp_client
 from cctelegram_testing.suite import processes_mentioning, start_suite
 

@@ -16,7 +16,7 @@ import httpx
 
 # The services, their settings prefixes, the demo chat and the fake bot token exactly as
 # `cctelegram up` has them: the containers are wired the way it wires the processes.
-from cctelegram_cli.up import DEMO_USER_ID, ENV_PREFIX, SERVICE_ORDER, sandbox_token
+from cctelegram_cli.up.config import DEMO_USER_ID, ENV_PREFIX, SERVICE_ORDER, sandbox_token
 
 TAG = os.environ.get("CCTELEGRAM_IMAGE_TAG", "dev")
 SERVICE_UID = 10001

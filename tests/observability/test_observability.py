@@ -21,7 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 from opentelemetry import propagate
 from opentelemetry.propagators.composite import CompositePropagator
 
-from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_cli.up.config import DEMO_USER_ID
 from cctelegram_testing.debian import ensure_debian_package
 from cctelegram_testing.nats import free_port
 from cctelegram_testing.otlp import OtlpReceiver, ReceivedSpan

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from cctelegram_cli.up import DEMO_USER_ID
+from cctelegram_cli.up.config import DEMO_USER_ID
 from cctelegram_testing.mcp import mcp_client
 from cctelegram_testing.suite import RunningSuite
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -20,6 +19,7 @@ from cctelegram_cli.natsserver import free_port
 from cctelegram_common import subjects
 from cctelegram_common.contracts.base import Contract
 from cctelegram_common.contracts.outbox import OutboxMessage
+from cctelegram_common.processes import ChildProcess, Output, ProcessSpec
 
 ContractT = TypeVar("ContractT", bound=Contract)
 
@@ -98,32 +98,26 @@ class NotifierProcess:
             **env,
         }
         self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: ChildProcess | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> NotifierProcess:
-        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "cctelegram_notifier"],
-                env=self.env,
-                stdout=output,
-                stderr=output,
-                start_new_session=True,
-            )
-        finally:
-            if not isinstance(output, int):
-                output.close()  # the child has its own copy
+        self.process = ProcessSpec(
+            [sys.executable, "-m", "cctelegram_notifier"],
+            env=self.env,
+            stdout=Path(self.log_path) if self.log_path else Output.DISCARD,
+            new_session=True,
+        ).start()
         return self
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"notifier exited with {self.process.returncode}")
+            if self.process is not None and not self.process.alive:
+                raise RuntimeError(f"notifier exited with {self.process.exit_code}")
             try:
                 if httpx.get(f"{self.url}/health/ready", timeout=1.0).status_code == 200:
                     return
@@ -134,18 +128,11 @@ class NotifierProcess:
 
     def kill(self) -> None:
         """``kill -9``."""
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        if self.process is not None:
+            self.process.kill()
 
     def stop(self, timeout_s: float = 20.0) -> int | None:
         """SIGTERM, then SIGKILL if it does not stop in time; returns the exit code."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.process.returncode
+        return self.process.stop(timeout_s)

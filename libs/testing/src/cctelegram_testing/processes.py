@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ from types import TracebackType
 import httpx
 
 from cctelegram_cli.natsserver import free_port
+from cctelegram_common.processes import ChildProcess, ProcessSpec
 
 
 class ServiceProcessError(RuntimeError):
@@ -47,7 +46,7 @@ class ServiceProcess:
             f"{env_prefix}LOG__JSON": "true",
             **env,
         }
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: ChildProcess | None = None
 
     @property
     def url(self) -> str:
@@ -58,24 +57,22 @@ class ServiceProcess:
 
     def spawn(self) -> ServiceProcess:
         """Start the process without waiting (start several, then ``wait_ready`` each)."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - our own module, fixed args
-                [sys.executable, "-m", self.module],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = ProcessSpec(
+            [sys.executable, "-m", self.module],
+            env=self.env,
+            stdout=self.log_path,
+            new_session=True,
+            kill_group=True,  # whatever the service started goes with it
+        ).start()
         return self
 
     def wait_ready(self, ready_timeout_s: float = 60.0) -> ServiceProcess:
         assert self.process is not None, "spawn() first"
         deadline = time.monotonic() + ready_timeout_s
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if not self.process.alive:
                 raise ServiceProcessError(
-                    f"{self.module} exited with {self.process.returncode}: {self.tail()}"
+                    f"{self.module} exited with {self.process.exit_code}: {self.tail()}"
                 )
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
@@ -97,14 +94,7 @@ class ServiceProcess:
     def stop(self, grace_s: float = 10.0) -> int | None:
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
-        return self.process.returncode
+        return self.process.stop(grace_s)
 
     def __enter__(self) -> ServiceProcess:
         return self.start()

@@ -16,12 +16,12 @@ import os
 import sys
 import threading
 import time
-from subprocess import DEVNULL, PIPE, Popen, TimeoutExpired
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from cctelegram_common.processes import ChildProcess, Output, ProcessSpec
 from cctelegram_sandbox.app import create_app
 from cctelegram_sandbox.config import SandboxConfig
 from cctelegram_sandbox.entities import utf16_len
@@ -189,7 +189,7 @@ class run_sandbox:  # noqa: N801 - used like a function: `with run_sandbox(...) 
         self.running: RunningSandbox | None = None
         self._server: SandboxServer | None = None
         self._thread: threading.Thread | None = None
-        self._process: Popen[str] | None = None
+        self._process: ChildProcess | None = None
 
     def __enter__(self) -> RunningSandbox:
         url = self._start_process() if self.use_subprocess else self._start_thread()
@@ -250,21 +250,18 @@ class run_sandbox:  # noqa: N801 - used like a function: `with run_sandbox(...) 
             command.append("--strict-params")
         if config.demo_chats:
             command.append("--demo")
-        # The command is this interpreter and our own module with validated options.
-        process = Popen(  # noqa: S603
+        process = ProcessSpec(
             command,
-            stdout=PIPE,
-            stderr=DEVNULL,
-            text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+            stdout=Output.PIPE,
+            stderr=Output.DISCARD,
+        ).start()
         self._process = process
         assert process.stdout is not None
-        line = process.stdout.readline().strip()
+        line = process.stdout.readline().decode(errors="replace").strip()
         prefix = "cctelegram-sandbox listening on "
         if not line.startswith(prefix):
             process.kill()
-            process.wait()
             raise RuntimeError(f"the sandbox process did not start: {line!r}")
         url = line.removeprefix(prefix)
         deadline = time.monotonic() + _START_TIMEOUT_S
@@ -285,12 +282,5 @@ class run_sandbox:  # noqa: N801 - used like a function: `with run_sandbox(...) 
             self._thread.join(timeout=10)
             self._server = self._thread = None
         if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            if self._process.stdout is not None:
-                self._process.stdout.close()
+            self._process.stop(grace_s=10)
             self._process = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -12,11 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cctelegram_cli.natsserver import free_port_block
+from cctelegram_common.processes import ChildProcess, Output, ProcessSpec
+
+# `cctelegram up` gives its services 15 s before it kills them; still running after 40 s, it
+# hangs, and the test says so.
+STOP_GRACE_S = 40.0
 
 
 @dataclass
 class RunningSuite:
-    process: subprocess.Popen[str]
+    process: ChildProcess
     data_dir: Path
     mcp_url: str
     api_key: str
@@ -27,16 +31,11 @@ class RunningSuite:
     nats_url: str
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(40)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
-        finally:
-            if self.process.stdout is not None:
-                self.process.stdout.close()
+        """Its exit code; ``subprocess.TimeoutExpired`` if it had to be killed."""
+        code = self.process.stop(STOP_GRACE_S)
+        if self.process.killed:
+            raise subprocess.TimeoutExpired("cctelegram up", STOP_GRACE_S)
+        return code
 
 
 def start_suite(data_dir: Path, timeout_s: float = 90, **env_overrides: str) -> RunningSuite:
@@ -54,18 +53,14 @@ def start_suite(data_dir: Path, timeout_s: float = 90, **env_overrides: str) -> 
         if name not in env_overrides:
             env.pop(name, None)
     started = time.monotonic()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cctelegram_cli", "up"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = ProcessSpec(
+        [sys.executable, "-m", "cctelegram_cli", "up"], env=env, stdout=Output.PIPE
+    ).start()
     lines: list[str] = []
     assert process.stdout is not None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        line = process.stdout.readline()
+        line = process.stdout.readline().decode(errors="replace")
         if not line:
             break
         lines.append(line)
@@ -74,7 +69,6 @@ def start_suite(data_dir: Path, timeout_s: float = 90, **env_overrides: str) -> 
     text = "".join(lines)
     if "Ctrl-C stops everything" not in text:
         process.kill()
-        process.wait(10)
         process.stdout.close()
         raise AssertionError(f"`cctelegram up` did not print its block:\n{text[-4000:]}")
     elapsed = time.monotonic() - started

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -17,7 +16,7 @@ import httpx
 
 from cctelegram_bridge_manager.settings import SupervisorSettings
 from cctelegram_common.logging import get_logger
-from cctelegram_common.processes import die_with_parent
+from cctelegram_common.processes import AsyncChildProcess, ProcessSpec
 from cctelegram_common.resilience import backoff_delay
 
 log = get_logger(__name__)
@@ -34,7 +33,7 @@ class NotifierSlot:
     wanted: bool = False
     generation: int = 0
     instance_id: str = ""
-    process: asyncio.subprocess.Process | None = None
+    process: AsyncChildProcess | None = None
     started_at: float = 0.0
     crashes: int = 0
     restart_at: float | None = None
@@ -42,7 +41,7 @@ class NotifierSlot:
 
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.process.returncode is None
+        return self.process is not None and self.process.alive
 
     @property
     def pid(self) -> int | None:
@@ -110,13 +109,11 @@ class NotifierSupervisor:
         slot.generation += 1
         prefix = self.settings.instance_prefix
         slot.instance_id = f"{prefix}-{slot.index}-{self.run_id}{slot.generation}"
-        slot.process = await asyncio.create_subprocess_exec(
-            self.python,
-            "-m",
-            self.settings.module,
+        slot.process = await ProcessSpec(
+            [self.python, "-m", self.settings.module],
             env=self.env_for(slot),
-            preexec_fn=die_with_parent(),  # SIGTERM if bridge-manager dies without stopping it
-        )
+            die_with_parent=True,  # SIGTERM if bridge-manager dies without stopping it
+        ).start_async()
         slot.started_at = time.monotonic()
         slot.restart_at = None
         slot.watcher = asyncio.create_task(self._watch(slot, slot.process, slot.instance_id))
@@ -128,7 +125,7 @@ class NotifierSupervisor:
         )
 
     async def _watch(
-        self, slot: NotifierSlot, process: asyncio.subprocess.Process, instance_id: str
+        self, slot: NotifierSlot, process: AsyncChildProcess, instance_id: str
     ) -> None:
         code = await process.wait()
         self.exited[instance_id] = time.monotonic()
@@ -191,19 +188,13 @@ class NotifierSupervisor:
 
     async def _terminate(self, slot: NotifierSlot) -> None:
         process = slot.process
-        if process is None or process.returncode is not None:
+        if process is None or not process.alive:
             return
         # Detached from the slot first, so its watcher sees an intended exit, not a crash.
         slot.process = None
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), self.settings.stop_grace_s)
-        except TimeoutError:
+        await process.stop(self.settings.stop_grace_s)
+        if process.killed:
             log.warning("notifier_killed", instance_id=slot.instance_id, pid=process.pid)
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
         if slot.watcher is not None:
             # The watcher records the exit (and clears the heartbeat); let it finish.
             with contextlib.suppress(Exception):

@@ -10,13 +10,13 @@ import contextlib
 import os
 import random
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 from types import TracebackType
+
+from cctelegram_common.processes import ChildProcess, Output, ProcessSpec
 
 
 class NatsServerError(RuntimeError):
@@ -104,7 +104,7 @@ class NatsServer:
         self.log_file = log_file
         # Added to this process's environment: a config file's `$VARIABLE`s (passwords).
         self.env = env or {}
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: ChildProcess | None = None
 
     @property
     def url(self) -> str:
@@ -119,21 +119,17 @@ class NatsServer:
 
     def start(self, timeout_s: float = 15.0) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(  # noqa: S603 - our own binary, fixed args
+        self.process = ProcessSpec(
             self.command(),
-            stdout=output,
-            stderr=output,
-            start_new_session=True,
             env={**os.environ, **self.env} if self.env else None,
-        )
-        if not isinstance(output, int):
-            output.close()  # the child has its own descriptor
+            stdout=self.log_file or Output.DISCARD,
+            new_session=True,
+        ).start()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if not self.process.alive:
                 raise NatsServerError(
-                    f"nats-server exited with {self.process.returncode} "
+                    f"nats-server exited with {self.process.exit_code} "
                     f"(port {self.port} in use, or a bad config)"
                 )
             if port_in_use(self.port, self.host):
@@ -144,17 +140,12 @@ class NatsServer:
 
     def kill(self) -> None:
         """``kill -9``: the crash the reliability tests inject."""
-        if self.process and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
+        if self.process is not None:
+            self.process.kill()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.process is not None:
+            self.process.stop(grace_s=10)
 
     def restart(self) -> None:
         self.stop()
