@@ -21,6 +21,7 @@ from cctelegram_common import subjects
 from cctelegram_common.contracts.approvals import ApprovalDue, ApprovalRecord
 from cctelegram_common.contracts.base import utc_now
 from cctelegram_common.logging import get_logger
+from cctelegram_common.nats import KvConflictError, kv_put_with_ttl
 
 log = get_logger(__name__)
 
@@ -127,13 +128,15 @@ async def upgrade_approvals(js: JetStreamContext, history_s: float) -> int:
                 await js.purge_stream(stream, subject=f"$KV.{subjects.KV_APPROVALS}.{entry.key}")
                 continue
             try:
-                await js.publish(
-                    f"$KV.{subjects.KV_APPROVALS}.{entry.key}",
+                await kv_put_with_ttl(
+                    js,
+                    subjects.KV_APPROVALS,
+                    entry.key,
                     entry.value,
-                    headers={"Nats-Expected-Last-Subject-Sequence": str(entry.revision)},
-                    msg_ttl=remaining_s,
+                    remaining_s,
+                    expected_revision=entry.revision,
                 )
-            except nats.js.errors.APIError:
+            except (KvConflictError, nats.js.errors.APIError):
                 continue  # changed meanwhile: the running service wrote it with its TTL
     finally:
         await watcher.stop()  # type: ignore[no-untyped-call]

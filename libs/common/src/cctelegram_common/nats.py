@@ -1,4 +1,5 @@
-"""The NATS connection: a FastStream ``NatsBroker`` with the suite's middlewares, and RPC."""
+"""The NATS connection: a FastStream ``NatsBroker`` with the suite's middlewares, the one way
+of sending (stream publishes, broadcasts, KV writes with a TTL) and RPC."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import nats.errors
+import nats.js.errors
 import structlog
 from faststream import BaseMiddleware
 from faststream.message import StreamMessage
@@ -169,6 +171,51 @@ async def broadcast(broker: NatsBroker, subject: str, payload: BaseModel) -> Non
     propagate.inject(headers)
     connection = broker.config.connection_state.connection
     await connection.publish(subject, payload.model_dump_json().encode(), headers=headers)
+
+
+# JetStream's "wrong last sequence" error codes: nats-py turns them into
+# KeyWrongLastSequenceError only inside its own KV calls, not for a plain publish.
+_WRONG_LAST_SEQUENCE = (10071, 10164)
+
+
+class KvConflictError(Exception):
+    """A compare-and-set KV write found the key at another revision than expected."""
+
+
+def whole_seconds_ttl(ttl_s: float) -> float:
+    """Per-message TTLs are whole seconds, at least one."""
+    return max(1.0, float(round(ttl_s)))
+
+
+async def kv_put_with_ttl(
+    js: JetStreamContext,
+    bucket: str,
+    key: str,
+    value: bytes,
+    ttl_s: float,
+    *,
+    expected_revision: int | None = None,
+) -> int:
+    """Put ``key`` in KV ``bucket`` with a per-key TTL, which nats-py's ``put`` and
+    ``update`` do not take: the publish the KV API makes, with the expected-revision header
+    for a compare-and-set (``0`` = only if absent). Returns the new revision; raises
+    ``KvConflictError`` when the key moved on."""
+    headers = None
+    if expected_revision is not None:
+        headers = {"Nats-Expected-Last-Subject-Sequence": str(expected_revision)}
+    try:
+        ack = await js.publish(
+            f"$KV.{bucket}.{key}",
+            value,
+            headers=headers,
+            msg_ttl=whole_seconds_ttl(ttl_s),
+            timeout=PUBLISH_TIMEOUT_S,
+        )
+    except nats.js.errors.APIError as error:
+        if error.err_code in _WRONG_LAST_SEQUENCE:
+            raise KvConflictError(key) from None
+        raise
+    return int(ack.seq)
 
 
 class JetStreamPublisher:

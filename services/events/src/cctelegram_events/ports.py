@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from cctelegram_common import due_index, subjects
 from cctelegram_common.contracts.base import utc_now
 from cctelegram_common.contracts.outbox import OutboxMessage
+from cctelegram_common.nats import KvConflictError, kv_put_with_ttl, whole_seconds_ttl
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 Clock = Callable[[], datetime]
@@ -37,8 +38,9 @@ def key_part(value: str) -> str:
     return "h" + hashlib.sha256(value.encode()).hexdigest()[:40]
 
 
-class CasConflictError(Exception):
-    """The key changed (or exists) since it was read: re-read and decide again."""
+# The key changed (or exists) since it was read: re-read and decide again. The suite's one
+# KV conflict error (what ``kv_put_with_ttl`` raises), under the domain's name.
+CasConflictError = KvConflictError
 
 
 @dataclass(frozen=True)
@@ -122,14 +124,6 @@ async def load(kv: KvStore, key: str, model: type[ModelT]) -> tuple[ModelT, int]
 
 # --- NATS adapters ---------------------------------------------------------------------------
 
-# JetStream's "wrong last sequence" error codes (what nats-py maps to KeyWrongLastSequenceError).
-_WRONG_LAST_SEQUENCE = (10071, 10164)
-
-
-def _ttl(ttl_s: float | None) -> float | None:
-    """Per-message TTLs are whole seconds, at least one."""
-    return None if ttl_s is None else max(1.0, float(round(ttl_s)))
-
 
 class NatsKv:
     """``KvStore`` over a JetStream KV bucket."""
@@ -148,7 +142,9 @@ class NatsKv:
 
     async def create(self, key: str, value: bytes, *, ttl_s: float | None = None) -> int:
         try:
-            revision: int = await self.bucket.create(key, value, msg_ttl=_ttl(ttl_s))
+            revision: int = await self.bucket.create(
+                key, value, msg_ttl=None if ttl_s is None else whole_seconds_ttl(ttl_s)
+            )
         except nats.js.errors.KeyWrongLastSequenceError:
             raise CasConflictError(key) from None
         return revision
@@ -162,36 +158,16 @@ class NatsKv:
             except nats.js.errors.KeyWrongLastSequenceError:
                 raise CasConflictError(key) from None
             return new_revision
-        return await self._publish(key, value, ttl_s, expected_revision=revision)
+        # nats-py's update takes no TTL: the KV write with one, as a compare-and-set.
+        return await kv_put_with_ttl(
+            self.bucket._js, self.bucket._name, key, value, ttl_s, expected_revision=revision
+        )
 
     async def put(self, key: str, value: bytes, *, ttl_s: float | None = None) -> int:
         if ttl_s is None:
             revision: int = await self.bucket.put(key, value)
             return revision
-        return await self._publish(key, value, ttl_s, expected_revision=None)
-
-    async def _publish(
-        self, key: str, value: bytes, ttl_s: float, expected_revision: int | None
-    ) -> int:
-        """A write with a per-key TTL (nats-py's KV put/update take none), as the KV API
-        writes it: the bucket's subject, the expected-revision header for compare-and-set."""
-        headers = (
-            {}
-            if expected_revision is None
-            else {"Nats-Expected-Last-Subject-Sequence": str(expected_revision)}
-        )
-        try:
-            ack = await self.bucket._js.publish(
-                f"{self.bucket._pre}{key}",
-                value,
-                headers=headers or None,
-                msg_ttl=_ttl(ttl_s),
-            )
-        except nats.js.errors.APIError as error:
-            if error.err_code in _WRONG_LAST_SEQUENCE:
-                raise CasConflictError(key) from None
-            raise
-        return int(ack.seq)
+        return await kv_put_with_ttl(self.bucket._js, self.bucket._name, key, value, ttl_s)
 
     async def delete(self, key: str) -> None:
         await self.bucket.purge(key)

@@ -23,8 +23,8 @@ from nats.js.kv import KeyValue
 
 from cctelegram_common import subjects
 from cctelegram_common.logging import get_logger
+from cctelegram_common.nats import KvConflictError, kv_put_with_ttl
 from cctelegram_notifier import metrics
-from cctelegram_notifier.publishing import kv_put_with_ttl
 
 log = get_logger(__name__)
 
@@ -85,7 +85,7 @@ class PollerLease:
                 self.ttl_s,
                 expected_revision=expected_revision,
             )
-        except nats.js.errors.APIError:
+        except (KvConflictError, nats.js.errors.APIError):
             return False  # somebody else wrote first
         self.valid_until = sent_at + self.ttl_s - 3 * self.check_s
         self._renew_at = sent_at + self.ttl_s / 4

@@ -1,5 +1,4 @@
-"""JetStream publishes of the notifier (reports, dead letters, updates) and KV writes with a
-per-key TTL, which nats-py's KeyValue API does not offer for plain puts."""
+"""JetStream publishes of the notifier (reports, dead letters, updates)."""
 
 from __future__ import annotations
 
@@ -7,13 +6,11 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import nats.errors
-from nats.js import JetStreamContext
 
 from cctelegram_common import subjects
 from cctelegram_common.contracts.base import Contract
 from cctelegram_common.contracts.outbox import DeadLetter, DeliveryReported
 from cctelegram_common.contracts.updates import InboundUpdate
-from cctelegram_common.nats import PUBLISH_TIMEOUT_S
 from cctelegram_common.resilience import retry_async
 
 # NATS writes that record what Telegram already accepted are retried this long: a NATS
@@ -63,31 +60,3 @@ async def publish_update(publisher: Publisher, update: InboundUpdate) -> None:
         msg_id=update.msg_id,
         stream=subjects.STREAM_UPDATES,
     )
-
-
-def kv_subject(bucket: str, key: str) -> str:
-    return f"$KV.{bucket}.{key}"
-
-
-async def kv_put_with_ttl(
-    js: JetStreamContext,
-    bucket: str,
-    key: str,
-    value: bytes,
-    ttl_s: float,
-    *,
-    expected_revision: int | None = None,
-) -> int:
-    """Put ``key`` with a per-key TTL (whole seconds, at least 1); with ``expected_revision``
-    it is a compare-and-set (``0`` = only if absent). Returns the new revision."""
-    headers: dict[str, str] | None = None
-    if expected_revision is not None:
-        headers = {"Nats-Expected-Last-Subject-Sequence": str(expected_revision)}
-    ack = await js.publish(
-        kv_subject(bucket, key),
-        value,
-        headers=headers,
-        msg_ttl=max(1, round(ttl_s)),
-        timeout=PUBLISH_TIMEOUT_S,
-    )
-    return int(ack.seq)

@@ -26,7 +26,7 @@ from cctelegram_common.contracts.bridge import (
 from cctelegram_common.contracts.routing import DEFAULT_BOT
 from cctelegram_common.health import CheckResult
 from cctelegram_common.logging import get_logger
-from cctelegram_common.nats import JetStreamPublisher
+from cctelegram_common.nats import JetStreamPublisher, kv_put_with_ttl
 from cctelegram_common.resilience import CircuitBreaker
 from cctelegram_notifier import metrics
 from cctelegram_notifier.delivery import ApiHealth, DeliveryService, Interrupter
@@ -34,7 +34,6 @@ from cctelegram_notifier.files import InboundFiles, ObjectStoreUploads
 from cctelegram_notifier.lease import PollerLease
 from cctelegram_notifier.outbox import OutboxConsumer
 from cctelegram_notifier.poller import UpdatesReceiver
-from cctelegram_notifier.publishing import kv_put_with_ttl
 from cctelegram_notifier.scheduler import Scheduler
 from cctelegram_notifier.settings import NotifierSettings, WebhookSettings
 from cctelegram_notifier.store import KvDeliveryStore
