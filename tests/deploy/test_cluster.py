@@ -200,11 +200,18 @@ async def test_losing_a_node_loses_and_duplicates_nothing(
     assert duplicated == {}
     # Delivery went on while a third of the cluster was down (after a leader election).
     assert outage["messages_during"] > outage["messages_before"]
+
     # Two notifiers, one poller: Telegram answers 409 when two getUpdates overlap.
     # (RunningSandbox.calls(method=...) collides with api()'s own `method`; ask directly.)
-    polls = httpx.get(f"{sandbox.api_url}/calls", params={"method": "getUpdates"}, timeout=10)
-    assert polls.json(), "the notifiers poll for updates"
-    conflicts = [call for call in polls.json() if call["status"] == 409]
+    # The sandbox records a call when it is answered, and an idle getUpdates long-polls for
+    # up to 25 s: a fast run can end before the first poll returns, so wait for one.
+    def polls() -> list[dict[str, Any]]:
+        answer = httpx.get(f"{sandbox.api_url}/calls", params={"method": "getUpdates"}, timeout=10)
+        calls: list[dict[str, Any]] = answer.json()
+        return calls
+
+    assert await _wait_for(lambda: bool(polls()), 40), "the notifiers poll for updates"
+    conflicts = [call for call in polls() if call["status"] == 409]
     assert conflicts == []
     # And the node came back into the cluster.
     assert await stream_leader(suite, subjects.STREAM_OUTBOX)
