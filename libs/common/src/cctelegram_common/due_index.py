@@ -10,7 +10,6 @@ and no process keeps a list of approvals.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import nats.errors
@@ -21,7 +20,7 @@ from cctelegram_common import subjects
 from cctelegram_common.contracts.approvals import ApprovalDue, ApprovalRecord
 from cctelegram_common.contracts.base import utc_now
 from cctelegram_common.logging import get_logger
-from cctelegram_common.nats import KvConflictError, kv_put_with_ttl
+from cctelegram_common.nats import KvConflictError, kv_put_with_ttl, stream_subjects
 
 log = get_logger(__name__)
 
@@ -31,7 +30,6 @@ TIMEOUT_MESSAGE_TTL_S = 24 * 3600
 # Stream metadata recording that the approvals bucket has the current layout.
 LAYOUT_METADATA_KEY = "cctg_layout"
 APPROVALS_LAYOUT = "2"
-_SUBJECT_PAGE_ATTEMPTS = 1000
 
 
 def _schedule_at(when: datetime) -> str:
@@ -68,27 +66,10 @@ async def unschedule_expiry(js: JetStreamContext, approval_id: str) -> None:
 
 
 async def scheduled_ids(js: JetStreamContext) -> list[str]:
-    """Ids of the approvals that have a schedule (the open ones), read from the stream's
-    subject list page by page (the server sends at most 100,000 subjects per reply)."""
+    """Ids of the approvals that have a schedule (the open ones): the stream's subjects."""
     prefix = subjects.approval_due_subject("")
-    found: list[str] = []
-    offset = 0
-    for _ in range(_SUBJECT_PAGE_ATTEMPTS):
-        # nats-py's stream_info cannot page, so the request is made here.
-        reply = await js._nc.request(
-            f"{js._prefix}.STREAM.INFO.{subjects.STREAM_APPROVAL_DUE}",
-            json.dumps({"subjects_filter": subjects.APPROVAL_DUE_ALL, "offset": offset}).encode(),
-            timeout=10.0,
-        )
-        body = json.loads(reply.data)
-        if "error" in body:
-            raise nats.js.errors.APIError.from_error(body["error"])
-        page = (body.get("state") or {}).get("subjects") or {}
-        found += [subject.removeprefix(prefix) for subject in page]
-        offset += len(page)
-        if not page or offset >= int(body.get("total", 0)):
-            break
-    return found
+    found = await stream_subjects(js, subjects.STREAM_APPROVAL_DUE, subjects.APPROVAL_DUE_ALL)
+    return [subject.removeprefix(prefix) for subject in found]
 
 
 async def upgrade_approvals(js: JetStreamContext, history_s: float) -> int:

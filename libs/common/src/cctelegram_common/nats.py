@@ -3,6 +3,7 @@ of sending (stream publishes, broadcasts, KV writes with a TTL) and RPC."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -216,6 +217,37 @@ async def kv_put_with_ttl(
             raise KvConflictError(key) from None
         raise
     return int(ack.seq)
+
+
+_SUBJECT_PAGE_ATTEMPTS = 1000
+
+
+async def stream_subjects(
+    js: JetStreamContext, stream: str, subject_filter: str, *, timeout_s: float = 10.0
+) -> list[str]:
+    """The subjects of ``stream`` matching ``subject_filter`` that hold a message, from the
+    stream's subject list page by page (the server sends at most 100,000 per reply, and
+    nats-py's ``stream_info`` cannot page, so the request is made here). For a KV bucket these
+    are its keys, deleted ones (a purge or delete marker) included; no consumer is made, so
+    nothing races: nats-py's ``keys()`` / ``watch()`` can signal "no more" before a key that
+    was already on its way has been handed over, and answer an empty list for a full bucket."""
+    found: list[str] = []
+    offset = 0
+    for _ in range(_SUBJECT_PAGE_ATTEMPTS):
+        reply = await js._nc.request(
+            f"{js._prefix}.STREAM.INFO.{stream}",
+            json.dumps({"subjects_filter": subject_filter, "offset": offset}).encode(),
+            timeout=timeout_s,
+        )
+        body = json.loads(reply.data)
+        if "error" in body:
+            raise nats.js.errors.APIError.from_error(body["error"])
+        page = (body.get("state") or {}).get("subjects") or {}
+        found += list(page)
+        offset += len(page)
+        if not page or offset >= int(body.get("total", 0)):
+            break
+    return found
 
 
 class JetStreamPublisher:

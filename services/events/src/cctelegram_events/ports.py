@@ -22,7 +22,12 @@ from pydantic import BaseModel
 from cctelegram_common import due_index, subjects
 from cctelegram_common.contracts.base import utc_now
 from cctelegram_common.contracts.outbox import OutboxMessage
-from cctelegram_common.nats import KvConflictError, kv_put_with_ttl, whole_seconds_ttl
+from cctelegram_common.nats import (
+    KvConflictError,
+    kv_put_with_ttl,
+    stream_subjects,
+    whole_seconds_ttl,
+)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 Clock = Callable[[], datetime]
@@ -173,21 +178,11 @@ class NatsKv:
         await self.bucket.purge(key)
 
     async def keys(self, pattern: str = ">") -> list[str]:
-        """Keys matching a NATS wildcard pattern (server-side filter, no values fetched)."""
-        watcher = await self.bucket.watch(pattern, ignore_deletes=True, meta_only=True)
-        found: list[str] = []
-        try:
-            while True:
-                try:
-                    entry = await watcher.updates(timeout=5.0)  # type: ignore[no-untyped-call]
-                except nats.errors.TimeoutError:
-                    break
-                if entry is None:
-                    break
-                found.append(entry.key)
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
-        return found
+        """Keys matching a NATS wildcard pattern, deleted ones included (callers load each
+        key, and a deleted one loads as None): the stream's subject list, no values read."""
+        prefix = f"$KV.{self.bucket._name}."
+        found = await stream_subjects(self.bucket._js, self.bucket._stream, prefix + pattern)
+        return [subject.removeprefix(prefix) for subject in found]
 
 
 class NatsDueIndex:
