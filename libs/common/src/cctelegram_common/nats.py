@@ -27,6 +27,7 @@ from faststream.nats.security import (
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
+from nats.js.kv import KeyValue
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, ValidationError
@@ -248,6 +249,14 @@ async def stream_subjects(
         if not page or offset >= int(body.get("total", 0)):
             break
     return found
+
+
+async def kv_keys(bucket: KeyValue, pattern: str = ">") -> list[str]:
+    """The keys of a KV bucket matching a NATS wildcard ``pattern``, each once, deleted ones
+    included (callers load each key; a deleted one loads as None), no values read."""
+    prefix = f"$KV.{bucket._name}."
+    found = await stream_subjects(bucket._js, bucket._stream, prefix + pattern)
+    return [subject.removeprefix(prefix) for subject in found]
 
 
 class JetStreamPublisher:

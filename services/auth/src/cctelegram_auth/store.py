@@ -8,6 +8,7 @@ import nats.js.errors
 from nats.js.kv import KeyValue
 
 from cctelegram_common.contracts.auth import KeyRecord
+from cctelegram_common.nats import kv_keys
 
 
 class ConflictError(Exception):
@@ -54,12 +55,10 @@ class NatsKeyStore:
         await self.kv.put(record.key_id, record.model_dump_json().encode())
 
     async def key_ids(self) -> list[str]:
-        """Each key id once. nats-py's ``keys()`` is a watch, and a key written while it runs
-        (``last_used_at``, updated in the background after a verify) comes back twice."""
-        try:
-            return list(dict.fromkeys(await self.kv.keys()))
-        except nats.js.errors.NoKeysError:
-            return []
+        """Each key id once, deleted ones included (``get`` answers None for those): the
+        bucket's subject list. nats-py's ``keys()`` is a watch, which returns a key written
+        while it runs twice and can end before a key already on its way is handed over."""
+        return await kv_keys(self.kv)
 
 
 class MemoryKeyStore:

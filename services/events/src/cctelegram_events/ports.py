@@ -24,8 +24,8 @@ from cctelegram_common.contracts.base import utc_now
 from cctelegram_common.contracts.outbox import OutboxMessage
 from cctelegram_common.nats import (
     KvConflictError,
+    kv_keys,
     kv_put_with_ttl,
-    stream_subjects,
     whole_seconds_ttl,
 )
 
@@ -180,9 +180,7 @@ class NatsKv:
     async def keys(self, pattern: str = ">") -> list[str]:
         """Keys matching a NATS wildcard pattern, deleted ones included (callers load each
         key, and a deleted one loads as None): the stream's subject list, no values read."""
-        prefix = f"$KV.{self.bucket._name}."
-        found = await stream_subjects(self.bucket._js, self.bucket._stream, prefix + pattern)
-        return [subject.removeprefix(prefix) for subject in found]
+        return await kv_keys(self.bucket, pattern)
 
 
 class NatsDueIndex:
