@@ -20,7 +20,7 @@ from cctelegram_common import subjects
 from cctelegram_common.contracts.approvals import ApprovalDue, ApprovalRecord
 from cctelegram_common.contracts.base import utc_now
 from cctelegram_common.logging import get_logger
-from cctelegram_common.nats import KvConflictError, kv_put_with_ttl, stream_subjects
+from cctelegram_common.nats import KvConflictError, kv_keys, kv_put_with_ttl, stream_subjects
 
 log = get_logger(__name__)
 
@@ -84,43 +84,39 @@ async def upgrade_approvals(js: JetStreamContext, history_s: float) -> int:
     bucket = await js.key_value(subjects.KV_APPROVALS)
     now = utc_now()
     touched = 0
-    watcher = await bucket.watch(">", ignore_deletes=True)
-    try:
-        while True:
-            try:
-                entry = await watcher.updates(timeout=5.0)  # type: ignore[no-untyped-call]
-            except nats.errors.TimeoutError:
-                break
-            if entry is None:
-                break
-            if not entry.value or entry.revision is None:
-                continue
-            try:
-                record = ApprovalRecord.model_validate_json(entry.value)
-            except ValueError:
-                continue
-            touched += 1
-            if record.is_open:
-                await schedule_expiry(js, record.approval_id, record.expires_at)
-                continue
-            keep_until = (record.decided_at or record.created_at) + timedelta(seconds=history_s)
-            remaining_s = (keep_until - now).total_seconds()
-            if remaining_s < 1:
-                await js.purge_stream(stream, subject=f"$KV.{subjects.KV_APPROVALS}.{entry.key}")
-                continue
-            try:
-                await kv_put_with_ttl(
-                    js,
-                    subjects.KV_APPROVALS,
-                    entry.key,
-                    entry.value,
-                    remaining_s,
-                    expected_revision=entry.revision,
-                )
-            except (KvConflictError, nats.js.errors.APIError):
-                continue  # changed meanwhile: the running service wrote it with its TTL
-    finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
+    # Every key from the subject list, each read on its own: a watch could end before a
+    # record already on its way was handed over, and that approval would never expire.
+    for key in await kv_keys(bucket):
+        try:
+            entry = await bucket.get(key)
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            continue
+        if not entry.value or entry.revision is None:
+            continue
+        try:
+            record = ApprovalRecord.model_validate_json(entry.value)
+        except ValueError:
+            continue
+        touched += 1
+        if record.is_open:
+            await schedule_expiry(js, record.approval_id, record.expires_at)
+            continue
+        keep_until = (record.decided_at or record.created_at) + timedelta(seconds=history_s)
+        remaining_s = (keep_until - now).total_seconds()
+        if remaining_s < 1:
+            await js.purge_stream(stream, subject=f"$KV.{subjects.KV_APPROVALS}.{key}")
+            continue
+        try:
+            await kv_put_with_ttl(
+                js,
+                subjects.KV_APPROVALS,
+                key,
+                entry.value,
+                remaining_s,
+                expected_revision=entry.revision,
+            )
+        except (KvConflictError, nats.js.errors.APIError):
+            continue  # changed meanwhile: the running service wrote it with its TTL
     info = await js.stream_info(stream)
     info.config.metadata = {**(info.config.metadata or {}), LAYOUT_METADATA_KEY: APPROVALS_LAYOUT}
     await js.update_stream(info.config)
